@@ -1,0 +1,50 @@
+"""``soccerkd config show``: print a config file resolved with overrides, or the error."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from soccerkd.errors import ConfigError
+
+# The top-level key of a config file says which config class reads it.
+CONFIG_KINDS: dict[str, str] = {
+    "train": "soccerkd.train.config:TrainConfig",
+    "stream": "stream.config:StreamConfig",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("config", help="show a YAML config resolved with --set overrides")
+    sub = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = sub.add_parser("show", help="print the resolved, validated config")
+    show.add_argument("path", type=Path, help="YAML config file (e.g. configs/train/synth_cpu.yaml)")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a value (dotted key, YAML value); repeatable")
+    show.set_defaults(handler=_show)
+
+
+def config_class_for(path: Path) -> type:
+    """The config class for a file: chosen by its ``kind:`` key (default: by its folder name)."""
+    import importlib
+
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    kind = kind or path.parent.name
+    if kind not in CONFIG_KINDS:
+        raise ConfigError(f"{str(path)!r}: cannot tell the config kind {kind!r}; "
+                          f"set 'kind:' to one of {', '.join(CONFIG_KINDS)}")
+    module, _, name = CONFIG_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from soccerkd.config import dump_config, load_config
+
+    if not args.path.is_file():
+        raise ConfigError(f"config file {str(args.path)!r} does not exist")
+    cfg = load_config(config_class_for(args.path), args.path, args.overrides)
+    print(dump_config(cfg), end="")
+    return 0
