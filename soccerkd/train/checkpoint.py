@@ -1,0 +1,115 @@
+"""Checkpoint files: save, load (``weights_only``-safe), and rebuild a ready-to-run model.
+
+A checkpoint is a plain dict saved with ``torch.save``. Everything except tensors and optimizer /
+scheduler states is plain Python (dicts, lists, str, numbers), so ``torch.load(weights_only=True)``
+reads it. Fields written by training:
+
+``model_state``, ``optimizer_state``, ``scheduler_state``, ``scaler_state``, ``epoch`` (last
+finished, 1-based), ``config`` (resolved TrainConfig as a dict), ``metrics`` (that epoch's),
+``history`` (every epoch's), ``best_metric``, ``model_name``, ``model_kwargs``, ``input_spec``
+(``InputSpec.to_dict()``), ``class_names``, ``run`` (teacher/student/kd), ``format_version``.
+
+The streaming service and export use :func:`load_model`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from soccerkd.errors import CheckpointError
+from soccerkd.spec import InputSpec
+
+FORMAT_VERSION = 1
+REQUIRED_FOR_MODEL = ("model_name", "model_state", "input_spec")
+
+
+def save_checkpoint(path: str | Path, **fields: Any) -> Path:
+    """Write ``fields`` atomically (temp file + rename) to ``path``; returns the path."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields.setdefault("format_version", FORMAT_VERSION)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(fields, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
+
+    Raises :class:`CheckpointError` naming the path when it is missing, unreadable or not a dict.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/garbage/unsafe files
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read (corrupt or not a "
+                              f"weights_only-safe torch file): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(data).__name__}, expected a dict")
+    return data
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_model(path: str | Path, *, device: str = "cpu") -> tuple[Any, InputSpec, dict[str, Any]]:
+    """Rebuild the trained model from a checkpoint: ``(model in eval mode, input spec, meta)``.
+
+    ``meta`` holds ``model_name``, ``model_kwargs``, ``checkpoint_sha256`` (hex sha256 of the
+    file), ``checkpoint_path``, ``class_names``, ``run``, ``epoch`` and ``metrics``. Weights are
+    matched strictly; a mismatch raises :class:`CheckpointError` listing missing/unexpected keys.
+    """
+    from soccerkd.models import create_model
+
+    ckpt = load_checkpoint(path)
+    missing = [k for k in REQUIRED_FOR_MODEL if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}; "
+                              f"it was not written by soccerkd train")
+    try:
+        spec = InputSpec.from_dict(ckpt["input_spec"])
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} has an invalid input_spec: {exc}") from exc
+    kwargs = dict(ckpt.get("model_kwargs") or {})
+    model = create_model(ckpt["model_name"], num_classes=spec.num_classes, weights=None,
+                         frames=spec.clip.num_frames, **kwargs)
+    result = model.load_state_dict(ckpt["model_state"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not match model {ckpt['model_name']!r}: "
+            f"missing keys {list(result.missing_keys)[:10]}, unexpected keys {list(result.unexpected_keys)[:10]}")
+    try:
+        model.input_spec = spec
+    except AttributeError:
+        pass
+    model.to(device).eval()
+    meta = {
+        "model_name": ckpt["model_name"],
+        "model_kwargs": kwargs,
+        "checkpoint_sha256": file_sha256(path),
+        "checkpoint_path": str(path),
+        "class_names": list(spec.class_names),
+        "run": ckpt.get("run"),
+        "epoch": ckpt.get("epoch"),
+        "metrics": ckpt.get("metrics", {}),
+    }
+    return model, spec, meta

@@ -1,0 +1,156 @@
+"""Frozen, typed configuration of one training run (teacher, student baseline or KD).
+
+Load with ``soccerkd.config.load_config(TrainConfig, path, overrides)``; every check here raises
+:class:`ConfigError` naming the key and the bad value. YAML files in ``configs/train/`` supply values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from soccerkd.errors import ConfigError
+
+RunKind = Literal["teacher", "student", "kd"]
+
+
+def _check(cond: bool, key: str, value: Any, want: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {want}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to build (see ``soccerkd.models.list_models()``) and how."""
+
+    name: str = "tsm_resnet18"
+    # None = random init; a torchvision enum name (e.g. "DEFAULT"), or a local weights file path.
+    weights: str | None = None
+    frames: int = 8
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "model.name", self.name, "must be a model name")
+        _check(self.frames >= 1, "model.frames", self.frames, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips come from and how they are sampled and batched."""
+
+    root: Path = Path("data/synth")
+    layout: Literal["soccerdb1", "video_folder"] = "soccerdb1"
+    # Split manifest (JSON); None = ``<root>/splits.json``, written on first use (seeded, 70/15/15).
+    manifest: Path | None = None
+    split_seed: int = 0
+    frame_stride: int = 2
+    size: int = 64
+    resize: int = 72
+    # Uniform clips per video at evaluation (video accuracy = mean softmax over these K clips).
+    eval_clips: int = 4
+    # Random clips drawn per training video per epoch.
+    train_clips: int = 1
+    batch_size: int = 8
+    eval_batch_size: int = 16
+    num_workers: int = 0
+    # None = the model's own normalisation (ImageNet for 2D trunks, Kinetics for video models).
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("frame_stride", "size", "resize", "eval_clips", "train_clips", "batch_size", "eval_batch_size"):
+            _check(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "must be >= 1")
+        _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
+        _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr", self.lr, "must be > 0")
+        _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """LR schedule, stepped once per epoch after an optional linear warm-up."""
+
+    name: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_epochs: int = 0
+    step_size: int = 30
+    gamma: float = 0.1
+    min_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.warmup_epochs >= 0, "schedule.warmup_epochs", self.warmup_epochs, "must be >= 0")
+        _check(self.step_size >= 1, "schedule.step_size", self.step_size, "must be >= 1")
+        _check(0 < self.gamma <= 1, "schedule.gamma", self.gamma, "must be in (0, 1]")
+        _check(self.min_lr >= 0, "schedule.min_lr", self.min_lr, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    """Distillation settings; used only when ``run: kd``.
+
+    ``teacher_checkpoint`` may contain ``{seed}`` (replaced by the run's seed) so that a sweep
+    pairs each KD seed with the teacher trained with the same seed.
+    """
+
+    teacher_checkpoint: str | None = None
+    alpha: float = 0.95
+    temperature: float = 6.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.alpha <= 1.0, "kd.alpha", self.alpha, "must be in [0, 1]")
+        _check(self.temperature > 0, "kd.temperature", self.temperature, "must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One run. ``run`` picks the recipe: ``teacher``/``student`` = cross-entropy fine-tuning of
+    ``model``; ``kd`` = ``model`` distilled from the frozen ``kd.teacher_checkpoint``."""
+
+    kind: Literal["train"] = "train"
+    run: RunKind = "student"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    epochs: int = 10
+    seed: int = 0
+    # "auto" = cuda when available, else cpu.
+    device: str = "auto"
+    amp: bool = True
+    # CPU threads for torch (None = torch's default).
+    threads: int | None = None
+    out_dir: Path = Path("runs/train")
+    # Cap on optimizer steps per epoch (None = full epoch); for smoke tests.
+    max_steps_per_epoch: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        _check(self.threads is None or self.threads >= 1, "threads", self.threads, "must be >= 1 or null")
+        _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+               "max_steps_per_epoch", self.max_steps_per_epoch, "must be >= 1 or null")
+        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+               "device", self.device, "must be auto, cpu, cuda[:N] or mps")
+        if self.run == "kd" and not self.kd.teacher_checkpoint:
+            raise ConfigError("kd.teacher_checkpoint: run 'kd' needs a teacher checkpoint path, got None")
+        _check(self.schedule.warmup_epochs < self.epochs or self.epochs == 1, "schedule.warmup_epochs",
+               self.schedule.warmup_epochs, f"must be < epochs ({self.epochs})")
+
+    def teacher_path(self) -> Path | None:
+        if self.kd.teacher_checkpoint is None:
+            return None
+        return Path(self.kd.teacher_checkpoint.replace("{seed}", str(self.seed)))

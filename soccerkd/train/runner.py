@@ -1,0 +1,299 @@
+"""Run one training config end to end: build collaborators, loop over epochs, checkpoint, test.
+
+``run_training(cfg)`` is what ``soccerkd train`` calls. Model selection uses the VAL split only
+(best val video accuracy, ties broken by lower val loss); the test split is evaluated once, with
+``best.pt``, after training.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from soccerkd.config import dump_config, from_dict, to_dict
+from soccerkd.errors import CheckpointError, ConfigError
+from soccerkd.spec import ClipSpec, InputSpec
+from soccerkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from soccerkd.train.config import TrainConfig
+from soccerkd.train.loop import DistillTask, SupervisedTask, evaluate, train_one_epoch
+from soccerkd.train.plots import plot_confusion, plot_curves
+
+# ``datasets(cfg, spec) -> {"train": ds, "val": ds, "test": ds}``; items are (clip, label, video_index).
+DatasetProvider = Callable[[TrainConfig, InputSpec], dict[str, Any]]
+ModelFactory = Callable[..., nn.Module]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; returns a seeded generator for DataLoader shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % (2**32)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available")
+    return device
+
+
+def make_loader(dataset: Any, *, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
+                generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+        pin_memory=device.type == "cuda", drop_last=False, generator=generator,
+        worker_init_fn=_worker_init if num_workers else None, persistent_workers=num_workers > 0)
+
+
+def make_optimizer(cfg: TrainConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                               nesterov=o.nesterov and o.momentum > 0)
+    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """LR multiplier for 0-based ``epoch``: linear warm-up, then cosine / step / constant."""
+    s = cfg.schedule
+    if epoch < s.warmup_epochs:
+        return (epoch + 1) / (s.warmup_epochs + 1)
+    floor = s.min_lr / cfg.optim.lr
+    if s.name == "cosine":
+        span = max(1, cfg.epochs - s.warmup_epochs)
+        progress = (epoch - s.warmup_epochs) / span
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if s.name == "step":
+        return max(floor, s.gamma ** ((epoch - s.warmup_epochs) // s.step_size))
+    return 1.0
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(cfg, e))
+
+
+def build_input_spec(cfg: TrainConfig, model: nn.Module, class_names: Sequence[str]) -> InputSpec:
+    """The model's own spec with this run's clip, size and (optional) normalisation applied."""
+    base: InputSpec = getattr(model, "input_spec", None) or InputSpec()
+    return dataclasses.replace(
+        base,
+        clip=ClipSpec(num_frames=cfg.model.frames, frame_stride=cfg.data.frame_stride),
+        size=cfg.data.size, resize=cfg.data.resize,
+        mean=cfg.data.mean or base.mean, std=cfg.data.std or base.std,
+        class_names=tuple(class_names))
+
+
+def default_datasets(cfg: TrainConfig, spec: InputSpec) -> dict[str, Any]:
+    from soccerkd.train.data import build_datasets
+
+    return build_datasets(cfg, spec)
+
+
+def default_class_names(cfg: TrainConfig) -> tuple[str, ...]:
+    from soccerkd.train.data import dataset_class_names
+
+    return dataset_class_names(cfg)
+
+
+class Renormalize(nn.Module):
+    """Maps a clip normalised for one spec to another spec's normalisation (for a KD teacher)."""
+
+    def __init__(self, src: InputSpec, dst: InputSpec) -> None:
+        super().__init__()
+        shape = (1, 3, 1, 1, 1)
+        self.register_buffer("scale", torch.tensor(src.std).view(shape) / torch.tensor(dst.std).view(shape))
+        self.register_buffer("shift", (torch.tensor(src.mean) - torch.tensor(dst.mean)).view(shape)
+                             / torch.tensor(dst.std).view(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+
+
+def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device) -> tuple[nn.Module, Any, dict]:
+    path = cfg.teacher_path()
+    assert path is not None  # TrainConfig guarantees it for run == "kd"
+    teacher, tspec, meta = load_model(path, device=str(device))
+    if tuple(tspec.class_names) != tuple(spec.class_names):
+        raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} predicts {list(tspec.class_names)} "
+                          f"but the data has classes {list(spec.class_names)}")
+    if tspec.clip.num_frames != spec.clip.num_frames or tspec.size != spec.size:
+        raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} expects {tspec.clip.num_frames} frames at "
+                          f"{tspec.size}px, the student gets {spec.clip.num_frames} at {spec.size}px; "
+                          f"set model.frames / data.size to match")
+    renorm = None
+    if tuple(tspec.mean) != tuple(spec.mean) or tuple(tspec.std) != tuple(spec.std):
+        renorm = Renormalize(spec, tspec).to(device)
+    return teacher, renorm, meta
+
+
+def _write_history(out: Path, history: list[dict[str, Any]], title: str) -> None:
+    (out / "metrics.json").write_text(json.dumps(history, indent=2))
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys and not isinstance(row[k], (dict, list))]
+    with open(out / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    plot_curves(history, out / "curves.png", title=title)
+
+
+def _is_better(metrics: dict[str, Any], best: dict[str, float] | None) -> bool:
+    if best is None:
+        return True
+    acc, loss = metrics["val_video_acc"], metrics["val_loss"]
+    return acc > best["val_video_acc"] or (acc == best["val_video_acc"] and loss < best["val_loss"])
+
+
+def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
+                 datasets: DatasetProvider | None = None, class_names: Sequence[str] | None = None,
+                 model_factory: ModelFactory | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train per ``cfg``, writing into ``cfg.out_dir``; returns the summary (also ``summary.json``).
+
+    Files: ``config.yaml`` (resolved config), ``last.pt``/``best.pt``, ``metrics.json``/``.csv``
+    (one row per epoch), ``curves.png``, ``test_metrics.json`` and ``confusion_test.png``.
+    ``datasets``/``class_names``/``model_factory`` replace the defaults (the data layer and the
+    model registry), which is how tests run on in-memory tensors.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out / "config.yaml")
+    device = resolve_device(cfg.device)
+    generator = seed_everything(cfg.seed)
+
+    if model_factory is None:
+        from soccerkd.models import create_model as model_factory
+    names = tuple(class_names) if class_names is not None else default_class_names(cfg)
+    model = model_factory(cfg.model.name, num_classes=len(names), weights=cfg.model.weights,
+                          frames=cfg.model.frames, **cfg.model.kwargs)
+    spec = build_input_spec(cfg, model, names)
+    try:
+        model.input_spec = spec
+    except AttributeError:
+        pass
+    model.to(device)
+    splits = (datasets or default_datasets)(cfg, spec)
+    for split in ("train", "val", "test"):
+        if split not in splits or len(splits[split]) == 0:
+            raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
+    train_loader = make_loader(splits["train"], batch_size=cfg.data.batch_size, shuffle=True,
+                               num_workers=cfg.data.num_workers, device=device, generator=generator)
+    val_loader, test_loader = (make_loader(splits[s], batch_size=cfg.data.eval_batch_size, shuffle=False,
+                                           num_workers=cfg.data.num_workers, device=device) for s in ("val", "test"))
+
+    teacher_meta: dict[str, Any] | None = None
+    if cfg.run == "kd":
+        teacher, renorm, teacher_meta = load_teacher(cfg, spec, device)
+        task: Any = DistillTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature,
+                                teacher_input=renorm)
+    else:
+        task = SupervisedTask(model)
+    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    scheduler = make_scheduler(cfg, optimizer)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, float] | None = None
+    start_epoch = 0
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        for key in ("model_state", "optimizer_state", "scheduler_state", "epoch"):
+            if key not in ckpt:
+                raise CheckpointError(f"checkpoint {str(resume)!r} lacks {key!r}; cannot resume from it")
+        if ckpt.get("model_name") != cfg.model.name:
+            raise CheckpointError(f"checkpoint {str(resume)!r} is for model {ckpt.get('model_name')!r}, "
+                                  f"config says {cfg.model.name!r}")
+        model.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        scheduler.load_state_dict(ckpt["scheduler_state"])
+        if scaler is not None and ckpt.get("scaler_state"):
+            scaler.load_state_dict(ckpt["scaler_state"])
+        start_epoch = int(ckpt["epoch"])
+        history = list(ckpt.get("history", []))
+        best = ckpt.get("best_metric")
+        seed_everything(cfg.seed + start_epoch)  # fresh, reproducible stream for the remaining epochs
+        log(f"resumed from {resume} at epoch {start_epoch}")
+
+    common = {"model_name": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs), "input_spec": spec.to_dict(),
+              "class_names": list(names), "config": to_dict(cfg), "run": cfg.run}
+    if teacher_meta is not None:
+        common["teacher"] = {k: teacher_meta[k] for k in ("model_name", "checkpoint_sha256", "checkpoint_path")}
+    title = f"{cfg.run}: {cfg.model.name} seed {cfg.seed}"
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        tr = train_one_epoch(task, model, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp,
+                             max_steps=cfg.max_steps_per_epoch, progress=cfg.progress,
+                             desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        scheduler.step()
+        va = evaluate(model, val_loader, class_names=names, device=device, amp=use_amp,
+                      frames_per_clip=spec.clip.num_frames, progress=cfg.progress, desc="val")
+        row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in tr.items()},
+               **{f"val_{k}": va[k] for k in ("loss", "clip_acc", "video_acc", "video_acc_upstream",
+                                              "frame_acc", "macro_f1")},
+               "elapsed_s": time.perf_counter() - t0}
+        history.append(row)
+        improved = _is_better(row, best)
+        if improved:
+            best = {"epoch": epoch + 1, "val_video_acc": row["val_video_acc"], "val_loss": row["val_loss"]}
+        state = {"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                 "scheduler_state": scheduler.state_dict(),
+                 "scaler_state": scaler.state_dict() if scaler is not None else None,
+                 "epoch": epoch + 1, "metrics": row, "history": history, "best_metric": best, **common}
+        save_checkpoint(out / "last.pt", **state)
+        if improved:
+            save_checkpoint(out / "best.pt", **state)
+        _write_history(out, history, title)
+        log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} loss {tr['loss']:.4f} train_acc {tr['acc']:.3f} "
+            f"val_clip {va['clip_acc']:.3f} val_video {va['video_acc']:.3f}{' *' if improved else ''} "
+            f"({tr['clips_per_s']:.1f} clips/s)")
+
+    best_ckpt = load_checkpoint(out / "best.pt")
+    model.load_state_dict(best_ckpt["model_state"])
+    test = evaluate(model, test_loader, class_names=names, device=device, amp=use_amp,
+                    frames_per_clip=spec.clip.num_frames, progress=cfg.progress, desc="test")
+    test["best_epoch"] = best_ckpt["epoch"]
+    test["checkpoint"] = str(out / "best.pt")
+    (out / "test_metrics.json").write_text(json.dumps(test, indent=2))
+    plot_confusion(test["confusion_matrix"], names, out / "confusion_test.png",
+                   title=f"test, video level: {cfg.model.name} ({cfg.run})")
+    summary = {"run": cfg.run, "model": cfg.model.name, "seed": cfg.seed, "out_dir": str(out),
+               "best_epoch": best_ckpt["epoch"], "best_val_video_acc": best_ckpt["best_metric"]["val_video_acc"],
+               "test_video_acc": test["video_acc"], "test_clip_acc": test["clip_acc"],
+               "test_frame_acc": test["frame_acc"], "test_video_acc_upstream": test["video_acc_upstream"],
+               "test_macro_f1": test["macro_f1"], "train_seconds": time.perf_counter() - t0}
+    if cfg.run == "kd":
+        summary.update(alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    log(f"test (best epoch {summary['best_epoch']}): video {test['video_acc']:.3f} clip {test['clip_acc']:.3f} "
+        f"frame {test['frame_acc']:.3f} -> {out}")
+    return summary
+
+
+def config_from_checkpoint(ckpt: dict[str, Any]) -> TrainConfig:
+    return from_dict(TrainConfig, ckpt["config"])
