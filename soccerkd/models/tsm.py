@@ -1,0 +1,182 @@
+"""TSM ResNets: torchvision 2D ResNet trunks applied to T frames with a temporal shift per block.
+
+Temporal modelling: **TSM** (Lin, Gan, Han, "TSM: Temporal Shift Module", ICCV 2019), residual
+variant. Before ``conv1`` of every residual block, 1/8 of the block input's channels are shifted one
+frame back in time (frame t sees t+1), another 1/8 one frame forward (t sees t-1), zero-padded at
+the clip ends; the identity path keeps the unshifted input. We chose TSM over TAM (the upstream
+teacher's temporal aggregation) because:
+
+- it adds **zero parameters**, so the ImageNet ResNet checkpoints load with strict key matching and
+  teacher/student differ only in their trunks (a clean comparison for distillation);
+- it costs only memory moves, which matters for the CPU-sized experiments and for serving;
+- it is a ``cat`` of slices, which exports to TorchScript and ONNX with exact numerical parity.
+
+After the trunk, global average pooling, dropout and one ``Linear`` give per-frame logits; the clip
+logits are their mean over frames (TSN-style consensus).
+
+``frames=1`` reproduces the upstream SoccerKDNet per-frame protocol: the shift is a no-op (there is
+no neighbour to mix with, and zero-padding would wrongly blank 1/4 of the channels), the network is
+exactly a 2D ResNet, and a ``B×C×T×H×W`` input with any T is classified frame by frame and the
+frame logits averaged. With ``frames > 1`` the input must have exactly T = ``frames`` frames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import ResNet, ResNet18_Weights, ResNet50_Weights, ResNet101_Weights
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from soccerkd.errors import ConfigError
+from soccerkd.models.registry import register_model, resolve_input_spec
+from soccerkd.models.weights import load_weights
+from soccerkd.spec import IMAGENET_MEAN, IMAGENET_STD, ClipSpec, InputSpec
+
+DEFAULT_FRAMES = 8
+# 8 frames every 3rd source frame span 22 frames: nearly a whole 25-frame SoccerDB1 clip at 25 fps.
+DEFAULT_STRIDE = 3
+
+
+class TemporalShift(nn.Module):
+    """Shift ``1/fold_div`` of the channels one frame each way along time (zero-padded).
+
+    Input and output are ``(N·T)×C×H×W`` with frames of one clip contiguous. With ``num_frames``
+    of 1 it is the identity.
+    """
+
+    def __init__(self, num_frames: int, fold_div: int = 8) -> None:
+        super().__init__()
+        self.num_frames = num_frames
+        self.fold_div = fold_div
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.num_frames == 1:
+            return x
+        nt, c, h, w = x.shape
+        x = x.view(nt // self.num_frames, self.num_frames, c, h, w)
+        fold = c // self.fold_div
+        back = x[:, :, :fold]            # frame t takes frame t+1's channels
+        fwd = x[:, :, fold:2 * fold]     # frame t takes frame t-1's channels
+        back = torch.cat([back[:, 1:], torch.zeros_like(back[:, :1])], dim=1)
+        fwd = torch.cat([torch.zeros_like(fwd[:, :1]), fwd[:, :-1]], dim=1)
+        out = torch.cat([back, fwd, x[:, :, 2 * fold:]], dim=2)
+        return out.view(nt, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"num_frames={self.num_frames}, fold_div={self.fold_div}"
+
+
+class ShiftBasicBlock(BasicBlock):
+    """torchvision ``BasicBlock`` with a residual temporal shift before ``conv1`` (same state-dict keys)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shift = TemporalShift(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(self.shift(x))))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ShiftBottleneck(Bottleneck):
+    """torchvision ``Bottleneck`` with a residual temporal shift before ``conv1`` (same state-dict keys)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shift = TemporalShift(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(self.shift(x))))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class TSMResNet(ResNet):
+    """A 2D ResNet over T frames with temporal shift; ``B×C×T×H×W`` -> ``B×num_classes``.
+
+    State-dict keys equal torchvision's ResNet (``conv1.weight`` ... ``fc.bias``), so ImageNet
+    checkpoints load strictly.
+    """
+
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], *, num_classes: int,
+                 num_frames: int, input_spec: InputSpec, dropout: float = 0.5) -> None:
+        super().__init__(block, layers, num_classes=num_classes)
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.num_frames = num_frames
+        self.dropout = nn.Dropout(dropout)
+        self.input_spec = input_spec
+        for module in self.modules():
+            if isinstance(module, TemporalShift):
+                module.num_frames = num_frames
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-frame logits ``B×T×num_classes`` (before the mean over frames)."""
+        if x.dim() != 5:
+            raise ValueError(f"expected a B×C×T×H×W clip batch, got shape {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        if self.num_frames != 1 and t != self.num_frames:
+            raise ValueError(f"this model was built for {self.num_frames} frames, got a clip of {t}")
+        x = x.transpose(1, 2).reshape(b * t, c, h, w)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = torch.flatten(self.avgpool(x), 1)
+        return self.fc(self.dropout(x)).view(b, t, -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.frame_logits(x).mean(dim=1)
+
+
+def default_tsm_spec(frames: int | None) -> InputSpec:
+    """ImageNet preprocessing at 224 px; 8 frames every 3rd source frame (1 frame for frames=1)."""
+    frames = DEFAULT_FRAMES if frames is None else frames
+    return InputSpec(clip=ClipSpec(num_frames=frames, frame_stride=DEFAULT_STRIDE if frames > 1 else 1),
+                     size=224, resize=256, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def _build(name: str, block: type[BasicBlock] | type[Bottleneck], layers: list[int], enum_cls: Any, *,
+           num_classes: int, weights: Any, frames: int | None, input_spec: InputSpec | None, dropout: float,
+           hub_dir: str | None, progress: bool) -> TSMResNet:
+    spec = resolve_input_spec(model=name, num_classes=num_classes, frames=frames, input_spec=input_spec,
+                              default=default_tsm_spec)
+    model = TSMResNet(block, layers, num_classes=num_classes, num_frames=spec.clip.num_frames,
+                      input_spec=spec, dropout=dropout)
+    model.model_name = name
+    load_weights(model, weights, enum_cls=enum_cls, model_name=name, hub_dir=hub_dir, progress=progress)
+    return model
+
+
+@register_model(family="tsm", description="TSM ResNet-18 (11.2 M params): the paper's student as a clip model")
+def tsm_resnet18(*, num_classes: int, weights: Any = None, frames: int | None = None,
+                 input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
+                 progress: bool = True) -> TSMResNet:
+    """TSM over a ResNet-18 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"DEFAULT"`` or a file."""
+    return _build("tsm_resnet18", ShiftBasicBlock, [2, 2, 2, 2], ResNet18_Weights, num_classes=num_classes,
+                  weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
+                  progress=progress)
+
+
+@register_model(family="tsm", description="TSM ResNet-50 (23.5 M params)")
+def tsm_resnet50(*, num_classes: int, weights: Any = None, frames: int | None = None,
+                 input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
+                 progress: bool = True) -> TSMResNet:
+    """TSM over a ResNet-50 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"IMAGENET1K_V2"``/``"DEFAULT"``."""
+    return _build("tsm_resnet50", ShiftBottleneck, [3, 4, 6, 3], ResNet50_Weights, num_classes=num_classes,
+                  weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
+                  progress=progress)
+
+
+@register_model(family="tsm", description="TSM ResNet-101 (42.5 M params): the paper's teacher as a clip model")
+def tsm_resnet101(*, num_classes: int, weights: Any = None, frames: int | None = None,
+                  input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
+                  progress: bool = True) -> TSMResNet:
+    """TSM over a ResNet-101 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"IMAGENET1K_V2"``/``"DEFAULT"``."""
+    return _build("tsm_resnet101", ShiftBottleneck, [3, 4, 23, 3], ResNet101_Weights, num_classes=num_classes,
+                  weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
+                  progress=progress)
