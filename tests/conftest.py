@@ -1,0 +1,76 @@
+"""Test tiers: ``tests/unit`` (no Kafka, no GPU), ``tests/integration`` (a real local Kafka
+broker started once per session), and the ``gpu`` marker (skipped without CUDA).
+
+Set ``SOCCERKD_KAFKA_BOOTSTRAP=host:port`` to run the integration tier against a broker you
+already run (e.g. ``soccerkd broker start``); otherwise the session starts its own. Under CI
+(``CI=true``) a broker that cannot start fails the tests that need it; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    integration_dir = Path(__file__).parent / "integration"
+    cuda = _cuda_available()
+    for item in items:
+        if integration_dir in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("gpu") and not cuda:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA (gpu marker) and none is available"))
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+class ExternalBroker:
+    """A broker somebody else runs; same surface as :class:`stream.broker.LocalBroker` for tests."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.startup_seconds = 0.0
+
+    def create_topic(self, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> None:
+        from stream.broker import create_topic
+
+        create_topic(self.bootstrap, name, partitions=partitions, config=config)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """A real Apache Kafka broker for the whole session (``.bootstrap``, ``.create_topic``)."""
+    external = os.environ.get("SOCCERKD_KAFKA_BOOTSTRAP")
+    if external:
+        yield ExternalBroker(external)
+        return
+    from stream.broker import LocalBroker
+    from stream.errors import BrokerError
+
+    broker = LocalBroker()
+    try:
+        broker.start()
+    except BrokerError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"could not start the local Kafka broker under CI: {exc}", pytrace=False)
+        pytest.skip(f"could not start the local Kafka broker: {exc}")
+    print(f"\n[kafka] broker {broker.version} at {broker.bootstrap} started in {broker.startup_seconds:.1f} s")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name unique to this test (topics are never shared between tests)."""
+    return f"{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:8]}"

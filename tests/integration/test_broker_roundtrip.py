@@ -1,0 +1,76 @@
+"""The local broker is real Kafka: large messages, consumer groups and committed offsets work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+FOUR_MB = 4 * 1024 * 1024
+
+
+def _consumer(broker, topic: str, group: str) -> KafkaConsumer:
+    return KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                         enable_auto_commit=False, auto_offset_reset="earliest",
+                         max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+                         consumer_timeout_ms=8000)
+
+
+def test_four_megabyte_message_is_consumed_once_with_manual_commit(kafka_broker, topic_name):
+    kafka_broker.create_topic(topic_name, partitions=1, config={"max.message.bytes": str(8 * 1024 * 1024)})
+    payload = os.urandom(FOUR_MB)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, max_request_size=8 * 1024 * 1024,
+                             compression_type=None)
+    meta = producer.send(topic_name, key=b"cam-1", value=payload).get(timeout=30)
+    producer.close()
+    assert meta.offset == 0
+
+    first = _consumer(kafka_broker, topic_name, "roundtrip")
+    records = []
+    for record in first:
+        records.append(record)
+        first.commit()  # manual, synchronous commit after "processing"
+        break
+    first.close()
+    assert len(records) == 1
+    assert records[0].value == payload and records[0].key == b"cam-1"
+
+    restarted = _consumer(kafka_broker, topic_name, "roundtrip")
+    again = list(restarted)  # iterates until consumer_timeout_ms passes with nothing new
+    committed = restarted.committed(TopicPartition(topic_name, 0))
+    restarted.close()
+    assert again == []
+    assert committed == 1
+
+
+def test_broker_cli_start_status_stop(tmp_path, topic_name):
+    """``soccerkd broker start`` leaves a usable broker; ``stop`` ends exactly that JVM."""
+    from stream.broker import create_topic, pid_alive
+
+    cli = [sys.executable, "-m", "stream.cli", "broker"]
+    state = ["--state-dir", str(tmp_path / "broker")]
+    started = subprocess.run(cli + ["start", *state], capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stderr
+    bootstrap = started.stdout.strip().splitlines()[-1]
+    assert bootstrap.startswith("127.0.0.1:")
+    pid = int(started.stdout.split("pid ")[1].split(")")[0])
+    try:
+        status = subprocess.run(cli + ["status", *state], capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and "admin reachable" in status.stdout
+        create_topic(bootstrap, topic_name)
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send(topic_name, b"ping").get(timeout=30)
+        producer.close()
+        consumer = KafkaConsumer(topic_name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=8000)
+        assert [r.value for r in consumer] == [b"ping"]
+        consumer.close()
+    finally:
+        stopped = subprocess.run(cli + ["stop", *state], capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not pid_alive(pid)
+    assert not (tmp_path / "broker" / "data").exists()
+    after = subprocess.run(cli + ["status", *state], capture_output=True, text=True, timeout=60)
+    assert after.returncode == 1 and "not running" in after.stdout
