@@ -1,8 +1,8 @@
 """The one training loop and the evaluation pass. Both take their collaborators as arguments.
 
-A *task* turns a batch into ``(logits, {"total", "task", ["distill"]})``; the loop only
-back-propagates ``total``. :class:`SupervisedTask` is cross-entropy (teacher fine-tuning and the
-student baseline); :class:`DistillTask` adds a frozen teacher and the KD loss.
+A *task* (:class:`soccerkd.kd.DistillationTask`) turns a batch into named loss terms plus the
+student logits; the loop back-propagates ``total`` only. Without a teacher the task is plain
+cross-entropy (teacher fine-tuning, student baseline); with one it is the KD loss.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -22,48 +22,14 @@ from soccerkd.train.metrics import softmax, summarize
 
 
 class Task(Protocol):
-    def __call__(self, clips: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]: ...
+    """What the loop trains: ``task(clips, targets) -> {"total", "task", "distill", "logits"}``.
 
-
-class SupervisedTask:
-    """Plain cross-entropy on the model's logits: ``total = task = CE``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __call__(self, clips: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        logits = self.model(clips)
-        ce = F.cross_entropy(logits.float(), targets)
-        return logits, {"total": ce, "task": ce}
-
-
-class DistillTask:
-    """Student trained against a frozen teacher: ``total = α·T²·KL + (1−α)·CE`` (see ``kd_loss``).
-
-    The teacher is put in eval mode with gradients off and runs under ``no_grad``, so it is never
-    updated and its BatchNorm statistics never move. ``teacher_input`` maps the student's clip to
-    the teacher's input (e.g. a re-normalisation) when their input specs differ.
+    :class:`soccerkd.kd.DistillationTask` is the implementation (student + optional frozen teacher).
     """
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, *, alpha: float, temperature: float,
-                 loss_fn: Callable[..., dict[str, Tensor]] | None = None,
-                 teacher_input: Callable[[Tensor], Tensor] | None = None) -> None:
-        if loss_fn is None:
-            from soccerkd.kd import kd_loss as loss_fn
-        self.model = student
-        self.teacher = teacher.eval().requires_grad_(False)
-        self.alpha, self.temperature = alpha, temperature
-        self.loss_fn = loss_fn
-        self.teacher_input = teacher_input or (lambda x: x)
+    def __call__(self, clips: Tensor, targets: Tensor) -> dict[str, Tensor]: ...
 
-    def __call__(self, clips: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        self.teacher.eval()
-        with torch.no_grad():
-            teacher_logits = self.teacher(self.teacher_input(clips))
-        logits = self.model(clips)
-        terms = self.loss_fn(logits.float(), teacher_logits.float(), targets,
-                             alpha=self.alpha, temperature=self.temperature)
-        return logits, dict(terms)
+    def train(self, mode: bool = True) -> Any: ...
 
 
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -80,18 +46,18 @@ def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None = 
     return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
-def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
+def train_one_epoch(task: Task, loader: Iterable, optimizer: torch.optim.Optimizer, *,
                     device: torch.device | str = "cpu", scaler: Any = None, amp: bool = False,
                     max_steps: int | None = None, progress: bool = True, desc: str = "train") -> dict[str, float]:
     """One pass over ``loader`` (items ``(clip, label, video_index)``); returns mean loss terms.
 
-    ``model`` is the trainable network inside ``task`` (set to train mode here). With ``scaler``
+    ``task`` is set to train mode (its teacher, if any, stays frozen in eval mode). With ``scaler``
     (a ``torch.amp.GradScaler``) and ``amp`` on CUDA, forward runs in fp16 autocast.
     Returns ``loss`` (mean total), ``task``, ``distill`` (when present), ``acc``, ``steps``,
     ``clips`` and ``clips_per_s``.
     """
     device = torch.device(device)
-    model.train()
+    task.train()
     sums: dict[str, float] = {}
     correct = seen = steps = 0
     start = time.perf_counter()
@@ -106,7 +72,8 @@ def train_one_epoch(task: Task, model: nn.Module, loader: Iterable, optimizer: t
         targets = targets.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, amp):
-            logits, terms = task(clips, targets)
+            terms = dict(task(clips, targets))
+        logits = terms.pop("logits")
         loss = terms["total"]
         if not torch.isfinite(loss):
             raise SoccerKDError(f"training diverged: loss is {loss.item()} at step {steps} ({desc}); "

@@ -26,7 +26,8 @@ from soccerkd.errors import CheckpointError, ConfigError
 from soccerkd.spec import ClipSpec, InputSpec
 from soccerkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from soccerkd.train.config import TrainConfig
-from soccerkd.train.loop import DistillTask, SupervisedTask, evaluate, train_one_epoch
+from soccerkd.kd import DistillationTask
+from soccerkd.train.loop import evaluate, train_one_epoch
 from soccerkd.train.plots import plot_confusion, plot_curves
 
 # ``datasets(cfg, spec) -> {"train": ds, "val": ds, "test": ds}``; items are (clip, label, video_index).
@@ -48,6 +49,24 @@ def _worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % (2**32)
     np.random.seed(seed)
     random.seed(seed)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every RNG the run draws from, in weights_only-safe types (for exact resume)."""
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "loader": generator.get_state(), "python": random.getstate(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["loader"])
+    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -208,10 +227,11 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     teacher_meta: dict[str, Any] | None = None
     if cfg.run == "kd":
         teacher, renorm, teacher_meta = load_teacher(cfg, spec, device)
-        task: Any = DistillTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature,
-                                teacher_input=renorm)
+        if renorm is not None:
+            teacher = nn.Sequential(renorm, teacher)
+        task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
     else:
-        task = SupervisedTask(model)
+        task = DistillationTask(model)
     optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scheduler = make_scheduler(cfg, optimizer)
     use_amp = cfg.amp and device.type == "cuda"
@@ -236,7 +256,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         start_epoch = int(ckpt["epoch"])
         history = list(ckpt.get("history", []))
         best = ckpt.get("best_metric")
-        seed_everything(cfg.seed + start_epoch)  # fresh, reproducible stream for the remaining epochs
+        if ckpt.get("rng_state"):
+            set_rng_state(ckpt["rng_state"], generator)
         log(f"resumed from {resume} at epoch {start_epoch}")
 
     common = {"model_name": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs), "input_spec": spec.to_dict(),
@@ -247,7 +268,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(task, model, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp,
+        tr = train_one_epoch(task, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp,
                              max_steps=cfg.max_steps_per_epoch, progress=cfg.progress,
                              desc=f"epoch {epoch + 1}/{cfg.epochs}")
         scheduler.step()
@@ -264,7 +285,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         state = {"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
                  "scheduler_state": scheduler.state_dict(),
                  "scaler_state": scaler.state_dict() if scaler is not None else None,
-                 "epoch": epoch + 1, "metrics": row, "history": history, "best_metric": best, **common}
+                 "rng_state": rng_state(generator), "epoch": epoch + 1, "metrics": row, "history": history, "best_metric": best, **common}
         save_checkpoint(out / "last.pt", **state)
         if improved:
             save_checkpoint(out / "best.pt", **state)
