@@ -41,7 +41,7 @@ class DataConfig:
 
     root: Path = Path("data/synth")
     layout: Literal["soccerdb1", "video_folder"] = "soccerdb1"
-    # Split manifest (JSON); None = ``<root>/splits.json``, written on first use (seeded, 70/15/15).
+    # Split manifest (JSON); None = ``<root>/manifest.json``, written on first use (seeded, 70/15/15).
     manifest: Path | None = None
     split_seed: int = 0
     frame_stride: int = 2
@@ -58,6 +58,8 @@ class DataConfig:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     augment: bool = True
+    # Decoded-video cache: None, "memory" (decode each video once per process) or a directory.
+    cache: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("frame_stride", "size", "resize", "eval_clips", "train_clips", "batch_size", "eval_batch_size"):

@@ -1,0 +1,75 @@
+"""End to end on tiny mp4 files the test writes: data adapter, train CLI, evaluate CLI, sweep."""
+
+import json
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from stream.cli import main  # noqa: E402
+
+
+def _write_videos(root, classes=("dribble", "kick", "run", "walk"), per_class=3, frames=10, size=24):
+    rng = np.random.default_rng(0)
+    for ci, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for v in range(per_class):
+            writer = cv2.VideoWriter(str(root / name / f"v{v}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                                     (size, size))
+            for t in range(frames):
+                frame = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                frame[:, :, ci % 3] += 120  # the class shows as a colour cast
+                writer.write(frame)
+            writer.release()
+
+
+def test_train_then_evaluate_on_real_video_files(tmp_path, capsys):
+    data, run = tmp_path / "data", tmp_path / "run"
+    _write_videos(data)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"""
+kind: train
+run: student
+model: {{name: tsm_resnet18, frames: 2}}
+data: {{root: {data}, size: 16, resize: 18, frame_stride: 2, eval_clips: 2, batch_size: 4, cache: memory}}
+optim: {{name: adamw, lr: 0.001, weight_decay: 0.0}}
+epochs: 1
+threads: 1
+progress: false
+""")
+    assert main(["train", "--config", str(cfg), "--out", str(run), "--set", "seed=3"]) == 0
+    assert (data / "manifest.json").is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["seed"] == 3 and 0 <= summary["test_video_acc"] <= 1
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "video_acc" in out and "dribble" in out
+    metrics = json.loads((run / "eval_test" / "metrics_test.json").read_text())
+    assert metrics["num_videos"] == 4 and metrics["num_clips"] == 8
+    assert metrics["video_acc"] == pytest.approx(summary["test_video_acc"])
+    assert (run / "eval_test" / "confusion_test.png").is_file()
+
+
+def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
+    from soccerkd.train.sweep import run_sweep
+
+    cfg = tmp_path / "kd.yaml"
+    cfg.write_text("run: kd\nkd: {teacher_checkpoint: '{sweep}/t/seed{seed}/best.pt'}\n")
+    seen = []
+
+    def fake_train(c):
+        seen.append((c.seed, c.kd.alpha, c.kd.temperature, str(c.teacher_path())))
+        return {"seed": c.seed, "test_video_acc": 0.5 + 0.1 * c.seed, "test_clip_acc": 0.5,
+                "test_frame_acc": 0.5, "best_val_video_acc": 0.6}
+
+    report = run_sweep([cfg], seeds=[0, 1], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
+                       train=fake_train, log=lambda *_: None)
+    assert len(seen) == 4 and seen[1][3] == str(tmp_path / "sw" / "t" / "seed1" / "best.pt")
+    row = report["rows"][0]
+    assert row["cell"] == "kd/a0.5_T4" and row["n"] == 2
+    assert row["test_video_acc"]["mean"] == pytest.approx(0.55)
+    assert row["test_video_acc"]["std"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    table = (tmp_path / "sw" / "sweep.md").read_text()
+    assert "55.0 ± 7.1" in table and "kd/a0.9_T4" in table
