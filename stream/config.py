@@ -1,0 +1,83 @@
+"""Typed, frozen configuration of ``soccerkd serve`` (read with :func:`soccerkd.config.load_config`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from soccerkd.errors import ConfigError
+
+from stream.pipeline import PipelineConfig
+from stream.smoothing import SmoothingConfig
+from stream.windowing import WindowConfig
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:9092"
+    frames_topic: str = "frames"
+    events_topic: str = "events"
+    predictions_topic: Optional[str] = None
+    dlq_topic: str = "frames-dlq"
+    group_id: str = "soccerkd-serve"
+    group_instance_id: Optional[str] = None
+    max_poll_records: int = 16
+    max_partition_fetch_bytes: int = 16 * 1024 * 1024
+    max_request_size: int = 8 * 1024 * 1024
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    commit_interval_ms: int = 1_000
+    linger_ms: int = 5
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap or ":" not in self.bootstrap:
+            raise ConfigError(f"kafka.bootstrap must look like host:port, got {self.bootstrap!r}")
+        for name in ("max_poll_records", "max_partition_fetch_bytes", "max_request_size", "commit_interval_ms"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"kafka.{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    checkpoint: Path = Path("runs/student/best.pt")
+    device: str = "auto"
+    amp: Literal["auto", "fp16", "bf16", "none"] = "auto"
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    max_batch: int = 16
+    max_wait_ms: float = 50.0
+    max_pending_windows: int = 128
+    resume_pending_windows: int = 32
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ConfigError(f"batching.max_batch must be >= 1, got {self.max_batch!r}")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"batching.max_wait_ms must be >= 0, got {self.max_wait_ms!r}")
+        if not 0 <= self.resume_pending_windows < self.max_pending_windows:
+            raise ConfigError(f"need 0 <= batching.resume_pending_windows < max_pending_windows, got "
+                              f"{self.resume_pending_windows!r} and {self.max_pending_windows!r}")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Everything ``soccerkd serve`` needs. ``kind: stream`` marks the file for ``soccerkd config show``."""
+
+    kind: Literal["stream"] = "stream"
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    windows: WindowConfig = field(default_factory=WindowConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    metrics_port: Optional[int] = None
+    log_every_s: float = 10.0
+
+    def pipeline_config(self) -> PipelineConfig:
+        return PipelineConfig(window=self.windows, smoothing=self.smoothing, max_batch=self.batching.max_batch,
+                              max_wait_ms=self.batching.max_wait_ms,
+                              raw_predictions=self.kafka.predictions_topic is not None)

@@ -1,0 +1,120 @@
+"""Thin kafka-python adapters: consumer/producer factories, rebalance listener, DLQ records, commits.
+
+Settings for multi-MB frame messages (see ``/work/shared/notes/kafka.md``): the producer's
+``max_request_size`` is raised to 8 MiB and frames are not compressed (already JPEG); the consumer
+fetches up to 16 MiB per partition and at most ``max_poll_records`` (16) messages per poll so a
+poll never holds hundreds of MB. Consumers use manual commits and the cooperative-sticky
+assignor; ``group_instance_id`` turns on static membership (a restarted instance takes its
+partitions back without a rebalance).
+
+**Rebalance rule.** Revoked partitions: waiting windows of their cameras are run, the events
+published and acknowledged, offsets committed (with resume metadata), then every window and
+smoother state of those cameras is *dropped* - open windows are not flushed, because the new
+owner rebuilds them from the committed offset and resume points, which yields the same windows
+and event ids. Lost partitions (session expired): state is dropped without committing.
+Assigned partitions: the committed metadata is read and replay starts at each camera's resume
+point.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from stream.config import KafkaConfig
+from stream.pipeline import SourceRef, TopicPartition
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer, KafkaProducer
+
+DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "error")
+
+
+def make_consumer(cfg: KafkaConfig, *, client_id: str = "soccerkd-serve") -> "KafkaConsumer":
+    from kafka import KafkaConsumer
+    from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+
+    kwargs: dict[str, Any] = dict(
+        bootstrap_servers=cfg.bootstrap.split(","), group_id=cfg.group_id, client_id=client_id,
+        enable_auto_commit=False, auto_offset_reset=cfg.auto_offset_reset,
+        partition_assignment_strategy=(CooperativeStickyAssignor,),
+        max_poll_records=cfg.max_poll_records, max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
+        fetch_max_bytes=max(cfg.max_partition_fetch_bytes, 50 * 1024 * 1024),
+        session_timeout_ms=cfg.session_timeout_ms, heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+        max_poll_interval_ms=cfg.max_poll_interval_ms)
+    if cfg.group_instance_id:
+        kwargs["group_instance_id"] = cfg.group_instance_id
+    return KafkaConsumer(**kwargs)
+
+
+def make_producer(cfg: KafkaConfig, *, client_id: str = "soccerkd") -> "KafkaProducer":
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=cfg.bootstrap.split(","), client_id=client_id, acks="all",
+                         max_request_size=cfg.max_request_size, linger_ms=cfg.linger_ms,
+                         batch_size=256 * 1024, compression_type=None)
+
+
+def make_listener(*, revoked: Callable[[list[TopicPartition]], None],
+                  assigned: Callable[[list[TopicPartition]], None],
+                  lost: Callable[[list[TopicPartition]], None]) -> Any:
+    """A ``ConsumerRebalanceListener`` calling the three callbacks with ``(topic, partition)`` lists."""
+    from kafka import ConsumerRebalanceListener
+
+    def tps(parts: Iterable[Any]) -> list[TopicPartition]:
+        return sorted((p.topic, p.partition) for p in parts)
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked_parts: Any) -> None:
+            revoked(tps(revoked_parts))
+
+        def on_partitions_assigned(self, assigned_parts: Any) -> None:
+            assigned(tps(assigned_parts))
+
+        def on_partitions_lost(self, lost_parts: Any) -> None:
+            lost(tps(lost_parts))
+
+    return Listener()
+
+
+def dlq_headers(ref: SourceRef, reason: str, error: str) -> list[tuple[str, bytes]]:
+    """Headers of a dead-lettered message: where it came from and why it was rejected."""
+    return [("source_topic", ref.topic.encode()), ("source_partition", str(ref.partition).encode()),
+            ("source_offset", str(ref.offset).encode()), ("reason", reason.encode()),
+            ("error", error[:1000].encode("utf-8", "replace"))]
+
+
+def commit(consumer: "KafkaConsumer", points: dict[TopicPartition, tuple[int, str]]) -> None:
+    """Synchronously commit ``{(topic, partition): (offset, metadata)}``."""
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+
+    if points:
+        consumer.commit({KTP(t, p): OffsetAndMetadata(o, m, -1) for (t, p), (o, m) in points.items()})
+
+
+def committed_metadata(consumer: "KafkaConsumer", tp: TopicPartition) -> str | None:
+    from kafka.structs import TopicPartition as KTP
+
+    om = consumer.committed(KTP(*tp), metadata=True)
+    return getattr(om, "metadata", None) if om is not None else None
+
+
+def set_paused(consumer: "KafkaConsumer", paused: bool) -> None:
+    parts = list(consumer.assignment())
+    if parts:
+        (consumer.pause if paused else consumer.resume)(*parts)
+
+
+def lag(consumer: "KafkaConsumer") -> dict[TopicPartition, int]:
+    """High watermark minus position, per assigned partition (from the last fetch; no request)."""
+    out: dict[TopicPartition, int] = {}
+    for part in consumer.assignment():
+        hw = consumer.highwater(part)
+        if hw is None:
+            continue
+        try:
+            pos = consumer.position(part, timeout_ms=0)
+        except Exception:  # position unknown yet (no fetch): skip this round
+            continue
+        if pos is not None:
+            out[(part.topic, part.partition)] = max(0, hw - pos)
+    return out

@@ -1,0 +1,293 @@
+"""Wire formats of the service: the frame-batch envelope (frames topic) and action events (JSON).
+
+Frame-batch envelope, version 1 (all integers big-endian; no pickle, nothing executable)::
+
+    offset  size  field
+    0       4     magic b"SKFB"
+    4       1     schema version (1)
+    5       1     encoding (1 = JPEG)
+    6       2     camera id length L (1..255), then L bytes UTF-8 camera id
+    .       8     sequence number of the first frame (u64)
+    .       4     width (u32, > 0)
+    .       4     height (u32, > 0)
+    .       8     source fps (f64, finite, > 0)
+    .       4     frame count K (1..MAX_FRAMES)
+    .       8*K   capture timestamp of every frame, ns since the epoch (i64)
+    .       4*K   byte length of every frame (u32, > 0)
+    .       sum   the K encoded frames, back to back; nothing may follow
+
+Decoding validates every field and raises one :class:`EnvelopeError` subclass per kind of fault,
+so the service can put the message in the dead-letter topic with a precise reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from stream.errors import StreamError
+
+MAGIC = b"SKFB"
+SCHEMA_VERSION = 1
+MAX_FRAMES = 4096
+MAX_CAMERA_ID_BYTES = 255
+ENCODINGS = {1: "jpeg"}
+_ENCODING_CODES = {name: code for code, name in ENCODINGS.items()}
+
+_PREFIX = struct.Struct(">4sBBH")          # magic, version, encoding, camera id length
+_FIXED = struct.Struct(">QIIdI")           # first seq, width, height, fps, count
+
+
+class EnvelopeError(StreamError):
+    """A frames-topic message is not a valid frame batch. ``reason`` is a short metric label."""
+
+    reason = "invalid_envelope"
+
+
+class TruncatedEnvelopeError(EnvelopeError):
+    reason = "truncated"
+
+
+class BadMagicError(EnvelopeError):
+    reason = "bad_magic"
+
+
+class UnsupportedVersionError(EnvelopeError):
+    reason = "unsupported_version"
+
+
+class UnknownEncodingError(EnvelopeError):
+    reason = "unknown_encoding"
+
+
+class BadCameraIdError(EnvelopeError):
+    reason = "bad_camera_id"
+
+
+class BadDimensionsError(EnvelopeError):
+    reason = "bad_dimensions"
+
+
+class BadFpsError(EnvelopeError):
+    reason = "bad_fps"
+
+
+class FrameCountError(EnvelopeError):
+    reason = "bad_frame_count"
+
+
+class FrameLengthError(EnvelopeError):
+    """Frame lengths are zero or do not add up to the payload (includes trailing bytes)."""
+
+    reason = "bad_frame_length"
+
+
+class CorruptFrameError(EnvelopeError):
+    """A frame's bytes do not decode as an image of the declared encoding."""
+
+    reason = "corrupt_frame"
+
+
+class FrameSizeMismatchError(EnvelopeError):
+    """A decoded frame's size differs from the width/height in the header."""
+
+    reason = "size_mismatch"
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """K consecutive encoded frames of one camera; frame i has sequence number ``first_seq + i``."""
+
+    camera_id: str
+    first_seq: int
+    capture_ts_ns: tuple[int, ...]
+    width: int
+    height: int
+    source_fps: float
+    frames: tuple[bytes, ...]
+    encoding: str = "jpeg"
+
+    def __post_init__(self) -> None:
+        raw = self.camera_id.encode("utf-8") if isinstance(self.camera_id, str) else b""
+        if not 1 <= len(raw) <= MAX_CAMERA_ID_BYTES:
+            raise BadCameraIdError(f"camera_id must be 1..{MAX_CAMERA_ID_BYTES} UTF-8 bytes, got {self.camera_id!r}")
+        if not 0 <= self.first_seq < 2 ** 64:
+            raise EnvelopeError(f"first_seq must be in [0, 2**64), got {self.first_seq!r}")
+        if not 1 <= len(self.frames) <= MAX_FRAMES:
+            raise FrameCountError(f"a batch holds 1..{MAX_FRAMES} frames, got {len(self.frames)}")
+        if len(self.capture_ts_ns) != len(self.frames):
+            raise FrameCountError(f"{len(self.capture_ts_ns)} timestamps for {len(self.frames)} frames")
+        if not (0 < self.width < 2 ** 32 and 0 < self.height < 2 ** 32):
+            raise BadDimensionsError(f"width and height must be > 0, got {self.width}x{self.height}")
+        if not (math.isfinite(self.source_fps) and self.source_fps > 0):
+            raise BadFpsError(f"source_fps must be finite and > 0, got {self.source_fps!r}")
+        if self.encoding not in _ENCODING_CODES:
+            raise UnknownEncodingError(f"encoding must be one of {sorted(_ENCODING_CODES)}, got {self.encoding!r}")
+        if any(len(f) == 0 for f in self.frames):
+            raise FrameLengthError("frames must not be empty")
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.frames) - 1
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka message key: the camera id, so one camera's batches stay in order."""
+        return self.camera_id.encode("utf-8")
+
+
+def encode_frame_batch(batch: FrameBatch) -> bytes:
+    """The envelope bytes of ``batch`` (see the module docstring for the layout)."""
+    cam = batch.camera_id.encode("utf-8")
+    k = len(batch.frames)
+    parts = [
+        _PREFIX.pack(MAGIC, SCHEMA_VERSION, _ENCODING_CODES[batch.encoding], len(cam)), cam,
+        _FIXED.pack(batch.first_seq, batch.width, batch.height, float(batch.source_fps), k),
+        struct.pack(f">{k}q", *batch.capture_ts_ns),
+        struct.pack(f">{k}I", *(len(f) for f in batch.frames)),
+        *batch.frames,
+    ]
+    return b"".join(parts)
+
+
+def decode_frame_batch(data: bytes) -> FrameBatch:
+    """Parse and validate an envelope; raises the :class:`EnvelopeError` subclass for the fault."""
+    view = memoryview(data)
+    if len(view) < _PREFIX.size:
+        raise TruncatedEnvelopeError(f"message has {len(view)} bytes, shorter than the {_PREFIX.size}-byte prefix")
+    magic, version, encoding, cam_len = _PREFIX.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise BadMagicError(f"magic is {bytes(magic)!r}, expected {MAGIC!r}: not a frame batch")
+    if version != SCHEMA_VERSION:
+        raise UnsupportedVersionError(f"schema version {version} is not supported (this service reads {SCHEMA_VERSION})")
+    if encoding not in ENCODINGS:
+        raise UnknownEncodingError(f"encoding code {encoding} is unknown (known: {ENCODINGS})")
+    pos = _PREFIX.size
+    if not 1 <= cam_len <= MAX_CAMERA_ID_BYTES:
+        raise BadCameraIdError(f"camera id length {cam_len} is outside 1..{MAX_CAMERA_ID_BYTES}")
+    _need(view, pos + cam_len + _FIXED.size, "camera id and fixed header")
+    try:
+        camera_id = bytes(view[pos:pos + cam_len]).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadCameraIdError(f"camera id is not UTF-8: {bytes(view[pos:pos + cam_len])!r}") from exc
+    pos += cam_len
+    first_seq, width, height, fps, count = _FIXED.unpack_from(view, pos)
+    pos += _FIXED.size
+    if width == 0 or height == 0:
+        raise BadDimensionsError(f"frame size {width}x{height} has a zero side")
+    if not (math.isfinite(fps) and fps > 0):
+        raise BadFpsError(f"source fps {fps!r} must be finite and > 0")
+    if not 1 <= count <= MAX_FRAMES:
+        raise FrameCountError(f"frame count {count} is outside 1..{MAX_FRAMES}")
+    _need(view, pos + 12 * count, f"{count} timestamps and lengths")
+    stamps = struct.unpack_from(f">{count}q", view, pos)
+    pos += 8 * count
+    lengths = struct.unpack_from(f">{count}I", view, pos)
+    pos += 4 * count
+    if any(n == 0 for n in lengths):
+        raise FrameLengthError(f"frame {lengths.index(0)} has length 0")
+    total = sum(lengths)
+    if pos + total != len(view):
+        kind = "truncated" if pos + total > len(view) else "followed by trailing bytes"
+        raise (TruncatedEnvelopeError if pos + total > len(view) else FrameLengthError)(
+            f"frame lengths add up to {total} bytes but {len(view) - pos} remain: payload {kind}")
+    frames = []
+    for n in lengths:
+        frames.append(bytes(view[pos:pos + n]))
+        pos += n
+    return FrameBatch(camera_id=camera_id, first_seq=first_seq, capture_ts_ns=tuple(stamps), width=width,
+                      height=height, source_fps=fps, frames=tuple(frames), encoding=ENCODINGS[encoding])
+
+
+def _need(view: memoryview, end: int, what: str) -> None:
+    if len(view) < end:
+        raise TruncatedEnvelopeError(f"message has {len(view)} bytes, {what} need {end}")
+
+
+def decode_image(data: bytes, *, width: int, height: int) -> Any:
+    """Decode one JPEG to an RGB ``H×W×3`` uint8 array, checking it against the header size."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise CorruptFrameError(f"{len(data)}-byte frame does not decode as JPEG")
+    if img.shape[0] != height or img.shape[1] != width:
+        raise FrameSizeMismatchError(f"frame decodes to {img.shape[1]}x{img.shape[0]}, header says {width}x{height}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def encode_image(rgb: Any, *, quality: int = 85) -> bytes:
+    """JPEG bytes of an RGB ``H×W×3`` uint8 array."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise StreamError(f"JPEG encoding failed for an array of shape {getattr(rgb, 'shape', None)}")
+    return buf.tobytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Action events
+
+EVENT_SCHEMA_VERSION = 1
+
+
+def model_id(model_name: str, checkpoint_sha256: str) -> str:
+    """The model identity that goes into event ids: name plus checkpoint hash."""
+    return f"{model_name}@{checkpoint_sha256}"
+
+
+def make_event_id(camera_id: str, start_seq: int, end_seq: int, model: str) -> str:
+    """Deterministic event id: the same camera, frame range and model always give the same id."""
+    text = json.dumps([camera_id, int(start_seq), int(end_seq), model], separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    """One recognised action on one camera, covering frames ``start_seq..end_seq`` inclusive."""
+
+    event_id: str
+    camera_id: str
+    label: str
+    confidence: float
+    start_seq: int
+    end_seq: int
+    start_capture_ts_ns: int
+    end_capture_ts_ns: int
+    model_name: str
+    checkpoint_sha256: str
+    emitted_at: float
+    num_windows: int = 1
+    schema_version: int = EVENT_SCHEMA_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "ActionEvent":
+        d = json.loads(data) if isinstance(data, (bytes, str)) else dict(data)
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """Raw per-window output (optional second topic): the window's frames and class probabilities."""
+
+    camera_id: str
+    start_seq: int
+    end_seq: int
+    end_capture_ts_ns: int
+    probabilities: dict[str, float]
+    model_name: str
+    checkpoint_sha256: str
+    filled_frames: int = 0
+    schema_version: int = EVENT_SCHEMA_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode("utf-8")

@@ -1,0 +1,243 @@
+"""``soccerkd serve``: wires Kafka, the pipeline, the producer and metrics; graceful shutdown.
+
+One loop on the main thread: ``poll`` (kafka-python's IO thread fetches in the background) ->
+decode/window each message (bad ones go to the dead-letter topic) -> run at most one due
+inference batch -> publish its events -> pause/resume partitions by the number of waiting
+windows -> every ``commit_interval_ms``: flush the producer, check every send succeeded, commit
+the pipeline's commit points. Because one batch runs per iteration, ``poll`` keeps being called
+while partitions are paused. SIGTERM/SIGINT set a flag; the loop then runs the waiting windows,
+publishes, commits and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+from stream.config import StreamConfig
+from stream.errors import StreamError
+from stream.messages import EnvelopeError
+from stream.metrics import Metrics, MetricsServer
+from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
+
+log = logging.getLogger("soccerkd.serve")
+
+
+class StreamService:
+    """The running service. ``run()`` blocks until :meth:`stop` (or a signal) is called."""
+
+    def __init__(self, config: StreamConfig, *, predictor: Any = None, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        if predictor is None:
+            from stream.inference import TorchPredictor
+
+            predictor = TorchPredictor.from_checkpoint(config.model.checkpoint, device=config.model.device,
+                                                       amp=config.model.amp)
+        self.predictor = predictor
+        self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
+        self._stop = threading.Event()
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._futures: list[Any] = []
+        self._new: list[TopicPartition] = []
+        self._paused = False
+        self._broker_ok = False
+        self._server: MetricsServer | None = None
+        self._assigned: set[TopicPartition] = set()
+        self.counts = {"messages": 0, "dlq": 0, "events": 0, "windows": 0, "commits": 0}
+
+    # -- control ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def ready(self) -> tuple[bool, str]:
+        if self.predictor is None:
+            return False, "model not loaded"
+        if not self._broker_ok:
+            return False, "broker not reachable"
+        if not self._assigned:
+            return False, "no partitions assigned"
+        return True, "ready"
+
+    # -- main loop ----------------------------------------------------------------------------
+    def run(self, *, max_seconds: float | None = None) -> dict[str, int]:
+        from stream import kafka as k
+
+        cfg = self.config.kafka
+        if self.config.metrics_port is not None:
+            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready).start()
+        self._producer = k.make_producer(cfg)
+        self._consumer = k.make_consumer(cfg)
+        self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
+            revoked=self._on_revoked, assigned=self._on_assigned, lost=self._on_lost))
+        self._broker_ok = True
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        last_commit = last_log = time.monotonic()
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                wait_ms = 0 if self.pipeline.due() else min(100, int(self.config.batching.max_wait_ms) or 1)
+                records = self._consumer.poll(timeout_ms=wait_ms)
+                self._restore_new()
+                for recs in records.values():
+                    for rec in recs:
+                        self._handle(rec)
+                self._publish(self.pipeline.step())
+                self._backpressure()
+                now = time.monotonic()
+                if (now - last_commit) * 1000 >= cfg.commit_interval_ms:
+                    self.commit()
+                    last_commit = now
+                if now - last_log >= self.config.log_every_s:
+                    self._report()
+                    last_log = now
+            log.info("stopping: running %d waiting windows, publishing, committing", self.pipeline.pending)
+            self._publish(self.pipeline.drain())
+            self.commit()
+        finally:
+            self.close()
+        return dict(self.counts)
+
+    def _handle(self, rec: Any) -> None:
+        ref = SourceRef(rec.topic, rec.partition, rec.offset)
+        self.counts["messages"] += 1
+        try:
+            self.pipeline.offer_bytes(rec.value, ref)
+        except EnvelopeError as exc:
+            self._dead_letter(rec, ref, exc.reason, str(exc))
+
+    def _dead_letter(self, rec: Any, ref: SourceRef, reason: str, error: str) -> None:
+        from stream.kafka import dlq_headers
+
+        self.pipeline.skip(ref)
+        fut = self._producer.send(self.config.kafka.dlq_topic, key=rec.key, value=rec.value,
+                                  headers=dlq_headers(ref, reason, error))
+        self._futures.append(fut)
+        self.metrics.dead_lettered(reason)
+        self.counts["dlq"] += 1
+        log.warning("dead-lettered %s[%d]@%d: %s", ref.topic, ref.partition, ref.offset, error)
+
+    def _publish(self, out: Outputs) -> None:
+        if not out.events and not out.predictions:
+            self.counts["windows"] += out.windows
+            return
+        t0 = time.perf_counter()
+        cfg = self.config.kafka
+        for emitted in out.events:
+            ev = emitted.event
+            fut = self._producer.send(cfg.events_topic, key=ev.camera_id.encode(), value=ev.to_json(),
+                                      headers=[("event_id", ev.event_id.encode())])
+            newest = emitted.newest_capture_ts_ns
+            fut.add_callback(lambda _md, label=ev.label, newest=newest:
+                             self.metrics.event_published(label, self.clock() - newest / 1e9))
+            self._futures.append(fut)
+        if cfg.predictions_topic:
+            for pred in out.predictions:
+                self._futures.append(self._producer.send(cfg.predictions_topic, key=pred.camera_id.encode(),
+                                                         value=pred.to_json()))
+        self.metrics.observe_stage("publish", time.perf_counter() - t0)
+        self.counts["events"] += len(out.events)
+        self.counts["windows"] += out.windows
+
+    def _backpressure(self) -> None:
+        from stream.kafka import set_paused
+
+        b = self.config.batching
+        if not self._paused and self.pipeline.pending >= b.max_pending_windows:
+            set_paused(self._consumer, True)
+            self._paused = True
+        elif self._paused and self.pipeline.pending <= b.resume_pending_windows:
+            set_paused(self._consumer, False)
+            self._paused = False
+
+    def commit(self, only: list[TopicPartition] | None = None) -> None:
+        """Flush the producer, make sure every send was acknowledged, then commit offsets."""
+        from stream.kafka import commit
+
+        t0 = time.perf_counter()
+        self._producer.flush()
+        failed = [f for f in self._futures if f.failed()]
+        self._futures = []
+        self.metrics.observe_stage("publish", time.perf_counter() - t0)
+        if failed:
+            raise StreamError(f"{len(failed)} publish(es) failed, first: {failed[0].exception!r}; "
+                              f"not committing (the restart re-reads from the last commit)")
+        points = self.pipeline.commit_points()
+        keep = set(only) if only is not None else self._assigned
+        commit(self._consumer, {tp: v for tp, v in points.items() if tp in keep})
+        self.counts["commits"] += 1
+
+    # -- rebalance ----------------------------------------------------------------------------
+    def _on_assigned(self, tps: list[TopicPartition]) -> None:
+        log.info("assigned %s", tps)
+        self._assigned.update(tps)
+        self._new.extend(tps)
+
+    def _restore_new(self) -> None:
+        from stream.kafka import committed_metadata
+
+        while self._new:
+            tp = self._new.pop()
+            self.pipeline.restore(tp, committed_metadata(self._consumer, tp))
+
+    def _on_revoked(self, tps: list[TopicPartition]) -> None:
+        log.info("revoked %s: publishing waiting windows, committing, dropping their windows", tps)
+        try:
+            self._publish(self.pipeline.drain())
+            self.commit(only=tps)
+        except Exception as exc:  # the new owner re-reads from the previous commit: still at-least-once
+            log.warning("commit on revoke failed: %s", exc)
+        for tp in tps:
+            self.pipeline.drop_partition(tp)
+            self._assigned.discard(tp)
+
+    def _on_lost(self, tps: list[TopicPartition]) -> None:
+        log.warning("lost %s: dropping their windows without committing", tps)
+        for tp in tps:
+            self.pipeline.drop_partition(tp)
+            self._assigned.discard(tp)
+
+    def _report(self) -> None:
+        from stream.kafka import lag
+
+        try:
+            for (topic, part), value in lag(self._consumer).items():
+                self.metrics.set_lag(topic, part, value)
+            self._broker_ok = bool(self._consumer.bootstrap_connected()) or bool(self._assigned)
+        except Exception as exc:
+            log.warning("lag/broker check failed: %s", exc)
+        log.info("messages=%d windows=%d events=%d dlq=%d pending=%d paused=%s", self.counts["messages"],
+                 self.counts["windows"], self.counts["events"], self.counts["dlq"], self.pipeline.pending,
+                 self._paused)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception as exc:
+                log.warning("consumer close: %s", exc)
+        if self._producer is not None:
+            try:
+                self._producer.flush()
+                self._producer.close()
+            except Exception as exc:
+                log.warning("producer close: %s", exc)
+        if self._server is not None:
+            self._server.stop()
+        self._consumer = self._producer = self._server = None
+
+
+def serve(config: StreamConfig, *, max_seconds: float | None = None) -> dict[str, int]:
+    """Run the service in this process until SIGTERM/SIGINT (or ``max_seconds``)."""
+    service = StreamService(config)
+    service.install_signal_handlers()
+    return service.run(max_seconds=max_seconds)

@@ -1,0 +1,109 @@
+"""Fakes for the service's ports, so a pipeline test is a few lines (no Kafka, no torch).
+
+* :class:`ScriptedPredictor` - probabilities from a function of the window (or of its frames).
+* :class:`FakeClock` - a settable clock usable as ``clock=`` and ``perf=``.
+* :class:`ListSource` / :class:`ListSink` - messages in, published records out.
+* :func:`solid_batch` - a real JPEG frame batch of solid-colour frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+from soccerkd.spec import ClipSpec, InputSpec
+
+from stream.messages import FrameBatch, encode_frame_batch, encode_image
+from stream.pipeline import SourceRef
+from stream.windowing import ClipWindow
+
+
+class FakeClock:
+    """``clock()`` returns the current fake time; ``advance(s)`` moves it."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScriptedPredictor:
+    """A :class:`stream.inference.Predictor` whose output is ``script(window)``.
+
+    Frames are preprocessed to their mean RGB (a 3-tuple of floats), and every preprocessed frame
+    is counted in ``preprocessed`` so tests can check "once per frame". The default script says
+    class 0 with certainty when the window's mean red is above 128, else class 1.
+    """
+
+    def __init__(self, script: Callable[[ClipWindow[Any]], Sequence[float]] | None = None, *,
+                 spec: InputSpec | None = None, model_name: str = "scripted", checkpoint_sha256: str = "0" * 64):
+        self.input_spec = spec or InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=8, resize=8,
+                                            class_names=("red", "other"))
+        self.model_name = model_name
+        self.checkpoint_sha256 = checkpoint_sha256
+        self.script = script or _red_script
+        self.preprocessed = 0
+        self.batches: list[int] = []
+
+    def preprocess_frame(self, rgb: Any) -> Any:
+        self.preprocessed += 1
+        return tuple(float(rgb[..., c].mean()) for c in range(3))
+
+    def predict(self, windows: Sequence[ClipWindow[Any]]) -> Any:
+        import numpy as np
+
+        self.batches.append(len(windows))
+        return np.asarray([list(self.script(w)) for w in windows], dtype=np.float64)
+
+
+def _red_script(window: ClipWindow[Any]) -> Sequence[float]:
+    red = sum(f[0] for f in window.frames) / len(window.frames)
+    return (1.0, 0.0) if red > 128 else (0.0, 1.0)
+
+
+def solid_batch(camera_id: str, first_seq: int, colours: Sequence[tuple[int, int, int]], *, width: int = 16,
+                height: int = 12, fps: float = 25.0, t0_ns: int = 1_700_000_000_000_000_000) -> FrameBatch:
+    """A frame batch of solid-colour JPEG frames; frame ``i`` is captured at ``t0 + seq / fps``."""
+    import numpy as np
+
+    frames, stamps = [], []
+    for i, rgb in enumerate(colours):
+        img = np.empty((height, width, 3), dtype=np.uint8)
+        img[...] = rgb
+        frames.append(encode_image(img, quality=95))
+        stamps.append(t0_ns + int((first_seq + i) * 1e9 / fps))
+    return FrameBatch(camera_id=camera_id, first_seq=first_seq, capture_ts_ns=tuple(stamps), width=width,
+                      height=height, source_fps=fps, frames=tuple(frames))
+
+
+@dataclass
+class ListSource:
+    """Messages as a fake frames topic partition: iterate to get ``(value, SourceRef)``."""
+
+    values: list[bytes] = field(default_factory=list)
+    topic: str = "frames"
+    partition: int = 0
+
+    def add(self, batch: FrameBatch | bytes) -> None:
+        self.values.append(batch if isinstance(batch, bytes) else encode_frame_batch(batch))
+
+    def __iter__(self) -> Iterator[tuple[bytes, SourceRef]]:
+        for offset, value in enumerate(self.values):
+            yield value, SourceRef(self.topic, self.partition, offset)
+
+
+@dataclass
+class ListSink:
+    """Records a fake producer received: ``(topic, key, value, headers)``."""
+
+    records: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+
+    def send(self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+        self.records.append((topic, key, value, list(headers or [])))
+
+    def values(self, topic: str) -> list[bytes]:
+        return [v for t, _, v, _ in self.records if t == topic]
