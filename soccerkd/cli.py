@@ -14,6 +14,7 @@ import importlib
 COMMAND_MODULES: tuple[str, ...] = (
     "soccerkd.config_cli",
     "soccerkd.train.cli",
+    "soccerkd.export_cli",
 )
 
 
