@@ -13,6 +13,7 @@ import importlib
 # Modules whose ``register(subparsers)`` adds learning subcommands, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "soccerkd.config_cli",
+    "soccerkd.data.cli",
     "soccerkd.train.cli",
     "soccerkd.export_cli",
 )

@@ -1,0 +1,71 @@
+"""``soccerkd data synth|split|inspect``: generate procedural clips, split a dataset, inspect one."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="generate, split and inspect video datasets")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    synth = sub.add_parser("synth", help="write procedural soccer clips (SoccerDB1 layout) and a split manifest")
+    synth.add_argument("--out", type=Path, required=True, help="output directory (class folders + manifest.json)")
+    synth.add_argument("--clips-per-class", type=int, required=True, help="clips to generate for each class")
+    synth.add_argument("--seed", type=int, default=0, help="generator and split seed (default 0)")
+    synth.add_argument("--size", default="160x120", help="frame size WIDTHxHEIGHT (default 160x120)")
+    synth.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
+    synth.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
+    synth.add_argument("--workers", type=int, default=1, help="processes rendering in parallel (default 1)")
+    synth.set_defaults(handler=_synth)
+
+    split = sub.add_parser("split", help="write a seeded, stratified train/val/test manifest for a dataset")
+    split.add_argument("root", type=Path, help="dataset root with one folder per class")
+    split.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    split.add_argument("--fractions", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
+                       help="split fractions (default 0.7 0.15 0.15)")
+    split.add_argument("--classes", nargs="+", default=None,
+                       help="class names (default: every class folder found)")
+    split.add_argument("--out", type=Path, default=None, help="manifest path (default ROOT/manifest.json)")
+    split.set_defaults(handler=_split)
+
+    insp = sub.add_parser("inspect", help="print class counts, durations, fps, resolution; write a contact sheet")
+    insp.add_argument("path", type=Path, help="dataset root (class folders) or one video")
+    insp.add_argument("--sheet", type=Path, default=None, help="contact sheet PNG (default PATH/contact_sheet.png)")
+    insp.add_argument("--per-class", type=int, default=6, help="sample videos per class on the sheet (default 6)")
+    insp.set_defaults(handler=_inspect)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from soccerkd.data.synth import SynthConfig, generate_dataset, parse_size
+
+    w, h = parse_size(args.size)
+    cfg = SynthConfig(width=w, height=h, num_frames=args.frames, fps=args.fps)
+    res = generate_dataset(args.out, clips_per_class=args.clips_per_class, seed=args.seed, cfg=cfg,
+                           workers=args.workers)
+    print(f"wrote {res['clips']} clips to {args.out} in {res['seconds']:.1f} s ({res['clips_per_s']:.1f} clips/s)")
+    for split, counts in res["counts"].items():
+        print(f"  {split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    print(f"manifest: {res['manifest']}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from soccerkd.data.datasets import discover_classes, scan_videos
+    from soccerkd.data.splits import MANIFEST_NAME, make_split, write_manifest
+
+    classes = tuple(args.classes) if args.classes else discover_classes(args.root)
+    manifest = make_split(scan_videos(args.root, classes), classes, seed=args.seed, fractions=args.fractions)
+    path = write_manifest(manifest, args.out or args.root / MANIFEST_NAME)
+    for split, counts in manifest.counts().items():
+        print(f"{split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    print(f"manifest: {path}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from soccerkd.data.inspect import format_summary, inspect_dataset
+
+    print(format_summary(inspect_dataset(args.path, sheet=args.sheet, per_class=args.per_class)))
+    return 0

@@ -1,0 +1,275 @@
+"""Clip datasets over class-folder layouts: SoccerDB1 and any UCF101/HMDB51-style video folder.
+
+Layouts (class folder names match the class names case-insensitively)::
+
+    root/<class>/<video>.<ext>            video files (mp4, avi, mkv, ... anything OpenCV opens)
+    root/<class>/<video>/<frame>.jpg      extracted frames, natural filename order
+
+Items are ``(clip, label, video_index)``: ``clip`` is a float ``3×T×S×S`` tensor normalised as the
+model's :class:`InputSpec` says, ``label`` indexes ``input_spec.class_names`` and ``video_index``
+indexes ``dataset.videos``. Sampling ``"random"`` (training) draws one random clip per video and
+item; ``"uniform"`` (evaluation) gives ``clips_per_video`` evenly spaced clips per video, one item
+each, so video accuracy is the mean softmax over a video's items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from soccerkd.data.clips import clip_indices, max_start, uniform_clip_starts
+from soccerkd.data.decode import (DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_video)
+from soccerkd.data.splits import MANIFEST_NAME, SplitManifest, read_manifest
+from soccerkd.data.transforms import build_transform
+from soccerkd.errors import ConfigError, DataError
+from soccerkd.spec import SOCCERDB1_CLASSES, InputSpec
+
+Sampling = Literal["random", "uniform"]
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One labelled video: ``path`` is a file or a frame folder; ``rel_path`` is relative to the root."""
+
+    path: str
+    rel_path: str
+    label: int
+    class_name: str
+
+
+def _is_video_entry(p: Path) -> bool:
+    if p.is_file():
+        return p.suffix.lower() in VIDEO_EXTENSIONS
+    if p.is_dir():
+        return any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir() if c.is_file())
+    return False
+
+
+def discover_classes(root: str | Path) -> tuple[str, ...]:
+    """Sorted names of the class folders under ``root`` (folders that hold at least one video)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {str(root)!r} is not a directory")
+    names = sorted(d.name for d in root.iterdir() if d.is_dir() and any(_is_video_entry(p) for p in d.iterdir()))
+    if not names:
+        raise DataError(f"dataset root {str(root)!r} has no class folders holding videos or frame folders")
+    return tuple(names)
+
+
+def scan_videos(root: str | Path, class_names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(relative_path, class_name)`` of every video under the folders of ``class_names``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {str(root)!r} is not a directory")
+    wanted = {c.lower(): c for c in class_names}
+    found: list[tuple[str, str]] = []
+    seen_classes = set()
+    for d in sorted(root.iterdir()):
+        if not d.is_dir() or d.name.lower() not in wanted:
+            continue
+        seen_classes.add(wanted[d.name.lower()])
+        for p in sorted(d.iterdir()):
+            if _is_video_entry(p):
+                found.append((p.relative_to(root).as_posix(), wanted[d.name.lower()]))
+    if not found:
+        present = sorted(d.name for d in root.iterdir() if d.is_dir())
+        raise DataError(f"no videos for classes {tuple(class_names)} under {str(root)!r} "
+                        f"(class folders present: {present})")
+    return found
+
+
+def _resolve_manifest(root: Path, manifest: str | Path | SplitManifest | None) -> SplitManifest | None:
+    if isinstance(manifest, SplitManifest):
+        return manifest
+    if manifest is not None:
+        return read_manifest(manifest)
+    default = root / MANIFEST_NAME
+    return read_manifest(default) if default.is_file() else None
+
+
+class ClipDataset(Dataset):
+    """Clips of a list of labelled videos; see the module docstring for items and sampling.
+
+    ``cache``: ``None``; ``"memory"`` keeps each decoded video (uint8) in this process, call
+    :meth:`preload` before creating DataLoader workers so they share it; or a directory where
+    each decoded video is stored once as ``.npy`` and memory-mapped by every worker.
+    """
+
+    def __init__(self, videos: Sequence[VideoRecord], input_spec: InputSpec, *, train: bool,
+                 sampling: Sampling | None = None, clips_per_video: int | None = None,
+                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS) -> None:
+        if not videos:
+            raise DataError("a clip dataset needs at least one video")
+        sampling = sampling or ("random" if train else "uniform")
+        if sampling not in ("random", "uniform"):
+            raise ConfigError(f"sampling must be 'random' or 'uniform', got {sampling!r}")
+        k = clips_per_video if clips_per_video is not None else (1 if sampling == "random" else 4)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"clips_per_video must be an integer >= 1, got {clips_per_video!r}")
+        self.videos = tuple(videos)
+        self.input_spec = input_spec
+        self.train, self.sampling, self.clips_per_video = train, sampling, k
+        self.folder_fps = folder_fps
+        self.transform = build_transform(input_spec, train=train)
+        self._memory: dict[int, tuple[np.ndarray, float]] | None = None
+        self._cache_dir: Path | None = None
+        if cache == "memory":
+            self._memory = {}
+        elif cache is not None:
+            self._cache_dir = Path(cache)
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.input_spec.class_names
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.videos)
+
+    @property
+    def video_labels(self) -> list[int]:
+        return [v.label for v in self.videos]
+
+    def video_index_of(self, item: int) -> int:
+        return item // self.clips_per_video
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.clips_per_video
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
+        if not 0 <= item < len(self):
+            raise IndexError(f"item {item} out of range 0..{len(self) - 1}")
+        vi, k = divmod(item, self.clips_per_video)
+        frames = self.read_clip_frames(vi, k)
+        return self.transform(frames), self.videos[vi].label, vi
+
+    def read_clip_frames(self, video_index: int, clip: int = 0) -> np.ndarray:
+        """The uint8 ``T×H×W×3`` frames of one clip of a video (random or uniform clip ``clip``)."""
+        spec = self.input_spec.clip
+        cached = self._cached(video_index)
+        reader = None
+        if cached is not None:
+            full, fps = cached
+            n = len(full)
+        else:
+            reader = open_video(self.videos[video_index].path, folder_fps=self.folder_fps)
+            n, fps = reader.info.num_frames, reader.info.fps
+        try:
+            if self.sampling == "random":
+                start = int(torch.randint(0, max_start(n, spec, fps) + 1, ()))
+            else:
+                start = uniform_clip_starts(n, spec, self.clips_per_video, fps)[clip]
+            idx = clip_indices(start, n, spec, fps)
+            return np.asarray(full[list(idx)]) if reader is None else reader.read(idx)
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _cached(self, vi: int) -> tuple[np.ndarray, float] | None:
+        if self._memory is None and self._cache_dir is None:
+            return None
+        if self._memory is not None and vi in self._memory:
+            return self._memory[vi]
+        record = self.videos[vi]
+        entry: tuple[np.ndarray, float] | None = None
+        if self._cache_dir is not None:
+            key = _cache_key(record.path)
+            npy, meta = self._cache_dir / f"{key}.npy", self._cache_dir / f"{key}.fps"
+            if npy.is_file() and meta.is_file():
+                entry = (np.load(npy, mmap_mode="r"), float(meta.read_text()))
+        if entry is None:
+            with open_video(record.path, folder_fps=self.folder_fps) as reader:
+                entry = (reader.read_all(), reader.info.fps)
+            if self._cache_dir is not None:
+                tmp = self._cache_dir / f".{key}.{os.getpid()}.npy"
+                np.save(tmp, entry[0])
+                (self._cache_dir / f"{key}.fps").write_text(repr(entry[1]))
+                os.replace(tmp, npy)
+        if self._memory is not None:
+            self._memory[vi] = (np.asarray(entry[0]), entry[1])
+        return entry
+
+    def preload(self, *, progress: bool = True) -> "ClipDataset":
+        """Decode every video into the cache now (do this before forking DataLoader workers)."""
+        if self._memory is None and self._cache_dir is None:
+            return self
+        from tqdm import tqdm
+
+        for vi in tqdm(range(self.num_videos), desc="decode", unit="video", disable=not progress):
+            self._cached(vi)
+        return self
+
+
+def _cache_key(path: str) -> str:
+    st = os.stat(path)
+    return hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
+
+
+def records_for(root: str | Path, input_spec: InputSpec, *, split: str = "train",
+                manifest: str | Path | SplitManifest | None = None) -> list[VideoRecord]:
+    """Labelled videos of ``split`` under ``root``, from the manifest (default ``root/manifest.json``).
+
+    ``split='all'`` needs no manifest: it scans the class folders.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {str(root)!r} is not a directory")
+    label_of = {c.lower(): i for i, c in enumerate(input_spec.class_names)}
+    loaded = _resolve_manifest(root, manifest)
+    if loaded is not None:
+        entries = loaded.entries(split)
+    elif split == "all":
+        entries = tuple(scan_videos(root, input_spec.class_names))
+    else:
+        raise DataError(f"no split manifest at {str(root / MANIFEST_NAME)!r}; create one with "
+                        f"'soccerkd data split {root}' or pass manifest=")
+    records = []
+    for rel, name in entries:
+        if name.lower() not in label_of:
+            raise DataError(f"video {rel!r} has class {name!r}, which the input spec does not know "
+                            f"(class_names={input_spec.class_names})")
+        path = root / rel
+        if not path.exists():
+            raise DataError(f"video {str(path)!r} listed in the manifest does not exist")
+        records.append(VideoRecord(str(path), rel, label_of[name.lower()], input_spec.class_names[label_of[name.lower()]]))
+    if not records:
+        raise DataError(f"split {split!r} of {str(root)!r} holds no videos")
+    return records
+
+
+class VideoFolder(ClipDataset):
+    """Any class-folder video dataset (UCF101/HMDB51 style); classes are ``input_spec.class_names``.
+
+    Build the spec's class names with :func:`discover_classes` for a new dataset.
+    """
+
+    def __init__(self, root: str | Path, input_spec: InputSpec, *, split: str = "train",
+                 manifest: str | Path | SplitManifest | None = None, train: bool | None = None,
+                 sampling: Sampling | None = None, clips_per_video: int | None = None,
+                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS) -> None:
+        self.root = Path(root)
+        self.split = split
+        super().__init__(records_for(root, input_spec, split=split, manifest=manifest), input_spec,
+                         train=(split == "train") if train is None else train, sampling=sampling,
+                         clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps)
+
+
+class SoccerDB1(VideoFolder):
+    """SoccerDB1 (dribble, kick, run, walk) in the video or the extracted-frames layout.
+
+    The spec's class names must be the four SoccerDB1 classes (any order, any case); labels follow
+    the spec's order.
+    """
+
+    def __init__(self, root: str | Path, input_spec: InputSpec, **kwargs: object) -> None:
+        if sorted(c.lower() for c in input_spec.class_names) != sorted(SOCCERDB1_CLASSES):
+            raise ConfigError(f"SoccerDB1 needs class_names {SOCCERDB1_CLASSES}, got {input_spec.class_names}")
+        super().__init__(root, input_spec, **kwargs)  # type: ignore[arg-type]

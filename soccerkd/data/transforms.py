@@ -1,0 +1,79 @@
+"""Clip transforms built from a model's :class:`InputSpec`: uint8 ``T×H×W×3`` -> float ``C×T×S×S``.
+
+Evaluation: resize the shorter side to ``spec.resize``, centre-crop ``spec.size``, scale to [0, 1],
+normalise with ``spec.mean``/``spec.std``. Training: a random resized crop (area and aspect ratio
+drawn once per clip, so every frame gets the same crop) and a horizontal flip with p = 0.5.
+Randomness comes from torch's global generator, which DataLoader seeds per worker.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from soccerkd.errors import ConfigError
+from soccerkd.spec import InputSpec
+
+
+class ClipTransform:
+    """Callable ``frames (T×H×W×3 uint8 numpy) -> clip (3×T×size×size float32)``."""
+
+    def __init__(self, spec: InputSpec, *, train: bool = False, scale: tuple[float, float] = (0.35, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5) -> None:
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ConfigError(f"scale must satisfy 0 < min <= max <= 1, got {scale!r}")
+        if not 0 < ratio[0] <= ratio[1]:
+            raise ConfigError(f"ratio must satisfy 0 < min <= max, got {ratio!r}")
+        if not 0 <= flip_p <= 1:
+            raise ConfigError(f"flip_p must be in [0, 1], got {flip_p!r}")
+        self.spec, self.train, self.scale, self.ratio, self.flip_p = spec, train, scale, ratio, flip_p
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(3, 1, 1, 1)
+        self._std = torch.tensor(spec.std, dtype=torch.float32).view(3, 1, 1, 1)
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be T×H×W×3, got shape {frames.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # T×3×H×W
+        x = self._random_crop(x) if self.train else self._centre_crop(x)
+        if self.train and self.flip_p > 0 and torch.rand(()).item() < self.flip_p:
+            x = x.flip(-1)
+        x = x.permute(1, 0, 2, 3).div_(255.0)  # 3×T×S×S
+        return ((x - self._mean) / self._std).contiguous()
+
+    def _resize(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        if x.shape[-2:] == (h, w):
+            return x
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 255)
+
+    def _centre_crop(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        k = self.spec.resize / min(h, w)
+        nh, nw = max(self.spec.size, round(h * k)), max(self.spec.size, round(w * k))
+        x = self._resize(x, nh, nw)
+        top, left = (nh - self.spec.size) // 2, (nw - self.spec.size) // 2
+        return x[..., top:top + self.spec.size, left:left + self.spec.size]
+
+    def _random_crop(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        area = h * w
+        log_r = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target = area * float(torch.empty(()).uniform_(*self.scale))
+            aspect = math.exp(float(torch.empty(()).uniform_(*log_r)))
+            cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < cw <= w and 0 < ch <= h:
+                top = int(torch.randint(0, h - ch + 1, ()))
+                left = int(torch.randint(0, w - cw + 1, ()))
+                break
+        else:  # fall back to the largest centred square, as torchvision does
+            ch = cw = min(h, w)
+            top, left = (h - ch) // 2, (w - cw) // 2
+        return self._resize(x[..., top:top + ch, left:left + cw], self.spec.size, self.spec.size)
+
+
+def build_transform(spec: InputSpec, *, train: bool) -> ClipTransform:
+    """The transform a dataset applies for ``spec`` (augmenting when ``train``)."""
+    return ClipTransform(spec, train=train)
