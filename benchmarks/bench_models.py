@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _memory_format(name: str) -> torch.memory_format:
-    # TSM runs 2D convs on (B·T)×C×H×W; the video ResNets run 3D convs on B×C×T×H×W.
+    """Weight layout for --channels-last: TSM has 2D convs, the video ResNets 3D convs."""
     return torch.channels_last if model_entry(name).family == "tsm" else torch.channels_last_3d
 
 
@@ -99,18 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     one = clips[:1].contiguous()
 
     results: dict[str, dict[str, Any]] = {}
+    if args.channels_last:
+        # B×C×T×H×W in channels_last_3d order also makes TSM's (B·T)×C×H×W frame view channels_last.
+        clips, one = (t.contiguous(memory_format=torch.channels_last_3d) for t in (clips, one))
     for role, model in models.items():
-        x = one.contiguous(memory_format=_memory_format(roles[role])) if args.channels_last else one
         results[role] = {"model": roles[role], "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-                         "gflops_per_clip": count_flops(model, x) / 1e9}
-    inputs = {role: clips.contiguous(memory_format=_memory_format(roles[role])) if args.channels_last else clips
-              for role in roles}
+                         "gflops_per_clip": count_flops(model, one) / 1e9}
 
     times: dict[str, list[float]] = {role: [] for role in roles}
     order = list(roles)
     for i in tqdm(range(args.warmup + args.iters), desc=f"timing on {device}", file=sys.stderr):
         for role in (order if i % 2 == 0 else order[::-1]):
-            elapsed = timed(models[role], inputs[role], device, args.amp)
+            elapsed = timed(models[role], clips, device, args.amp)
             if i >= args.warmup:
                 times[role].append(elapsed)
 
