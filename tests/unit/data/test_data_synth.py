@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+import pytest
+
+from soccerkd.data.decode import probe, read_frames
+from soccerkd.data.splits import read_manifest
+from soccerkd.data.synth import SynthConfig, generate_dataset, parse_size, render_match
+from soccerkd.errors import ConfigError
+
+CFG = SynthConfig(width=96, height=72, num_frames=12, fps=25.0)
+
+
+def test_same_seed_gives_identical_decoded_frames(tmp_path):
+    a = generate_dataset(tmp_path / "a", clips_per_class=2, seed=7, cfg=CFG, progress=False)
+    b = generate_dataset(tmp_path / "b", clips_per_class=2, seed=7, cfg=CFG, progress=False)
+    assert a["clips"] == b["clips"] == 8
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.mp4"))
+    assert len(files) == 8
+    for rel in files:
+        np.testing.assert_array_equal(read_frames(tmp_path / "a" / rel), read_frames(tmp_path / "b" / rel))
+    assert (tmp_path / "a/manifest.json").read_text() == (tmp_path / "b/manifest.json").read_text()
+    other = generate_dataset(tmp_path / "c", clips_per_class=1, seed=8, cfg=CFG, progress=False)
+    assert other["clips"] == 4
+    assert not np.array_equal(read_frames(tmp_path / "a/kick/kick_0000.mp4"),
+                              read_frames(tmp_path / "c/kick/kick_0000.mp4"))
+
+
+def test_layout_manifest_and_video_properties(tmp_path):
+    generate_dataset(tmp_path, clips_per_class=3, seed=1, cfg=CFG, progress=False)
+    for c in ("dribble", "kick", "run", "walk"):
+        assert sorted(p.name for p in (tmp_path / c).iterdir()) == [f"{c}_{i:04d}.mp4" for i in range(3)]
+    info = probe(tmp_path / "run/run_0001.mp4")
+    assert (info.num_frames, info.width, info.height, info.fps) == (12, 96, 72, 25.0)
+    m = read_manifest(tmp_path / "manifest.json")
+    assert m.extra["synth"]["seed"] == 1
+    assert sum(sum(v.values()) for v in m.counts().values()) == 12
+    frames = read_frames(tmp_path / "walk/walk_0000.mp4")
+    green = frames[..., 1].astype(int) - frames[..., 0]
+    assert (green > 20).mean() > 0.3  # mostly pitch
+
+
+def test_render_match_writes_video_and_ground_truth(tmp_path):
+    truth = render_match(tmp_path / "m.mp4", [("walk", 10), ("dribble", 12), ("kick", 14)], size=(96, 72), seed=2)
+    assert truth["segments"] == [{"label": "walk", "start_frame": 0, "end_frame": 10},
+                                 {"label": "dribble", "start_frame": 10, "end_frame": 22},
+                                 {"label": "kick", "start_frame": 22, "end_frame": 36}]
+    assert json.loads((tmp_path / "m.json").read_text()) == truth
+    assert probe(tmp_path / "m.mp4").num_frames == 36
+    with pytest.raises(ConfigError, match="swim"):
+        render_match(tmp_path / "x.mp4", [("swim", 10)])
+
+
+def test_parse_size():
+    assert parse_size("160x120") == (160, 120)
+    assert parse_size("128") == (128, 128)
+    with pytest.raises(ConfigError, match="'abc'"):
+        parse_size("abc")
