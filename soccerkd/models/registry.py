@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from soccerkd.errors import ConfigError
-from soccerkd.spec import SOCCERDB1_CLASSES, ClipSpec, InputSpec
+from soccerkd.spec import SOCCERDB1_CLASSES, InputSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -115,5 +115,5 @@ def resolve_input_spec(*, model: str, num_classes: int, frames: int | None, inpu
     return input_spec
 
 
-__all__ = ["ClipSpec", "InputSpec", "ModelEntry", "create_model", "default_class_names", "list_models",
+__all__ = ["ModelEntry", "create_model", "default_class_names", "list_models",
            "model_entry", "register_model", "resolve_input_spec"]

@@ -15,12 +15,13 @@ def _same(a, b):
     return all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
 
 
-@pytest.mark.parametrize("wrap", ["plain", "model", "state_dict", "module_prefix"])
+@pytest.mark.parametrize("wrap", ["plain", "model", "state_dict", "train_checkpoint", "module_prefix"])
 def test_local_file_roundtrip(tmp_path, wrap):
     src = create_model("tsm_resnet18", num_classes=4, frames=2)
     state = src.state_dict()
     payload = {"plain": state, "model": {"model": state, "epoch": 3},
-               "state_dict": {"state_dict": state}, "module_prefix": {f"module.{k}": v for k, v in state.items()}}[wrap]
+               "state_dict": {"state_dict": state},
+               "train_checkpoint": {"model_name": "tsm_resnet18", "model_state": state, "optimizer_state": {}}, "module_prefix": {f"module.{k}": v for k, v in state.items()}}[wrap]
     torch.save(payload, tmp_path / "w.pt")
     dst = create_model("tsm_resnet18", num_classes=4, frames=2, weights=tmp_path / "w.pt")
     assert _same(src, dst)
