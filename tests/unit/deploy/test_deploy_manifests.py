@@ -79,6 +79,14 @@ def serve_args() -> list[str]:
     return [a.replace("$(POD_NAME)", POD_NAME) for a in serve_container()["args"]]
 
 
+def gpu_serve_args() -> list[str]:
+    """The args the gpu component patches in (a patch replaces the whole list)."""
+    doc = yaml.safe_load((K8S / "components" / "gpu" / "kustomization.yaml").read_text())
+    (patch,) = doc["patches"]
+    (container,) = yaml.safe_load(patch["patch"])["spec"]["template"]["spec"]["containers"]
+    return [a.replace("$(POD_NAME)", POD_NAME) for a in container["args"]]
+
+
 def option(args: list[str], flag: str) -> str:
     return args[args.index(flag) + 1]
 
@@ -177,15 +185,18 @@ def test_serve_probes_ports_and_shutdown_budget() -> None:
     assert Path(option(serve_args(), "--config")).parent.as_posix() in mounts
 
 
-def test_serve_args_parse_with_the_real_cli() -> None:
+@pytest.mark.parametrize("variant", ["base", "gpu"])
+def test_serve_args_parse_with_the_real_cli(variant: str) -> None:
     from stream.cli import build_parser
 
+    argv = serve_args() if variant == "base" else gpu_serve_args()
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     if "serve" not in sub.choices:
         pytest.skip("the `serve` subcommand is not registered yet")
-    args = parser.parse_args(serve_args())
+    args = parser.parse_args(argv)
     assert args.command == "serve"
+    assert str(args.config) == option(serve_args(), "--config")
 
 
 def test_dockerfile_entrypoint_and_sources() -> None:
@@ -209,8 +220,12 @@ def test_configmap_stream_config_validates(tmp_path: Path) -> None:
     path = tmp_path / "stream.yaml"
     path.write_text(embedded_stream_yaml())
     load_config(StreamConfig, path)
-    # The StatefulSet's --set overrides must name real keys too.
-    load_config(StreamConfig, path, overrides=set_overrides(serve_args()))
+    # The --set overrides of the StatefulSet and of the gpu variant must name real keys too.
+    cfg = load_config(StreamConfig, path, overrides=set_overrides(serve_args()))
+    assert cfg.kafka.group_instance_id == POD_NAME
+    gpu = load_config(StreamConfig, path, overrides=set_overrides(gpu_serve_args()))
+    assert gpu.kafka.group_instance_id == POD_NAME
+    assert gpu.batching.max_batch > cfg.batching.max_batch
 
 
 def test_configmap_agrees_with_topics_autoscaling_and_kafka() -> None:
