@@ -16,6 +16,8 @@ from soccerkd.errors import SoccerKDError
 # Modules whose ``register(subparsers)`` adds service subcommands, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "stream.broker_cli",
+    "stream.stream_cli",
+    "stream.demo_cli",
 )
 
 
