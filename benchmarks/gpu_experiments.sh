@@ -5,7 +5,7 @@
 #
 # Usage:  OUT=/path/to/results benchmarks/gpu_experiments.sh
 # Env:    OUT (required: results land here), WORK (scratch for data and checkpoints; default
-#         /tmp/soccerkd_gpu), CLIPS_PER_CLASS (default 200), EPOCHS (default 15), SEEDS (default "0 1 2"),
+#         /tmp/soccerkd_gpu), CLIPS_PER_CLASS (default 200), EPOCHS (default 12), SEEDS (default "0 1 2"),
 #         PY (python; default .venv/bin/python if present, else python3), EXTRA_SET (extra
 #         space-separated config overrides for every run), REQUIRE_CUDA (default 1; 0 = CPU smoke test).
 # Writes: $OUT/sweep.md, $OUT/sweep.json (the table), $OUT/runs/<cell>/seed<S>/{summary.json,
@@ -16,7 +16,7 @@ set -euo pipefail
 : "${OUT:?set OUT to the results directory}"
 WORK="${WORK:-/tmp/soccerkd_gpu}"
 CLIPS_PER_CLASS="${CLIPS_PER_CLASS:-200}"
-EPOCHS="${EPOCHS:-15}"
+EPOCHS="${EPOCHS:-12}"
 SEEDS="${SEEDS:-0 1 2}"
 if [[ -z "${PY:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
