@@ -45,6 +45,7 @@ class ModelConfig:
     checkpoint: Path = Path("runs/student/best.pt")
     device: str = "auto"
     amp: Literal["auto", "fp16", "bf16", "none"] = "auto"
+    cpu_threads: Optional[int] = None
 
 
 @dataclass(frozen=True)

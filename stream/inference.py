@@ -60,8 +60,11 @@ class TorchPredictor:
 
     def __init__(self, model: Any, spec: InputSpec, *, model_name: str, checkpoint_sha256: str = "",
                  device: str = "auto", amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, cpu_threads: int | None = None) -> None:
         import torch
+
+        if cpu_threads is not None:
+            torch.set_num_threads(cpu_threads)  # several services or workers per host oversubscribe otherwise
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -88,13 +91,14 @@ class TorchPredictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto",
-                        amp: Literal["auto", "fp16", "bf16", "none"] = "auto") -> "TorchPredictor":
+                        amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
+                        cpu_threads: int | None = None) -> "TorchPredictor":
         """Load a ``soccerkd train`` checkpoint (via :func:`soccerkd.train.checkpoint.load_model`)."""
         from soccerkd.train.checkpoint import load_model
 
         model, spec, meta = load_model(path, device="cpu")
         return cls(model, spec, model_name=meta["model_name"], checkpoint_sha256=meta["checkpoint_sha256"],
-                   device=device, amp=amp)
+                   device=device, amp=amp, cpu_threads=cpu_threads)
 
     def preprocess_frame(self, rgb: "np.ndarray") -> Any:
         import numpy as np

@@ -91,11 +91,55 @@ def commit(consumer: "KafkaConsumer", points: dict[TopicPartition, tuple[int, st
         consumer.commit({KTP(t, p): OffsetAndMetadata(o, m, -1) for (t, p), (o, m) in points.items()})
 
 
+def commit_async(consumer: "KafkaConsumer", points: dict[TopicPartition, tuple[int, str]], *,
+                 on_error: Callable[[BaseException], None] = lambda exc: None) -> None:
+    """Queue a commit without blocking (also usable inside rebalance callbacks).
+
+    Commits go out in order on the coordinator connection; ``on_error`` gets a failed one.
+    """
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+
+    def done(_offsets: Any, result: Any) -> None:
+        if isinstance(result, BaseException):
+            on_error(result)
+
+    if points:
+        consumer.commit_async({KTP(t, p): OffsetAndMetadata(o, m, -1) for (t, p), (o, m) in points.items()},
+                              callback=done)
+
+
+def wait_for_topic(consumer: "KafkaConsumer", topic: str, *, timeout_s: float = 30.0) -> None:
+    """Block until the broker knows ``topic`` (auto-creation is off, so a typo would hang forever)."""
+    import time
+
+    from stream.errors import StreamError
+
+    deadline = time.monotonic() + timeout_s
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            raise StreamError(f"topic {topic!r} does not exist on the broker (auto-creation is off); "
+                              f"create it (e.g. stream.broker.create_topic) or fix kafka.frames_topic")
+        time.sleep(0.2)
+
+
 def committed_metadata(consumer: "KafkaConsumer", tp: TopicPartition) -> str | None:
     from kafka.structs import TopicPartition as KTP
 
     om = consumer.committed(KTP(*tp), metadata=True)
     return getattr(om, "metadata", None) if om is not None else None
+
+
+def group_busy(consumer: "KafkaConsumer") -> bool:
+    """Whether the consumer is (re)joining its group.
+
+    Uses kafka-python 3.0.x internals (``_coordinator``), guarded: kafka-python abandons a join
+    that does not finish within one ``poll`` timeout, so callers poll longer while this holds.
+    """
+    coord = getattr(consumer, "_coordinator", None)
+    try:
+        return bool(coord.coordinator_unknown() or coord.rebalance_in_progress() or coord.need_rejoin())
+    except Exception:
+        return False
 
 
 def set_paused(consumer: "KafkaConsumer", paused: bool) -> None:

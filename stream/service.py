@@ -38,7 +38,8 @@ class StreamService:
             from stream.inference import TorchPredictor
 
             predictor = TorchPredictor.from_checkpoint(config.model.checkpoint, device=config.model.device,
-                                                       amp=config.model.amp)
+                                                       amp=config.model.amp,
+                                                       cpu_threads=config.model.cpu_threads)
         self.predictor = predictor
         self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
         self._stop = threading.Event()
@@ -78,6 +79,7 @@ class StreamService:
             self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready).start()
         self._producer = k.make_producer(cfg)
         self._consumer = k.make_consumer(cfg)
+        k.wait_for_topic(self._consumer, cfg.frames_topic)
         self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
             revoked=self._on_revoked, assigned=self._on_assigned, lost=self._on_lost))
         self._broker_ok = True
@@ -85,7 +87,12 @@ class StreamService:
         last_commit = last_log = time.monotonic()
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                wait_ms = 0 if self.pipeline.due() else min(100, int(self.config.batching.max_wait_ms) or 1)
+                # kafka-python abandons a join that does not finish within the poll timeout, and a
+                # busy loop of short polls then rejoins forever: give rebalances a long poll.
+                if k.group_busy(self._consumer):
+                    wait_ms = 1000
+                else:
+                    wait_ms = 0 if self.pipeline.due() else max(1, min(100, int(self.config.batching.max_wait_ms)))
                 records = self._consumer.poll(timeout_ms=wait_ms)
                 self._restore_new()
                 for recs in records.values():
@@ -102,7 +109,7 @@ class StreamService:
                     last_log = now
             log.info("stopping: running %d waiting windows, publishing, committing", self.pipeline.pending)
             self._publish(self.pipeline.drain())
-            self.commit()
+            self.commit(final=True)
         finally:
             self.close()
         return dict(self.counts)
@@ -159,9 +166,14 @@ class StreamService:
             set_paused(self._consumer, False)
             self._paused = False
 
-    def commit(self, only: list[TopicPartition] | None = None) -> None:
-        """Flush the producer, make sure every send was acknowledged, then commit offsets."""
-        from stream.kafka import commit
+    def commit(self, *, final: bool = False) -> None:
+        """Flush the producer, make sure every send was acknowledged, then commit offsets.
+
+        Periodic commits are asynchronous: a synchronous commit during a cooperative rebalance
+        would block the loop that has to call ``poll`` to finish that rebalance. A failed commit
+        only means a longer replay after a crash. The final commit at shutdown is synchronous.
+        """
+        from stream.kafka import commit, commit_async
 
         t0 = time.perf_counter()
         self._producer.flush()
@@ -171,9 +183,17 @@ class StreamService:
         if failed:
             raise StreamError(f"{len(failed)} publish(es) failed, first: {failed[0].exception!r}; "
                               f"not committing (the restart re-reads from the last commit)")
-        points = self.pipeline.commit_points()
-        keep = set(only) if only is not None else self._assigned
-        commit(self._consumer, {tp: v for tp, v in points.items() if tp in keep})
+        points = {tp: v for tp, v in self.pipeline.commit_points().items() if tp in self._assigned}
+        if not points:
+            return
+        if final:
+            try:
+                commit(self._consumer, points)
+            except Exception as exc:
+                log.warning("final commit failed (the next owner replays from the previous one): %s", exc)
+                return
+        else:
+            commit_async(self._consumer, points, on_error=lambda exc: log.info("commit skipped: %s", exc))
         self.counts["commits"] += 1
 
     # -- rebalance ----------------------------------------------------------------------------
@@ -190,12 +210,23 @@ class StreamService:
             self.pipeline.restore(tp, committed_metadata(self._consumer, tp))
 
     def _on_revoked(self, tps: list[TopicPartition]) -> None:
+        # kafka-python 3 runs this on its IO thread while the main thread waits inside poll()/close(),
+        # so the pipeline is not touched concurrently, but blocking consumer calls are not allowed:
+        # the commit is queued with commit_async, which goes out before the JoinGroup request.
         log.info("revoked %s: publishing waiting windows, committing, dropping their windows", tps)
         try:
             self._publish(self.pipeline.drain())
-            self.commit(only=tps)
+            self._producer.flush()
+            failed = [f for f in self._futures if f.failed()]
+            self._futures = []
+            if failed:
+                raise StreamError(f"{len(failed)} publish(es) failed")
+            from stream.kafka import commit_async
+
+            commit_async(self._consumer, {tp: v for tp, v in self.pipeline.commit_points().items() if tp in tps},
+                         on_error=lambda exc: log.info("commit on revoke failed: %s", exc))
         except Exception as exc:  # the new owner re-reads from the previous commit: still at-least-once
-            log.warning("commit on revoke failed: %s", exc)
+            log.warning("commit on revoke skipped: %s", exc)
         for tp in tps:
             self.pipeline.drop_partition(tp)
             self._assigned.discard(tp)

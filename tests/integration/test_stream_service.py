@@ -1,0 +1,249 @@
+"""The service against the real broker: ingest -> serve -> events, SIGKILL + restart, DLQ, metrics.
+
+The model is a tiny ``tsm_resnet18`` (32 px, 4 frames) whose head is zeroed with a constant bias,
+so its output (class "kick" at p=0.87) does not depend on batch composition or numerics; with
+``max_windows=4`` every 4 windows make one event, so the expected events of a stream are exactly
+known by running the same pipeline offline over the same messages.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soccerkd.config import dump_config
+from soccerkd.spec import ClipSpec, InputSpec
+from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
+from stream.events import iter_records, read_events
+from stream.messages import ActionEvent, encode_frame_batch
+from stream.pipeline import Pipeline, SourceRef
+from stream.smoothing import SmoothingConfig
+from stream.windowing import WindowConfig
+
+pytestmark = pytest.mark.timeout(240)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from soccerkd.models import create_model
+    from soccerkd.train.checkpoint import save_checkpoint
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
+                     class_names=("kick", "run", "walk", "dribble"))
+    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
+                    class_names=list(spec.class_names), model_kwargs={})
+    return path
+
+
+def make_config(broker, checkpoint: Path, *, group: str | None = None, instance: str | None = None,
+                metrics_port: int | None = None) -> StreamConfig:
+    uid = uuid.uuid4().hex[:8]
+    names = {k: f"{k}-{uid}" for k in ("frames", "events", "dlq")}
+    for name in names.values():
+        broker.create_topic(name, partitions=2 if name.startswith("frames") else 1)
+    return StreamConfig(
+        kafka=KafkaConfig(bootstrap=broker.bootstrap, frames_topic=names["frames"], events_topic=names["events"],
+                          dlq_topic=names["dlq"], group_id=group or f"g-{uid}", group_instance_id=instance,
+                          commit_interval_ms=300, session_timeout_ms=6000, heartbeat_interval_ms=1000),
+        model=ModelConfig(checkpoint=checkpoint, device="cpu", amp="none", cpu_threads=1),
+        windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),
+        smoothing=SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, max_windows=4),
+        batching=BatchingConfig(max_batch=4, max_wait_ms=20, max_pending_windows=16, resume_pending_windows=4),
+        metrics_port=metrics_port, log_every_s=1.0)
+
+
+def write_video(path: Path, n: int, *, seed: int = 0) -> Path:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 48))
+    for i in range(n):
+        img = np.full((48, 64, 3), (i * 4) % 255, np.uint8)
+        img[10:30, (i % 40):(i % 40) + 10] = rng.integers(0, 255, 3)
+        out.write(img)
+    out.release()
+    return path
+
+
+def ingest_clip(cfg: StreamConfig, video: Path, camera: str, *, frames_per_batch: int = 4, start_seq: int = 0) -> int:
+    from stream.ingest import IngestOptions, ingest
+
+    stats = ingest(IngestOptions(source=str(video), camera_id=camera, bootstrap=cfg.kafka.bootstrap,
+                                 topic=cfg.kafka.frames_topic, frames_per_batch=frames_per_batch, pacing="fast",
+                                 max_side=64, start_seq=start_seq), progress=False)
+    return stats.frames
+
+
+def expected_event_ids(cfg: StreamConfig) -> set[str]:
+    """Run the same pipeline offline over every message of the frames topic."""
+    from stream.inference import TorchPredictor
+
+    pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
+                    config=cfg.pipeline_config())
+    ids = set()
+    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=20, idle_s=1.5):
+        try:
+            pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset))
+        except Exception:
+            continue
+        ids |= {e.event.event_id for e in pipe.drain().events}
+    return ids
+
+
+def run_in_thread(cfg: StreamConfig):
+    from stream.service import StreamService
+
+    service = StreamService(cfg)
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(service.run(max_seconds=120)), daemon=True)
+    thread.start()
+    return service, thread, result
+
+
+def wait_ids(cfg: StreamConfig, expected: set[str], timeout: float = 60) -> list[ActionEvent]:
+    return read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=timeout, idle_s=None,
+                       until=lambda evs: expected <= {e.event_id for e in evs})
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_ingest_serve_reads_expected_events_and_metrics(kafka_broker, checkpoint, tmp_path):
+    from stream.broker import free_port
+
+    port = free_port()
+    cfg = make_config(kafka_broker, checkpoint, metrics_port=port)
+    video = write_video(tmp_path / "clip.avi", 60)
+    assert ingest_clip(cfg, video, "cam-a") == 60
+    expected = expected_event_ids(cfg)
+    # 60 frames, windows every 2 of 4 frames: starts 0..56 (29 windows) -> 7 closed events of 4 windows
+    assert len(expected) == 7
+    service, thread, result = run_in_thread(cfg)
+    try:
+        events = wait_ids(cfg, expected)
+        got = {e.event_id for e in events}
+        assert got == expected
+        ev = events[0]
+        assert ev.camera_id == "cam-a" and ev.label == "kick" and ev.model_name == "tsm_resnet18"
+        assert abs(ev.confidence - np.exp(3) / (np.exp(3) + 3)) < 1e-4 and len(ev.checkpoint_sha256) == 64
+        assert ev.end_seq - ev.start_seq == 9 and ev.end_capture_ts_ns > ev.start_capture_ts_ns
+        time.sleep(0.5)
+        code, text = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert code == 200
+        assert "soccerkd_event_latency_seconds_bucket" in text and "soccerkd_event_latency_seconds_count 7.0" in text
+        for name in ("soccerkd_stage_seconds_bucket{", "soccerkd_batch_size_bucket", "soccerkd_frames_total 60.0",
+                     "soccerkd_windows_total", 'soccerkd_events_total{label="kick"} 7.0', "soccerkd_inflight_windows"):
+            assert name in text, name
+        assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ready\n")
+    finally:
+        service.stop()
+        thread.join(30)
+    assert not thread.is_alive() and result["events"] == 7
+
+
+def test_corrupt_messages_go_to_dlq_and_the_rest_is_processed(kafka_broker, checkpoint):
+    from stream.kafka import make_producer
+    from stream.testing import solid_batch
+
+    cfg = make_config(kafka_broker, checkpoint)
+    producer = make_producer(cfg.kafka)
+    bad_magic = b"NOPE" + b"\x00" * 40
+    good = [solid_batch("cam-b", s, [(200, 30, 30)] * 4, width=40, height=32) for s in range(0, 40, 4)]
+    one = solid_batch("cam-b", 40, [(1, 2, 3)], width=40, height=32)
+    flen = len(one.frames[0])
+    env = encode_frame_batch(one)
+    corrupt = env[:-flen] + b"\x00" * 20 + env[-flen + 20:]  # JPEG header destroyed, envelope well-formed
+    wrong_size = encode_frame_batch(solid_batch("cam-b", 41, [(1, 2, 3)], width=40, height=32)).replace(
+        b"\x00\x00\x00\x28\x00\x00\x00\x20", b"\x00\x00\x00\x50\x00\x00\x00\x20", 1)  # header says 80 wide
+    values = [encode_frame_batch(b) for b in good[:5]] + [bad_magic, corrupt, wrong_size] + \
+             [encode_frame_batch(b) for b in good[5:]]
+    for v in values:
+        producer.send(cfg.kafka.frames_topic, key=b"cam-b", value=v, partition=0)
+    producer.flush()
+    producer.close()
+    expected = expected_event_ids(cfg)
+    assert len(expected) == 4  # 40 good frames: windows 0..36 (19) -> 4 events of 4 windows
+    service, thread, _ = run_in_thread(cfg)
+    try:
+        assert {e.event_id for e in wait_ids(cfg, expected)} == expected
+        dlq = list(iter_records(cfg.kafka.bootstrap, cfg.kafka.dlq_topic, timeout_s=20, idle_s=2))
+    finally:
+        service.stop()
+        thread.join(30)
+    assert [r.value for r in dlq] == [bad_magic, corrupt, wrong_size]
+    headers = [dict(r.headers) for r in dlq]
+    assert [h["reason"] for h in headers] == [b"bad_magic", b"corrupt_frame", b"size_mismatch"]
+    assert [h["source_offset"] for h in headers] == [b"5", b"6", b"7"]
+    assert all(h["source_topic"] == cfg.kafka.frames_topic.encode() and h["source_partition"] == b"0"
+               for h in headers)
+
+
+def test_sigkill_mid_run_then_restart_loses_no_event(kafka_broker, checkpoint, tmp_path):
+    cfg = make_config(kafka_broker, checkpoint, group=f"kill-{uuid.uuid4().hex[:6]}", instance="serve-0")
+    cfg_path = tmp_path / "serve.yaml"
+    dump_config(cfg, cfg_path)
+    cams = ("cam-1", "cam-2")
+    for i, cam in enumerate(cams):  # first part of the match; the rest arrives while the service is down
+        ingest_clip(cfg, write_video(tmp_path / f"{cam}-1.avi", 160, seed=i), cam, frames_per_batch=8)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path)]
+    log1 = open(tmp_path / "serve1.log", "w")
+    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log1, stderr=subprocess.STDOUT)
+    try:
+        seen = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=90, idle_s=None,
+                           until=lambda evs: len(evs) >= 6)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    for i, cam in enumerate(cams):
+        ingest_clip(cfg, write_video(tmp_path / f"{cam}-2.avi", 80, seed=9 + i), cam, frames_per_batch=8,
+                    start_seq=160)
+    expected = expected_event_ids(cfg)
+    assert len(expected) == 2 * 29  # 240 frames -> windows 0..236 (119) -> 29 events per camera
+    before = {e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=10, idle_s=1)}
+    assert len(seen) >= 6 and before < expected, "the kill should land mid-run"
+    log2 = open(tmp_path / "serve2.log", "w")
+    second = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log2, stderr=subprocess.STDOUT)
+    try:
+        events = wait_ids(cfg, expected, timeout=120)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    ids = [e.event_id for e in events]
+    assert set(ids) == expected, (tmp_path / "serve2.log").read_text()[-3000:]
+    by_id: dict[str, ActionEvent] = {}
+    for e in events:  # duplicates are allowed, but must be the same event
+        prev = by_id.setdefault(e.event_id, e)
+        assert (prev.camera_id, prev.start_seq, prev.end_seq, prev.label) == (e.camera_id, e.start_seq, e.end_seq,
+                                                                             e.label)
+    assert "stopped:" in (tmp_path / "serve2.log").read_text()
