@@ -59,6 +59,8 @@ def read_events(bootstrap: str, topic: str, *, timeout_s: float = 10.0, idle_s: 
     for rec in iter_records(bootstrap, topic, timeout_s=timeout_s, idle_s=idle_s,
                             should_stop=lambda: until is not None and until(events)):
         events.append(ActionEvent.from_json(rec.value))
+        if until is not None and until(events):
+            break
     return events
 
 
@@ -88,6 +90,8 @@ def tail(bootstrap: str, topic: str, *, from_beginning: bool = False, max_events
                 continue
             print(format_row(ev), file=out, flush=True)
             n += 1
+            if max_events is not None and n >= max_events:
+                break
     except KeyboardInterrupt:
         pass
     return n

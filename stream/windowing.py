@@ -38,7 +38,7 @@ Worked example, ``n=3, s=2, ws=2`` (span 5; windows [0..4] needs 0,2,4; [2..6] n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from soccerkd.spec import ClipSpec
 

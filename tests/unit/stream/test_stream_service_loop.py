@@ -1,0 +1,75 @@
+"""Service wiring without Kafka: backpressure pauses and resumes, readiness, metrics names."""
+
+from prometheus_client import CollectorRegistry
+
+from stream.config import BatchingConfig, StreamConfig
+from stream.metrics import Metrics
+from stream.pipeline import SourceRef
+from stream.service import StreamService
+from stream.testing import ScriptedPredictor, solid_batch
+from stream.messages import encode_frame_batch
+
+
+class FakeConsumer:
+    def __init__(self):
+        self.paused = False
+        self.calls = []
+
+    def assignment(self):
+        return {"tp0", "tp1"}
+
+    def pause(self, *tps):
+        self.paused = True
+        self.calls.append(("pause", len(tps)))
+
+    def resume(self, *tps):
+        self.paused = False
+        self.calls.append(("resume", len(tps)))
+
+
+def test_backpressure_pauses_when_windows_pile_up_and_resumes_after_drain():
+    cfg = StreamConfig(batching=BatchingConfig(max_batch=2, max_wait_ms=0, max_pending_windows=6,
+                                               resume_pending_windows=2))
+    svc = StreamService(cfg, predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
+    svc._consumer = FakeConsumer()
+    for i, first in enumerate(range(0, 40, 4)):
+        svc.pipeline.offer_bytes(encode_frame_batch(solid_batch("c", first, [(9, 9, 9)] * 4)),
+                                 SourceRef("frames", 0, i))
+    assert svc.pipeline.pending >= 6
+    svc._backpressure()
+    assert svc._consumer.paused and svc._consumer.calls == [("pause", 2)]
+    svc._backpressure()
+    assert svc._consumer.calls == [("pause", 2)]  # no repeated pause
+    while svc.pipeline.pending > 2:
+        svc.pipeline.step(force=True)
+        svc._backpressure()
+    assert not svc._consumer.paused and svc._consumer.calls[-1] == ("resume", 2)
+
+
+def test_readiness_reasons():
+    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
+    assert svc.ready() == (False, "broker not reachable")
+    svc._broker_ok = True
+    assert svc.ready() == (False, "no partitions assigned")
+    svc._assigned.add(("frames", 0))
+    assert svc.ready() == (True, "ready")
+
+
+def test_metric_names_match_the_issue():
+    m = Metrics(CollectorRegistry())
+    m.event_published("kick", 0.3)
+    m.dead_lettered("bad_magic")
+    m.add_dropped("gap", 2)
+    m.set_lag("frames", 0, 5)
+    m.observe_batch(4)
+    m.observe_stage("decode", 0.01)
+    m.add_frames(3)
+    m.add_windows(1)
+    m.set_inflight(2)
+    text = m.exposition().decode()
+    for name in ("soccerkd_event_latency_seconds_bucket", 'soccerkd_stage_seconds_bucket{le="0.0005",stage="decode"}',
+                 'soccerkd_stage_seconds_count{stage="publish"}', "soccerkd_batch_size_bucket",
+                 "soccerkd_frames_total 3.0", "soccerkd_windows_total 1.0", 'soccerkd_events_total{label="kick"} 1.0',
+                 'soccerkd_dropped_frames_total{reason="gap"} 2.0', 'soccerkd_dlq_total{reason="bad_magic"} 1.0',
+                 'soccerkd_consumer_lag{partition="0",topic="frames"} 5.0', "soccerkd_inflight_windows 2.0"):
+        assert name in text, name
