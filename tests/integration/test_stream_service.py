@@ -247,3 +247,44 @@ def test_sigkill_mid_run_then_restart_loses_no_event(kafka_broker, checkpoint, t
         assert (prev.camera_id, prev.start_seq, prev.end_seq, prev.label) == (e.camera_id, e.start_seq, e.end_seq,
                                                                              e.label)
     assert "stopped:" in (tmp_path / "serve2.log").read_text()
+
+
+def test_second_instance_takes_over_a_partition_without_losing_events(kafka_broker, checkpoint):
+    """Cooperative rebalance: A owns both partitions, B joins; A commits and drops the revoked one,
+    B rebuilds its windows from A's commit point. Every expected event appears."""
+    from stream.kafka import make_producer
+    from stream.testing import solid_batch
+
+    cfg = make_config(kafka_broker, checkpoint)
+    producer = make_producer(cfg.kafka)
+
+    def send(first_seqs):
+        for first in first_seqs:
+            for part, cam in enumerate(("cam-p0", "cam-p1")):
+                b = solid_batch(cam, first, [(120, 60, 30)] * 8, width=40, height=32)
+                producer.send(cfg.kafka.frames_topic, key=cam.encode(), value=encode_frame_batch(b), partition=part)
+        producer.flush()
+
+    send(range(0, 160, 8))
+    a, a_thread, _ = run_in_thread(cfg)
+    b = b_thread = None
+    try:
+        read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=60, idle_s=None,
+                    until=lambda evs: len(evs) >= 4)
+        b, b_thread, _ = run_in_thread(cfg)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (len(a._assigned) == 1 and len(b._assigned) == 1):
+            time.sleep(0.1)
+        assert len(a._assigned) == 1 and len(b._assigned) == 1 and a._assigned != b._assigned
+        send(range(160, 240, 8))
+        producer.close()
+        expected = expected_event_ids(cfg)
+        assert len(expected) == 2 * 29
+        events = wait_ids(cfg, expected)
+    finally:
+        for svc, th in ((a, a_thread), (b, b_thread)):
+            if svc is not None:
+                svc.stop()
+                th.join(30)
+    assert {e.event_id for e in events} == expected
+    assert a.counts["events"] > 0 and b.counts["events"] > 0

@@ -120,3 +120,14 @@ def test_drop_partition_forgets_cameras():
     assert pipe.pending == 3
     assert pipe.drop_partition(("frames", 0)) == 3
     assert pipe.pending == 0 and pipe.commit_points() == {}
+
+
+def test_raw_predictions_when_enabled():
+    from dataclasses import replace
+
+    pipe = Pipeline(ScriptedPredictor(), config=replace(CFG, raw_predictions=True))
+    for value, ref in source(["a"], n=8):
+        pipe.offer_bytes(value, ref)
+    preds = pipe.drain().predictions
+    assert [(p.start_seq, p.end_seq) for p in preds] == [(0, 3), (2, 5), (4, 7)]
+    assert set(preds[0].probabilities) == {"red", "other"} and b'"camera_id": "a"' in preds[0].to_json()
