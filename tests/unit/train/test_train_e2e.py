@@ -73,3 +73,14 @@ def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     assert row["test_video_acc"]["std"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
     table = (tmp_path / "sw" / "sweep.md").read_text()
     assert "55.0 ± 7.1" in table and "kd/a0.9_T4" in table
+
+
+def test_cli_user_errors_exit_2_with_the_bad_value(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("optim: {lr: -1}\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "optim.lr" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(tmp_path)]) == 2
+    assert "nope.pt" in capsys.readouterr().err
