@@ -127,7 +127,7 @@ def stream_config(args, bootstrap: str, names: dict[str, str], every_window: boo
         smoothing=smoothing,
         batching=BatchingConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                                 max_pending_windows=args.max_batch * 8, resume_pending_windows=args.max_batch * 2),
-        log_every_s=3600)
+        log_every_s=3600, decode_threads=args.decode_threads)
 
 
 def topics(broker_obj, cameras: int) -> dict[str, str]:
@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-poll-records", type=int, default=32)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto", choices=("auto", "fp16", "bf16", "none"))
+    p.add_argument("--decode-threads", type=int, default=1, help="JPEG decode + resize threads in the pipeline")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     p.add_argument("--no-broker", action="store_true", help="pipeline in process, without Kafka")
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if pred.device.type == "cuda" else None,
         "cameras": args.cameras, "fps": args.fps, "seconds": args.seconds, "frame_size": [w, h],
         "frames_per_batch": args.frames_per_batch, "window_stride": args.window_stride, "max_batch": args.max_batch,
-        "max_wait_ms": args.max_wait_ms, "bare_model_clips_per_s": bare,
+        "max_wait_ms": args.max_wait_ms, "decode_threads": args.decode_threads, "bare_model_clips_per_s": bare,
         "bare_model_clips_per_s_before_after": [bare_before, bare_after],
         "pipeline": {**thr, "expected_windows": n_windows, "clips_per_s": pipe_cps,
                      "frames_per_s": args.cameras * n_frames / thr["seconds"] if thr["seconds"] > 0 else None},

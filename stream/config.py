@@ -77,8 +77,16 @@ class StreamConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     metrics_port: Optional[int] = None
     log_every_s: float = 10.0
+    decode_threads: int = 1   # JPEG decode + resize threads (OpenCV releases the GIL); >1 on many-core hosts
+
+    def __post_init__(self) -> None:
+        if self.decode_threads < 1:
+            raise ConfigError(f"decode_threads must be >= 1, got {self.decode_threads!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
+            raise ConfigError(f"metrics_port must be 0..65535 or null, got {self.metrics_port!r}")
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(window=self.windows, smoothing=self.smoothing, max_batch=self.batching.max_batch,
                               max_wait_ms=self.batching.max_wait_ms,
-                              raw_predictions=self.kafka.predictions_topic is not None)
+                              raw_predictions=self.kafka.predictions_topic is not None,
+                              decode_threads=self.decode_threads)

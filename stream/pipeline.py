@@ -16,6 +16,8 @@ replays rather than opening windows that were already handled.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import json
 import time
 from collections import deque
@@ -72,6 +74,7 @@ class PipelineConfig:
     max_batch: int = 16
     max_wait_ms: float = 50.0
     raw_predictions: bool = False
+    decode_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,26 @@ class Pipeline:
         self._pending: deque[tuple[float, ClipWindow[Any]]] = deque()
         self._next_offset: dict[TopicPartition, int] = {}
         self._hints: dict[TopicPartition, dict[str, int]] = {}
+        self._pool = (concurrent.futures.ThreadPoolExecutor(config.decode_threads, thread_name_prefix="decode")
+                      if config.decode_threads > 1 else None)
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        # OpenCV releases the GIL in imdecode/resize, so threads give real parallelism here.
+        if self._pool is None or len(items) < 2:
+            return [fn(x) for x in items]
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     # -- input --------------------------------------------------------------------------------
     def decode(self, value: bytes) -> tuple[FrameBatch, list[Any]]:
         """Envelope + JPEG decoding with every validation; raises :class:`EnvelopeError` subclasses."""
         t0 = self.perf()
         batch = decode_frame_batch(value)
-        images = [decode_image(f, width=batch.width, height=batch.height) for f in batch.frames]
+        decode = functools.partial(decode_image, width=batch.width, height=batch.height)
+        images = self._map(decode, batch.frames)
         self.metrics.observe_stage("decode", self.perf() - t0)
         return batch, images
 
@@ -145,19 +161,18 @@ class Pipeline:
         cam = self._camera(batch.camera_id, ref.tp, batch.source_fps)
         cam.ledger.append((ref.offset, batch.last_seq))
         before = _snapshot(cam.windows.stats)
-        t_pre = 0.0
+        # Frames no window will use are not preprocessed. The set of needed frames only shrinks as
+        # windows are emitted, so deciding it before adding the batch's frames is safe.
+        todo = [i for i in range(len(images)) if cam.windows.classify(batch.first_seq + i) is None
+                and cam.windows.needed(batch.first_seq + i)]
+        t0 = self.perf()
+        payloads = dict(zip(todo, self._map(self.predictor.preprocess_frame, [images[i] for i in todo])))
+        self.metrics.observe_stage("preprocess", self.perf() - t0)
         now = self.perf()
-        for i, (img, ts) in enumerate(zip(images, batch.capture_ts_ns)):
-            seq = batch.first_seq + i
-            payload = None
-            if cam.windows.classify(seq) is None and cam.windows.needed(seq):
-                t0 = self.perf()
-                payload = self.predictor.preprocess_frame(img)
-                t_pre += self.perf() - t0
-            for w in cam.windows.add(seq, ts, payload):
+        for i, ts in enumerate(batch.capture_ts_ns):
+            for w in cam.windows.add(batch.first_seq + i, ts, payloads.get(i)):
                 self._pending.append((now, w))
                 cam.pending_starts.append(w.start_seq)
-        self.metrics.observe_stage("preprocess", t_pre)
         after = _snapshot(cam.windows.stats)
         self.metrics.add_frames(len(images))
         for name, reason in _DROP_FIELDS:

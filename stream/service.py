@@ -264,6 +264,7 @@ class StreamService:
                 log.warning("producer close: %s", exc)
         if self._server is not None:
             self._server.stop()
+        self.pipeline.close()
         self._consumer = self._producer = self._server = None
 
 

@@ -272,7 +272,7 @@ def test_second_instance_takes_over_a_partition_without_losing_events(kafka_brok
         read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=60, idle_s=None,
                     until=lambda evs: len(evs) >= 4)
         b, b_thread, _ = run_in_thread(cfg)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not (len(a._assigned) == 1 and len(b._assigned) == 1):
             time.sleep(0.1)
         assert len(a._assigned) == 1 and len(b._assigned) == 1 and a._assigned != b._assigned
@@ -280,7 +280,7 @@ def test_second_instance_takes_over_a_partition_without_losing_events(kafka_brok
         producer.close()
         expected = expected_event_ids(cfg)
         assert len(expected) == 2 * 29
-        events = wait_ids(cfg, expected)
+        events = wait_ids(cfg, expected, timeout=120)
     finally:
         for svc, th in ((a, a_thread), (b, b_thread)):
             if svc is not None:

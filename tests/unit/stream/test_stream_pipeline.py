@@ -131,3 +131,15 @@ def test_raw_predictions_when_enabled():
     preds = pipe.drain().predictions
     assert [(p.start_seq, p.end_seq) for p in preds] == [(0, 3), (2, 5), (4, 7)]
     assert set(preds[0].probabilities) == {"red", "other"} and b'"camera_id": "a"' in preds[0].to_json()
+
+
+def test_decode_threads_give_the_same_events():
+    from dataclasses import replace
+
+    items = list(source(["a", "b"], n=40))
+    one = {e.event.event_id for e in run_all(Pipeline(ScriptedPredictor(), config=CFG), items)}
+    pipe = Pipeline(ScriptedPredictor(), config=replace(CFG, decode_threads=3))
+    try:
+        assert {e.event.event_id for e in run_all(pipe, items)} == one and one
+    finally:
+        pipe.close()
