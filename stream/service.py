@@ -103,6 +103,7 @@ class StreamService:
                 now = time.monotonic()
                 if (now - last_commit) * 1000 >= cfg.commit_interval_ms:
                     self.commit()
+                    self._update_lag()
                     last_commit = now
                 if now - last_log >= self.config.log_every_s:
                     self._report()
@@ -237,12 +238,17 @@ class StreamService:
             self.pipeline.drop_partition(tp)
             self._assigned.discard(tp)
 
-    def _report(self) -> None:
+    def _update_lag(self) -> None:
         from stream.kafka import lag
 
         try:
             for (topic, part), value in lag(self._consumer).items():
                 self.metrics.set_lag(topic, part, value)
+        except Exception as exc:
+            log.debug("lag unavailable: %s", exc)
+
+    def _report(self) -> None:
+        try:
             self._broker_ok = bool(self._consumer.bootstrap_connected()) or bool(self._assigned)
         except Exception as exc:
             log.warning("lag/broker check failed: %s", exc)

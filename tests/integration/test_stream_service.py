@@ -155,7 +155,8 @@ def test_ingest_serve_reads_expected_events_and_metrics(kafka_broker, checkpoint
         assert code == 200
         assert "soccerkd_event_latency_seconds_bucket" in text and "soccerkd_event_latency_seconds_count 7.0" in text
         for name in ("soccerkd_stage_seconds_bucket{", "soccerkd_batch_size_bucket", "soccerkd_frames_total 60.0",
-                     "soccerkd_windows_total", 'soccerkd_events_total{label="kick"} 7.0', "soccerkd_inflight_windows"):
+                     "soccerkd_windows_total", 'soccerkd_events_total{label="kick"} 7.0', "soccerkd_inflight_windows",
+                     "soccerkd_consumer_lag{partition="):
             assert name in text, name
         assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, "ready\n")
