@@ -24,7 +24,8 @@ class KafkaConfig:
     group_instance_id: Optional[str] = None
     max_poll_records: int = 16
     max_partition_fetch_bytes: int = 16 * 1024 * 1024
-    max_request_size: int = 8 * 1024 * 1024
+    # Room for a dead letter: an 8 MiB frame batch plus its provenance headers.
+    max_request_size: int = 9 * 1024 * 1024
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000

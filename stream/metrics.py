@@ -76,6 +76,13 @@ class Metrics:
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(topic=topic, partition=str(partition)).set(lag)
 
+    def forget_lag(self, topic: str, partition: int) -> None:
+        """Drop a partition's lag series once it is no longer ours, so no stale value lingers."""
+        try:
+            self.lag.remove(topic, str(partition))
+        except KeyError:
+            pass
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

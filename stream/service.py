@@ -228,15 +228,17 @@ class StreamService:
                          on_error=lambda exc: log.info("commit on revoke failed: %s", exc))
         except Exception as exc:  # the new owner re-reads from the previous commit: still at-least-once
             log.warning("commit on revoke skipped: %s", exc)
-        for tp in tps:
-            self.pipeline.drop_partition(tp)
-            self._assigned.discard(tp)
+        self._forget(tps)
 
     def _on_lost(self, tps: list[TopicPartition]) -> None:
         log.warning("lost %s: dropping their windows without committing", tps)
+        self._forget(tps)
+
+    def _forget(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
             self.pipeline.drop_partition(tp)
             self._assigned.discard(tp)
+            self.metrics.forget_lag(*tp)
 
     def _update_lag(self) -> None:
         from stream.kafka import lag

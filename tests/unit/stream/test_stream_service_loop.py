@@ -73,3 +73,16 @@ def test_metric_names_match_the_issue():
                  'soccerkd_dropped_frames_total{reason="gap"} 2.0', 'soccerkd_dlq_total{reason="bad_magic"} 1.0',
                  'soccerkd_consumer_lag{partition="0",topic="frames"} 5.0', "soccerkd_inflight_windows 2.0"):
         assert name in text, name
+
+
+def test_revoked_or_lost_partitions_stop_exporting_lag():
+    metrics = Metrics(CollectorRegistry())
+    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=metrics)
+    metrics.set_lag("frames", 0, 5)
+    metrics.set_lag("frames", 1, 7)
+    svc._assigned.update({("frames", 0), ("frames", 1)})
+    svc._on_lost([("frames", 1)])
+    text = metrics.exposition().decode()
+    assert 'soccerkd_consumer_lag{partition="0",topic="frames"} 5.0' in text
+    assert 'partition="1"' not in text
+    metrics.forget_lag("frames", 9)  # never exported: a no-op, not an error
