@@ -253,13 +253,17 @@ class LocalBroker:
         self.properties_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     def _wait_ready(self, deadline: float) -> None:
-        """Ready once an admin client lists topics; fail fast if the JVM exits."""
+        """Ready once the broker logs that it started and an admin client lists topics.
+
+        Waiting for the log line first keeps the admin client from logging refused connections
+        while the JVM boots. Fails fast if the JVM exits.
+        """
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise BrokerError(f"the Kafka JVM exited with code {self.process.returncode} during start-up; "
                                   f"log tail:\n{tail(self.log_path)}")
-            if admin_ping(self.bootstrap):
+            if _READY_LINE in tail(self.log_path, 200) and admin_ping(self.bootstrap):
                 return
             time.sleep(0.25)
         raise BrokerError(f"the Kafka broker did not answer within the start timeout; log tail:\n{tail(self.log_path)}")

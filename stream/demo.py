@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -91,9 +92,12 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
         log(f"[3/5] starting the service with student {ckpt} ...")
         serve_log = open(out / "serve.log", "w")
         serve = subprocess.Popen(serve_cmd, stdout=serve_log, stderr=subprocess.STDOUT)
+        tail = EventTail(broker.bootstrap, "events", log=log)
         try:
             _wait_ready(serve, metrics_port, out / "serve.log")
-            log(f"[4/5] ingesting {video.name} at real-time pace ({num_frames / 25:.0f} s of video) ...")
+            log(f"[4/5] ingesting {video.name} at real-time pace ({num_frames / 25:.0f} s of video); "
+                f"events as they arrive:")
+            tail.start()
             ingest = subprocess.run(
                 [sys.executable, "-m", "stream.cli", "ingest", "--source", str(video), "--camera-id", "demo-cam",
                  "--bootstrap", broker.bootstrap, "--topic", "frames", "--pacing", "realtime",
@@ -103,6 +107,9 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
             log("      ingest done; waiting for the service to drain ...")
             _wait_drained(metrics_port, num_frames, settle_s)
             metrics_text = _scrape(metrics_port)
+        except BaseException:
+            tail.stop()
+            raise
         finally:
             serve.send_signal(signal.SIGTERM)  # graceful: finish the batch, publish, commit, close
             try:
@@ -111,8 +118,8 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
                 serve.kill()
                 serve.wait(10)
             serve_log.close()
-        log("[5/5] reading the events back and scoring them ...")
-        events = _read_all_events(broker.bootstrap)
+        events = tail.finish()
+        log(f"[5/5] {len(events)} events read back; scoring them ...")
     result = DemoResult(out, num_frames, events, truth, metrics_text, time.monotonic() - t_start)
     result.summary = summarize(result)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
@@ -159,10 +166,49 @@ def _wait_drained(port: int, num_frames: int, settle_s: float) -> None:
         time.sleep(0.5)
 
 
-def _read_all_events(bootstrap: str) -> list[dict[str, Any]]:
-    from stream.events import read_events
+class EventTail:
+    """Prints events as a live table while the demo runs, and keeps them for scoring."""
 
-    return [json.loads(e.to_json()) for e in read_events(bootstrap, "events", timeout_s=20.0, idle_s=3.0)]
+    def __init__(self, bootstrap: str, topic: str, *, log=print) -> None:
+        self.bootstrap, self.topic, self.log = bootstrap, topic, log
+        self.events: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-tail", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        from stream.events import format_row, header, iter_records
+        from stream.messages import ActionEvent
+
+        try:
+            self.log("      " + header())
+            for rec in iter_records(self.bootstrap, self.topic, from_beginning=True, should_stop=self._stop.is_set):
+                event = ActionEvent.from_json(rec.value)
+                self.events.append(json.loads(event.to_json()))
+                self.log("      " + format_row(event))
+        except BaseException as exc:  # reported by finish(); a dead tail must not hang the demo
+            self.error = exc
+
+    def finish(self, idle_s: float = 3.0, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        """Stop once no event has arrived for ``idle_s`` (the service has stopped by now)."""
+        deadline = time.monotonic() + timeout_s
+        seen = -1
+        while time.monotonic() < deadline and self._thread.is_alive():
+            if len(self.events) == seen:
+                break
+            seen = len(self.events)
+            time.sleep(idle_s)
+        self._stop.set()
+        self._thread.join(10)
+        if self.error is not None:
+            raise StreamError(f"reading the events topic failed: {self.error!r}") from self.error
+        return list(self.events)
 
 
 def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -180,7 +226,12 @@ def latency_quantiles(samples: dict, name: str = "soccerkd_event_latency_seconds
                       qs: Sequence[float] = (0.5, 0.95, 0.99)) -> dict[str, float]:
     buckets = sorted(((float(dict(labels)["le"]), value) for (n, labels), value in samples.items()
                       if n == f"{name}_bucket"), key=lambda b: b[0])
-    return {f"p{round(q * 100)}": histogram_quantile(q, buckets) for q in qs}
+    return {f"p{round(q * 100)}": _finite(histogram_quantile(q, buckets)) for q in qs}
+
+
+def _finite(value: float) -> float | None:
+    """None (JSON null) for a quantity that could not be measured, e.g. no events at all."""
+    return None if value is None or math.isnan(value) else value
 
 
 def predicted_segments(events: Sequence[dict[str, Any]]) -> list[Segment]:
@@ -199,7 +250,7 @@ def summarize(result: DemoResult) -> dict[str, Any]:
         per_label[seg.label] = per_label.get(seg.label, 0) + 1
     frames = samples.get(("soccerkd_frames_total", ()), 0.0)
     windows = samples.get(("soccerkd_windows_total", ()), 0.0)
-    infer_sum = samples.get(("soccerkd_stage_seconds_sum", (("stage", "inference"),)), math.nan)
+    infer_sum = samples.get(("soccerkd_stage_seconds_sum", (("stage", "inference"),)))
     summary: dict[str, Any] = {
         "frames": result.num_frames,
         "frames_processed": frames,
@@ -209,7 +260,7 @@ def summarize(result: DemoResult) -> dict[str, Any]:
         "latency_seconds": latency_quantiles(samples),
         "wall_seconds": round(result.wall_seconds, 1),
         "inference_seconds_total": infer_sum,
-        "model_windows_per_second": windows / infer_sum if infer_sum and infer_sum > 0 else math.nan,
+        "model_windows_per_second": windows / infer_sum if infer_sum else None,
     }
     if result.truth:
         score = match_segments(predicted, result.truth, iou=0.5)
@@ -225,17 +276,17 @@ def summarize(result: DemoResult) -> dict[str, Any]:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    lat = summary["latency_seconds"]
+    lat = {k: "n/a" if v is None else f"{v * 1000:.0f} ms" for k, v in summary["latency_seconds"].items()}
+    speed = summary["model_windows_per_second"]
     lines = [
         "",
         "=== SoccerKD Stream demo summary ===",
         f"frames ingested / processed : {summary['frames']} / {summary['frames_processed']:.0f}",
         f"windows classified          : {summary['windows']:.0f}"
-        f"  (model: {summary['model_windows_per_second']:.1f} windows/s of inference time)",
+        + (f"  (model: {speed:.1f} windows/s of inference time)" if speed else ""),
         f"events                      : {summary['events']}  "
         + ", ".join(f"{k}={v}" for k, v in sorted(summary["events_per_label"].items())),
-        f"event latency (histogram)   : p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, "
-        f"p99 {lat['p99'] * 1000:.0f} ms",
+        f"event latency (histogram)   : p50 {lat['p50']}, p95 {lat['p95']}, p99 {lat['p99']}",
     ]
     if "timeline" in summary:
         t = summary["timeline"]
