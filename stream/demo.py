@@ -346,6 +346,10 @@ def write_overlay(video: Path, events: Sequence[dict[str, Any]], path: Path) -> 
             ok, frame = cap.read()
             if not ok:
                 break
+            # small procedural frames are upscaled so the label stays readable
+            scale = max(1, 480 // frame.shape[1])
+            if scale > 1:
+                frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
             if writer is None:
                 h, w = frame.shape[:2]
                 writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
