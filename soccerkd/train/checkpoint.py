@@ -92,7 +92,9 @@ def load_model(path: str | Path, *, device: str = "cpu") -> tuple[Any, InputSpec
     kwargs = dict(ckpt.get("model_kwargs") or {})
     model = create_model(ckpt["model_name"], num_classes=spec.num_classes, weights=None,
                          frames=spec.clip.num_frames, **kwargs)
-    result = model.load_state_dict(ckpt["model_state"], strict=False)
+    from soccerkd.compact import expand_model_state  # compact (int8) deployment checkpoints too
+
+    result = model.load_state_dict(expand_model_state(ckpt), strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not match model {ckpt['model_name']!r}: "
