@@ -39,3 +39,23 @@ def test_unknown_format_and_orphan_quantised_tensor_are_named():
         expand_model_state({"weights_format": "float4", "model_state": {}})
     with pytest.raises(CheckpointError, match="w.scale"):
         dequantize_state_dict({"w.q": torch.zeros(2, 2, dtype=torch.int8)})
+
+
+def test_load_model_reads_a_compact_checkpoint_with_close_logits(tmp_path):
+    from soccerkd.models import create_model
+    from soccerkd.spec import ClipSpec, InputSpec
+    from soccerkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+
+    torch.manual_seed(0)
+    spec = InputSpec(clip=ClipSpec(num_frames=2), size=32, resize=36)
+    model = create_model("tsm_resnet18", num_classes=4, frames=2, input_spec=spec).eval()
+    full = save_checkpoint(tmp_path / "full.pt", model_state=model.state_dict(), model_name="tsm_resnet18",
+                           model_kwargs={}, input_spec=spec.to_dict(), optimizer_state={"step": 3})
+    compact = save_checkpoint(tmp_path / "compact.pt", **compact_checkpoint(load_checkpoint(full)))
+    assert compact.stat().st_size < 0.3 * full.stat().st_size
+    loaded, loaded_spec, meta = load_model(compact)
+    assert loaded_spec == spec and meta["model_name"] == "tsm_resnet18"
+    clips = torch.randn(3, 3, 2, 32, 32)
+    with torch.no_grad():
+        ref, out = model(clips), loaded(clips)
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
