@@ -19,6 +19,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SOCCERDB1_CLASSES = ("dribble", "kick", "run", "walk")
 
 
+def resize_crop_box(height: int, width: int, *, resize: int, size: int) -> tuple[int, int, int, int]:
+    """``(new_height, new_width, top, left)``: resize a ``height×width`` frame so its shorter side is
+    ``resize`` (neither side below ``size``), then crop ``size×size`` at ``(top, left)``.
+
+    The one rule for training transforms and serving, so both see the same centre crop. Example:
+    96×128 with resize 72, size 64 -> resize to 72×96, crop at (4, 16) -> ``(72, 96, 4, 16)``.
+    """
+    k = resize / min(height, width)
+    nh, nw = max(size, round(height * k)), max(size, round(width * k))
+    return nh, nw, (nh - size) // 2, (nw - size) // 2
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """A clip is ``num_frames`` frames taken every ``frame_stride`` source frames.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence
 
-from soccerkd.spec import InputSpec
+from soccerkd.spec import InputSpec, resize_crop_box
 
 from stream.errors import StreamError
 
@@ -40,12 +40,10 @@ def resize_crop(rgb: "np.ndarray", *, resize: int, size: int) -> "np.ndarray":
     import cv2
 
     h, w = rgb.shape[:2]
-    scale = resize / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    nh, nw, top, left = resize_crop_box(h, w, resize=resize, size=size)
     if (nh, nw) != (h, w):
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if resize < min(h, w) else cv2.INTER_LINEAR
         rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
-    top, left = (nh - size) // 2, (nw - size) // 2
     return rgb[top:top + size, left:left + size]
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from soccerkd.errors import ConfigError
-from soccerkd.spec import InputSpec
+from soccerkd.spec import InputSpec, resize_crop_box
 
 
 class ClipTransform:
@@ -49,11 +49,8 @@ class ClipTransform:
         return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 255)
 
     def _centre_crop(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        k = self.spec.resize / min(h, w)
-        nh, nw = max(self.spec.size, round(h * k)), max(self.spec.size, round(w * k))
+        nh, nw, top, left = resize_crop_box(*x.shape[-2:], resize=self.spec.resize, size=self.spec.size)
         x = self._resize(x, nh, nw)
-        top, left = (nh - self.spec.size) // 2, (nw - self.spec.size) // 2
         return x[..., top:top + self.spec.size, left:left + self.spec.size]
 
     def _random_crop(self, x: torch.Tensor) -> torch.Tensor:

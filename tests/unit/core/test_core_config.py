@@ -84,3 +84,10 @@ def test_cli_help_lists_subcommands():
     assert out.returncode == 0
     for command in ("config", "broker"):
         assert command in out.stdout
+
+
+def test_resize_crop_box_is_the_docstring_example_and_never_below_size():
+    from soccerkd.spec import resize_crop_box
+
+    assert resize_crop_box(96, 128, resize=72, size=64) == (72, 96, 4, 16)
+    assert resize_crop_box(40, 400, resize=20, size=32) == (32, 200, 0, 84)
