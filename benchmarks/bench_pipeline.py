@@ -275,18 +275,6 @@ def inprocess_latency(args, pred, jpegs, size) -> list[float]:
     return lat
 
 
-class _External:
-    """A broker someone else runs (``--bootstrap``)."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-
-    def create_topic(self, name: str, partitions: int = 1) -> None:
-        from stream.broker import create_topic
-
-        create_topic(self.bootstrap, name, partitions=partitions)
-
-
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -353,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
             lat = inprocess_latency(args, pred, jpegs, (w, h))
         else:
             if args.bootstrap:
-                broker = _External(args.bootstrap)
+                from stream.broker import ExternalBroker
+
+                broker = ExternalBroker(args.bootstrap)
             else:
                 from stream.broker import LocalBroker
 
@@ -366,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.update(1)
     finally:
         steps.close()
-        if broker is not None and not isinstance(broker, _External):
-            broker.stop()
+        if broker is not None:
+            broker.stop()  # a no-op for an --bootstrap broker
     # Measured at every batch size before and after the pipeline run (on a shared machine the two
     # differ); the reference is the best batch size's mean of the two. Everything is in the JSON.
     per_batch = {b: (bare_before[b] + bare_after[b]) / 2 for b in bare_before}

@@ -269,6 +269,20 @@ class LocalBroker:
         raise BrokerError(f"the Kafka broker did not answer within the start timeout; log tail:\n{tail(self.log_path)}")
 
 
+class ExternalBroker:
+    """A broker somebody else runs, with the same surface as :class:`LocalBroker` (``stop`` leaves it be)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.startup_seconds = 0.0
+
+    def create_topic(self, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> None:
+        create_topic(self.bootstrap, name, partitions=partitions, config=config)
+
+    def stop(self) -> None:
+        pass
+
+
 def admin_ping(bootstrap: str, timeout_ms: int = 2000) -> bool:
     """True when an admin client can list topics at ``bootstrap``."""
     from kafka import KafkaAdminClient

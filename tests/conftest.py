@@ -33,27 +33,15 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-class ExternalBroker:
-    """A broker somebody else runs; same surface as :class:`stream.broker.LocalBroker` for tests."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.startup_seconds = 0.0
-
-    def create_topic(self, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> None:
-        from stream.broker import create_topic
-
-        create_topic(self.bootstrap, name, partitions=partitions, config=config)
-
-
 @pytest.fixture(scope="session")
 def kafka_broker():
     """A real Apache Kafka broker for the whole session (``.bootstrap``, ``.create_topic``)."""
+    from stream.broker import ExternalBroker, LocalBroker
+
     external = os.environ.get("SOCCERKD_KAFKA_BOOTSTRAP")
     if external:
         yield ExternalBroker(external)
         return
-    from stream.broker import LocalBroker
     from stream.errors import BrokerError
 
     broker = LocalBroker()
