@@ -150,8 +150,13 @@ def test_ingest_serve_reads_expected_events_and_metrics(kafka_broker, checkpoint
         assert ev.camera_id == "cam-a" and ev.label == "kick" and ev.model_name == "tsm_resnet18"
         assert abs(ev.confidence - np.exp(3) / (np.exp(3) + 3)) < 1e-4 and len(ev.checkpoint_sha256) == 64
         assert ev.end_seq - ev.start_seq == 9 and ev.end_capture_ts_ns > ev.start_capture_ts_ns
-        time.sleep(0.5)
-        code, text = http_get(f"http://127.0.0.1:{port}/metrics")
+        # lag is sampled every log_every_s (1 s): events can arrive before the first sample
+        deadline = time.monotonic() + 10
+        while True:
+            time.sleep(0.5)
+            code, text = http_get(f"http://127.0.0.1:{port}/metrics")
+            if "soccerkd_consumer_lag{partition=" in text or time.monotonic() > deadline:
+                break
         assert code == 200
         assert "soccerkd_event_latency_seconds_bucket" in text and "soccerkd_event_latency_seconds_count 7.0" in text
         for name in ("soccerkd_stage_seconds_bucket{", "soccerkd_batch_size_bucket", "soccerkd_frames_total 60.0",
