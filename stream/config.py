@@ -47,6 +47,9 @@ class ModelConfig:
     device: str = "auto"
     amp: Literal["auto", "fp16", "bf16", "none"] = "auto"
     cpu_threads: Optional[int] = None
+    # Where JPEG frames are decoded and preprocessed: "gpu" = nvJPEG into a CUDA frame store,
+    # "cpu" = OpenCV threads; "auto" = gpu when the model runs on CUDA.
+    decode: Literal["auto", "cpu", "gpu"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -89,5 +92,4 @@ class StreamConfig:
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(window=self.windows, smoothing=self.smoothing, max_batch=self.batching.max_batch,
                               max_wait_ms=self.batching.max_wait_ms,
-                              raw_predictions=self.kafka.predictions_topic is not None,
-                              decode_threads=self.decode_threads)
+                              raw_predictions=self.kafka.predictions_topic is not None)

@@ -1,9 +1,16 @@
-"""Predictor port and its torch implementation (batching across cameras, AMP on CUDA).
+"""Predictor port and its torch implementation (batched decode, frames stored once, AMP on CUDA).
 
-A :class:`Predictor` does two things: ``preprocess_frame`` turns one decoded RGB frame into the
-payload the windows carry (called once per frame, so a frame shared by several overlapping
-windows is resized and cropped once), and ``predict`` turns a batch of windows, from any
-cameras, into class probabilities.
+A :class:`Predictor` owns the frames the windows point at:
+
+* ``prepare(jobs)`` decodes and preprocesses a batch of encoded frames (every frame of one
+  ``poll``) and returns one payload per frame, or the :class:`EnvelopeError` that rejects it;
+* ``retain``/``release`` count the references windows hold to payloads, so a frame shared by
+  overlapping windows is kept once and freed when the last one is done with it;
+* ``predict(windows)`` turns a batch of windows, from any cameras, into class probabilities.
+
+:class:`TorchPredictor` keeps payloads as slots of a :class:`~stream.framestore.FrameStore` on
+the model's device: with ``decode="gpu"`` JPEGs are decoded by nvJPEG and never exist on the
+host as pixels, and a batch is one gather from the store, whatever the device.
 """
 
 from __future__ import annotations
@@ -14,11 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence
 from soccerkd.spec import InputSpec, resize_crop_box
 
 from stream.errors import StreamError
+from stream.messages import EnvelopeError
+from stream.preprocess import FrameJob
 
 if TYPE_CHECKING:
     import numpy as np
 
     from stream.windowing import ClipWindow
+
+DecodeMode = Literal["auto", "cpu", "gpu"]
 
 
 class Predictor(Protocol):
@@ -28,8 +39,14 @@ class Predictor(Protocol):
     checkpoint_sha256: str
     input_spec: InputSpec
 
-    def preprocess_frame(self, rgb: "np.ndarray") -> Any:
-        """One decoded ``H×W×3`` uint8 RGB frame -> the payload stored in windows."""
+    def prepare(self, jobs: Sequence[FrameJob]) -> list[Any]:
+        """Encoded frames -> one payload (held once) or :class:`EnvelopeError` per frame."""
+
+    def retain(self, payloads: Sequence[Any]) -> None:
+        """One more reference to each payload (a window holds it)."""
+
+    def release(self, payloads: Sequence[Any]) -> None:
+        """Drop one reference to each payload; unreferenced payloads are freed."""
 
     def predict(self, windows: Sequence["ClipWindow[Any]"]) -> "np.ndarray":
         """``B`` windows -> ``B×num_classes`` float probabilities (rows sum to 1)."""
@@ -47,28 +64,42 @@ def resize_crop(rgb: "np.ndarray", *, resize: int, size: int) -> "np.ndarray":
     return rgb[top:top + size, left:left + size]
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; a CUDA request without CUDA is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StreamError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
 class TorchPredictor:
     """Runs an ``nn.Module`` taking ``B×C×T×H×W`` normalised float clips.
 
-    Frames are stored as ``C×H×W`` uint8 tensors after resize + crop (4× smaller than float);
-    normalisation happens on the device for the whole batch. On CUDA the model runs under
-    autocast (``amp``: ``bf16`` when supported, else ``fp16``; or ``none``) with
-    ``channels_last_3d`` memory format; on the CPU it runs in float32.
+    Frames live as ``H×W×3`` uint8 slots of a :class:`FrameStore` on the model's device (4×
+    smaller than float); a batch is gathered in one indexing operation and normalised on the
+    device. ``decode``: ``gpu`` decodes with nvJPEG into a CUDA store, ``cpu`` with OpenCV in
+    ``decode_threads`` threads, ``auto`` picks ``gpu`` on CUDA. On CUDA the model runs under
+    autocast (``amp``: ``bf16`` when supported, else ``fp16``; or ``none``) in the channels-last
+    layout of its family (:func:`soccerkd.models.memory_format_for`); on the CPU in float32.
     """
 
     def __init__(self, model: Any, spec: InputSpec, *, model_name: str, checkpoint_sha256: str = "",
                  device: str = "auto", amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
-                 channels_last: bool = True, cpu_threads: int | None = None) -> None:
+                 channels_last: bool = True, cpu_threads: int | None = None, decode: DecodeMode = "auto",
+                 decode_threads: int = 1) -> None:
         import torch
+
+        from soccerkd.models import memory_format_for
+
+        from stream.framestore import FrameStore
+        from stream.preprocess import CpuJpegDecoder, NvJpegDecoder
 
         if cpu_threads is not None:
             torch.set_num_threads(cpu_threads)  # several services or workers per host oversubscribe otherwise
-
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise StreamError(f"device {device!r} requested but CUDA is not available")
-        self.device = torch.device(device)
+        self.device = torch.device(resolve_device(device))
         self.input_spec = spec
         self.model_name = model_name
         self.checkpoint_sha256 = checkpoint_sha256
@@ -79,10 +110,21 @@ class TorchPredictor:
         if amp != "none" and not on_gpu:
             amp = "none"  # CPU autocast is slower than fp32 for these convs; keep exact numbers
         self.amp = amp
+        if decode == "auto":
+            decode = "gpu" if on_gpu else "cpu"
+        if decode not in ("cpu", "gpu"):
+            raise StreamError(f"model.decode must be auto, cpu or gpu, got {decode!r}")
+        if decode == "gpu" and not on_gpu:
+            raise StreamError(f"model.decode 'gpu' needs a CUDA device, but the model runs on {self.device}")
+        self.decode = decode
+        self.memory_format = memory_format_for(model)
         self.channels_last = channels_last and on_gpu
         self.model = model.to(self.device).eval()
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
+            self.model = self.model.to(memory_format=self.memory_format)
+        self.store = FrameStore(spec.size, device=self.device)
+        self.decoder = (NvJpegDecoder(spec, device=self.device) if decode == "gpu"
+                        else CpuJpegDecoder(spec, threads=decode_threads))
         shape = (1, 3, 1, 1, 1)
         self._mean = torch.tensor(spec.mean, device=self.device).view(shape) * 255.0
         self._std = torch.tensor(spec.std, device=self.device).view(shape) * 255.0
@@ -90,31 +132,52 @@ class TorchPredictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto",
                         amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
-                        cpu_threads: int | None = None) -> "TorchPredictor":
+                        cpu_threads: int | None = None, decode: DecodeMode = "auto",
+                        decode_threads: int = 1) -> "TorchPredictor":
         """Load a ``soccerkd train`` checkpoint (via :func:`soccerkd.train.checkpoint.load_model`)."""
         from soccerkd.train.checkpoint import load_model
 
         model, spec, meta = load_model(path, device="cpu")
         return cls(model, spec, model_name=meta["model_name"], checkpoint_sha256=meta["checkpoint_sha256"],
-                   device=device, amp=amp, cpu_threads=cpu_threads)
+                   device=device, amp=amp, cpu_threads=cpu_threads, decode=decode, decode_threads=decode_threads)
 
-    def preprocess_frame(self, rgb: "np.ndarray") -> Any:
-        import numpy as np
-        import torch
+    # -- frames ---------------------------------------------------------------------------------
+    def prepare(self, jobs: Sequence[FrameJob]) -> list[Any]:
+        slots = self.store.alloc(len(jobs))
+        errors = self.decoder.decode_into(jobs, self.store, slots)
+        bad = [s for s, e in zip(slots, errors) if e is not None]
+        if bad:
+            self.store.release(bad)
+        return [s if e is None else e for s, e in zip(slots, errors)]
 
-        crop = resize_crop(rgb, resize=self.input_spec.resize, size=self.input_spec.size)
-        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+    def retain(self, payloads: Sequence[Any]) -> None:
+        self.store.retain(payloads)
 
+    def release(self, payloads: Sequence[Any]) -> None:
+        self.store.release(payloads)
+
+    def preprocess_frames(self, rgbs: Sequence["np.ndarray"]) -> list[int]:
+        """Store already decoded RGB frames (benchmarks and tests that start from pixels)."""
+        from stream.messages import encode_image
+
+        out = self.prepare([FrameJob(encode_image(f, quality=95), f.shape[1], f.shape[0]) for f in rgbs])
+        for p in out:
+            if isinstance(p, EnvelopeError):
+                raise p
+        return out
+
+    # -- inference ------------------------------------------------------------------------------
     def batch_tensor(self, windows: Sequence["ClipWindow[Any]"]) -> Any:
-        """Stack windows into the normalised ``B×C×T×H×W`` float input on the device."""
+        """The normalised ``B×C×T×H×W`` float input on the device: one gather from the store."""
         import torch
 
-        clips = torch.stack([torch.stack(list(w.frames), dim=1) for w in windows])  # B,C,T,H,W uint8
+        index = torch.tensor([w.frames for w in windows], dtype=torch.long)
         if self.device.type == "cuda":
-            clips = clips.pin_memory().to(self.device, non_blocking=True)
-        x = (clips.float() - self._mean) / self._std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
+            index = index.pin_memory().to(self.device, non_blocking=True)
+        clips = self.store.gather(index).permute(0, 4, 1, 2, 3)   # B,T,H,W,C -> B,C,T,H,W (a view)
+        x = (clips.float() - self._mean) / self._std               # keeps the channels-last strides
+        if not self.channels_last:
+            x = x.contiguous()
         return x
 
     def predict(self, windows: Sequence["ClipWindow[Any]"]) -> "np.ndarray":
@@ -132,3 +195,6 @@ class TorchPredictor:
             else:
                 logits = self.model(x)
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    def close(self) -> None:
+        self.decoder.close()

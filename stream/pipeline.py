@@ -1,7 +1,7 @@
 """The service core: frame batches -> per-camera windows -> cross-camera batches -> events.
 
-No Kafka here. The caller feeds envelopes with :meth:`Pipeline.offer_bytes` (tagged with where
-they came from), calls :meth:`Pipeline.step` to run due batches, publishes what it returns, and
+No Kafka here. The caller feeds a poll's envelopes with :meth:`Pipeline.offer_messages` (tagged
+with where they came from), calls :meth:`Pipeline.step` to run due batches, publishes what it returns, and
 after the broker acknowledged everything asks :meth:`Pipeline.commit_points` what is safe to
 commit.
 
@@ -16,8 +16,6 @@ replays rather than opening windows that were already handled.
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import json
 import time
 from collections import deque
@@ -25,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from stream.inference import Predictor
-from stream.messages import (ActionEvent, FrameBatch, WindowPrediction, decode_frame_batch, decode_image,
+from stream.messages import (ActionEvent, EnvelopeError, FrameBatch, WindowPrediction, decode_frame_batch,
                              make_event_id, model_id)
+from stream.preprocess import FrameJob
 from stream.smoothing import Segment, Smoother, SmoothingConfig, WindowRef
 from stream.windowing import CameraWindows, ClipWindow, WindowConfig, WindowStats
 
@@ -74,7 +73,14 @@ class PipelineConfig:
     max_batch: int = 16
     max_wait_ms: float = 50.0
     raw_predictions: bool = False
-    decode_threads: int = 1
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message the pipeline refused (the caller dead-letters it); its offset counts as consumed."""
+
+    ref: SourceRef
+    error: EnvelopeError
 
 
 @dataclass(frozen=True)
@@ -120,65 +126,84 @@ class Pipeline:
         self._pending: deque[tuple[float, ClipWindow[Any]]] = deque()
         self._next_offset: dict[TopicPartition, int] = {}
         self._hints: dict[TopicPartition, dict[str, int]] = {}
-        self._pool = (concurrent.futures.ThreadPoolExecutor(config.decode_threads, thread_name_prefix="decode")
-                      if config.decode_threads > 1 else None)
-
-    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        # OpenCV releases the GIL in imdecode/resize, so threads give real parallelism here.
-        if self._pool is None or len(items) < 2:
-            return [fn(x) for x in items]
-        return list(self._pool.map(fn, items))
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        close = getattr(self.predictor, "close", None)
+        if close is not None:
+            close()
 
     # -- input --------------------------------------------------------------------------------
-    def decode(self, value: bytes) -> tuple[FrameBatch, list[Any]]:
-        """Envelope + JPEG decoding with every validation; raises :class:`EnvelopeError` subclasses."""
-        t0 = self.perf()
-        batch = decode_frame_batch(value)
-        decode = functools.partial(decode_image, width=batch.width, height=batch.height)
-        images = self._map(decode, batch.frames)
-        self.metrics.observe_stage("decode", self.perf() - t0)
-        return batch, images
+    def offer_messages(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Rejected]:
+        """Add a poll's worth of envelopes, in order; returns the ones rejected (to dead-letter).
 
-    def offer_bytes(self, value: bytes, ref: SourceRef) -> FrameBatch:
-        """Decode and add one message. On an :class:`EnvelopeError` no state changes except that
-        the offset counts as consumed (the caller dead-letters the message)."""
-        self._consumed(ref)
-        batch, images = self.decode(value)
-        self.offer(batch, images, ref)
-        return batch
+        The frames of every message are decoded and preprocessed in one batch
+        (:meth:`Predictor.prepare`), then added to their cameras' windows message by message.
+        Only frames some window will use are decoded: duplicates, replays, late frames and frames
+        a frame stride skips are never touched (so a corrupt frame there is not noticed either).
+        A rejected message changes no state except that its offset counts as consumed.
+        """
+        rejected: list[Rejected] = []
+        accepted: list[tuple[FrameBatch, SourceRef, _Camera, list[int]]] = []
+        jobs: list[FrameJob] = []
+        t0 = self.perf()
+        for value, ref in items:
+            self._consumed(ref)
+            try:
+                batch = decode_frame_batch(value)
+            except EnvelopeError as exc:
+                rejected.append(Rejected(ref, exc))
+                continue
+            cam = self._camera(batch.camera_id, ref.tp, batch.source_fps)
+            # The set of needed frames only shrinks as windows are emitted, so deciding it before
+            # adding this poll's frames is safe (at worst a frame is decoded and then let go).
+            windows, first = cam.windows, batch.first_seq
+            todo = [i for i in range(len(batch.frames))
+                    if windows.classify(first + i) is None and windows.needed(first + i)]
+            jobs.extend(FrameJob(batch.frames[i], batch.width, batch.height) for i in todo)
+            accepted.append((batch, ref, cam, todo))
+        payloads = self.predictor.prepare(jobs) if jobs else []
+        self.metrics.observe_stage("decode", self.perf() - t0)
+        t0 = self.perf()
+        pos = 0
+        for batch, ref, cam, todo in accepted:
+            mine = payloads[pos:pos + len(todo)]
+            pos += len(todo)
+            error = next((p for p in mine if isinstance(p, EnvelopeError)), None)
+            if error is not None:
+                self.predictor.release([p for p in mine if not isinstance(p, EnvelopeError)])
+                rejected.append(Rejected(ref, error))
+                continue
+            self._add(batch, ref, cam, dict(zip(todo, mine)))
+        self.metrics.observe_stage("preprocess", self.perf() - t0)
+        self.metrics.set_inflight(len(self._pending))
+        return rejected
+
+    def offer_bytes(self, value: bytes, ref: SourceRef) -> None:
+        """Add one envelope; raises its :class:`EnvelopeError` if it is rejected."""
+        rejected = self.offer_messages([(value, ref)])
+        if rejected:
+            raise rejected[0].error
 
     def skip(self, ref: SourceRef) -> None:
         """Mark a message as handled without frames (e.g. dead-lettered)."""
         self._consumed(ref)
 
-    def offer(self, batch: FrameBatch, images: Sequence[Any], ref: SourceRef) -> None:
-        """Add decoded frames (RGB arrays, one per frame of ``batch``)."""
-        self._consumed(ref)
-        cam = self._camera(batch.camera_id, ref.tp, batch.source_fps)
+    def _add(self, batch: FrameBatch, ref: SourceRef, cam: _Camera, payloads: dict[int, Any]) -> None:
         cam.ledger.append((ref.offset, batch.last_seq))
-        before = _snapshot(cam.windows.stats)
-        # Frames no window will use are not preprocessed. The set of needed frames only shrinks as
-        # windows are emitted, so deciding it before adding the batch's frames is safe.
-        todo = [i for i in range(len(images)) if cam.windows.classify(batch.first_seq + i) is None
-                and cam.windows.needed(batch.first_seq + i)]
-        t0 = self.perf()
-        payloads = dict(zip(todo, self._map(self.predictor.preprocess_frame, [images[i] for i in todo])))
-        self.metrics.observe_stage("preprocess", self.perf() - t0)
+        stats = cam.windows.stats
+        before = [getattr(stats, name) for name, _ in _DROP_FIELDS]
         now = self.perf()
+        add, first = cam.windows.add, batch.first_seq
         for i, ts in enumerate(batch.capture_ts_ns):
-            for w in cam.windows.add(batch.first_seq + i, ts, payloads.get(i)):
+            for w in add(first + i, ts, payloads.get(i)):
+                self.predictor.retain(w.frames)
                 self._pending.append((now, w))
                 cam.pending_starts.append(w.start_seq)
-        after = _snapshot(cam.windows.stats)
-        self.metrics.add_frames(len(images))
-        for name, reason in _DROP_FIELDS:
-            if after[name] > before[name]:
-                self.metrics.add_dropped(reason, after[name] - before[name])
-        self.metrics.set_inflight(len(self._pending))
+        self.metrics.add_frames(len(batch.frames))
+        for (name, reason), old in zip(_DROP_FIELDS, before):
+            new = getattr(stats, name)
+            if new > old:
+                self.metrics.add_dropped(reason, new - old)
 
     # -- inference ----------------------------------------------------------------------------
     @property
@@ -203,6 +228,8 @@ class Pipeline:
         t0 = self.perf()
         probs = self.predictor.predict(take)
         self.metrics.observe_stage("inference", self.perf() - t0)
+        for window in take:
+            self.predictor.release(window.frames)
         self.metrics.observe_batch(len(take))
         self.metrics.add_windows(len(take))
         for window, p in zip(take, probs):
@@ -292,9 +319,15 @@ class Pipeline:
         number of waiting windows dropped; the new owner rebuilds them from the commit point."""
         gone = {cid for cid, cam in self._cameras.items() if cam.tp == tp}
         before = len(self._pending)
-        self._pending = deque((t, w) for t, w in self._pending if w.camera_id not in gone)
+        kept: deque[tuple[float, ClipWindow[Any]]] = deque()
+        for t, w in self._pending:
+            if w.camera_id in gone:
+                self.predictor.release(w.frames)
+            else:
+                kept.append((t, w))
+        self._pending = kept
         for cid in gone:
-            del self._cameras[cid]
+            self._cameras.pop(cid).windows.clear()
         self._next_offset.pop(tp, None)
         self._hints.pop(tp, None)
         self.metrics.set_inflight(len(self._pending))
@@ -314,7 +347,8 @@ class Pipeline:
     def _camera(self, camera_id: str, tp: TopicPartition, fps: float) -> _Camera:
         cam = self._cameras.get(camera_id)
         if cam is None:
-            windows: CameraWindows[Any] = CameraWindows(camera_id, self.spec.clip, self.config.window)
+            windows: CameraWindows[Any] = CameraWindows(camera_id, self.spec.clip, self.config.window,
+                                                        release=self.predictor.release)
             windows.set_source_fps(fps)
             hint = self._hints.get(tp, {}).get(camera_id)
             if hint is not None:
@@ -323,6 +357,3 @@ class Pipeline:
             self._cameras[camera_id] = cam
         return cam
 
-
-def _snapshot(stats: WindowStats) -> dict[str, int]:
-    return {name: getattr(stats, name) for name, _ in _DROP_FIELDS}

@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 from stream.config import StreamConfig
 from stream.errors import StreamError
-from stream.messages import EnvelopeError
 from stream.metrics import Metrics, MetricsServer
 from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
 
@@ -37,9 +36,10 @@ class StreamService:
         if predictor is None:
             from stream.inference import TorchPredictor
 
-            predictor = TorchPredictor.from_checkpoint(config.model.checkpoint, device=config.model.device,
-                                                       amp=config.model.amp,
-                                                       cpu_threads=config.model.cpu_threads)
+            m = config.model
+            predictor = TorchPredictor.from_checkpoint(m.checkpoint, device=m.device, amp=m.amp,
+                                                       cpu_threads=m.cpu_threads, decode=m.decode,
+                                                       decode_threads=config.decode_threads)
         self.predictor = predictor
         self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
         self._stop = threading.Event()
@@ -95,9 +95,8 @@ class StreamService:
                     wait_ms = 0 if self.pipeline.due() else max(1, min(100, int(self.config.batching.max_wait_ms)))
                 records = self._consumer.poll(timeout_ms=wait_ms)
                 self._restore_new()
-                for recs in records.values():
-                    for rec in recs:
-                        self._handle(rec)
+                if records:
+                    self._handle([rec for recs in records.values() for rec in recs])
                 self._publish(self.pipeline.step())
                 self._backpressure()
                 now = time.monotonic()
@@ -115,13 +114,12 @@ class StreamService:
             self.close()
         return dict(self.counts)
 
-    def _handle(self, rec: Any) -> None:
-        ref = SourceRef(rec.topic, rec.partition, rec.offset)
-        self.counts["messages"] += 1
-        try:
-            self.pipeline.offer_bytes(rec.value, ref)
-        except EnvelopeError as exc:
-            self._dead_letter(rec, ref, exc.reason, str(exc))
+    def _handle(self, recs: list[Any]) -> None:
+        """One poll's records: decoded as one batch; the rejected ones go to the dead-letter topic."""
+        by_ref = {SourceRef(r.topic, r.partition, r.offset): r for r in recs}
+        self.counts["messages"] += len(recs)
+        for bad in self.pipeline.offer_messages([(r.value, ref) for ref, r in by_ref.items()]):
+            self._dead_letter(by_ref[bad.ref], bad.ref, bad.error.reason, str(bad.error))
 
     def _dead_letter(self, rec: Any, ref: SourceRef, reason: str, error: str) -> None:
         from stream.kafka import dlq_headers

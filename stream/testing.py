@@ -13,8 +13,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 from soccerkd.spec import ClipSpec, InputSpec
 
-from stream.messages import FrameBatch, encode_frame_batch, encode_image
+from stream.messages import EnvelopeError, FrameBatch, decode_image, encode_frame_batch, encode_image
 from stream.pipeline import SourceRef
+from stream.preprocess import FrameJob
 from stream.windowing import ClipWindow
 
 
@@ -34,9 +35,11 @@ class FakeClock:
 class ScriptedPredictor:
     """A :class:`stream.inference.Predictor` whose output is ``script(window)``.
 
-    Frames are preprocessed to their mean RGB (a 3-tuple of floats), and every preprocessed frame
-    is counted in ``preprocessed`` so tests can check "once per frame". The default script says
-    class 0 with certainty when the window's mean red is above 128, else class 1.
+    Frames are decoded for real (OpenCV, with the envelope's size check) and preprocessed to their
+    mean RGB (a 3-tuple of floats). ``preprocessed`` counts prepared frames, so tests can check
+    "once per frame"; ``refs`` counts references held (prepare + retain - release), so tests can
+    check that nothing leaks. The default script says class 0 with certainty when the window's
+    mean red is above 128, else class 1.
     """
 
     def __init__(self, script: Callable[[ClipWindow[Any]], Sequence[float]] | None = None, *,
@@ -47,11 +50,29 @@ class ScriptedPredictor:
         self.checkpoint_sha256 = checkpoint_sha256
         self.script = script or _red_script
         self.preprocessed = 0
+        self.refs = 0
         self.batches: list[int] = []
 
-    def preprocess_frame(self, rgb: Any) -> Any:
-        self.preprocessed += 1
-        return tuple(float(rgb[..., c].mean()) for c in range(3))
+    def prepare(self, jobs: Sequence[FrameJob]) -> list[Any]:
+        out: list[Any] = []
+        for job in jobs:
+            try:
+                rgb = decode_image(job.data, width=job.width, height=job.height)
+            except EnvelopeError as exc:
+                out.append(exc)
+                continue
+            out.append(tuple(float(rgb[..., c].mean()) for c in range(3)))
+            self.preprocessed += 1
+            self.refs += 1
+        return out
+
+    def retain(self, payloads: Sequence[Any]) -> None:
+        self.refs += len(payloads)
+
+    def release(self, payloads: Sequence[Any]) -> None:
+        self.refs -= len(payloads)
+        if self.refs < 0:
+            raise AssertionError("more payload references released than taken")
 
     def predict(self, windows: Sequence[ClipWindow[Any]]) -> Any:
         import numpy as np

@@ -20,6 +20,9 @@ stride, ``span = (n - 1) * s + 1``):
   seen; then, if at most ``max_fill`` frames are missing, each is filled with the nearest
   earlier present frame of the window (or the nearest later one when none is earlier) and the
   window is emitted with ``filled`` set; otherwise it is skipped (counted).
+* **Payloads** are opaque (the pipeline stores frame-store slots). Every payload handed to
+  :meth:`CameraWindows.add` is either kept in the buffer or passed to ``release`` (rejected,
+  not needed, or dropped as windows move on); an emitted window's payloads are the caller's.
 * Source fps comes from the first batch of a camera (fps resampling uses
   :meth:`ClipSpec.stride_for`); later changes are ignored.
 
@@ -38,7 +41,7 @@ Worked example, ``n=3, s=2, ws=2`` (span 5; windows [0..4] needs 0,2,4; [2..6] n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from soccerkd.spec import ClipSpec
 
@@ -111,6 +114,7 @@ class CameraWindows(Generic[T]):
     clip: ClipSpec
     config: WindowConfig = field(default_factory=WindowConfig)
     stats: WindowStats = field(default_factory=WindowStats)
+    release: Callable[[list[Any]], None] | None = None   # payloads the buffer lets go of
 
     def __post_init__(self) -> None:
         self._frames: dict[int, _Frame[T]] = {}
@@ -139,11 +143,13 @@ class CameraWindows(Generic[T]):
         """Whether ``seq`` would be used by the open window or a later one (so worth preprocessing)."""
         if self._next_start is None:
             return True
-        if seq < self._next_start:
+        d = seq - self._next_start
+        if d < 0:
             return False
-        s, ws = self.stride(), self.config.window_stride
-        return any(seq - k * s >= self._next_start and (seq - k * s - self._next_start) % ws == 0
-                   for k in range(self.clip.num_frames))
+        s, ws, n = self.stride(), self.config.window_stride, self.clip.num_frames
+        if s == 1 and n >= ws:
+            return True   # the usual layout: windows overlap, every frame is used
+        return any(d - k * s >= 0 and (d - k * s) % ws == 0 for k in range(n))
 
     def classify(self, seq: int) -> str | None:
         """Why ``seq`` would be rejected (``duplicate``/``late``/``replayed``), or None if accepted."""
@@ -171,6 +177,7 @@ class CameraWindows(Generic[T]):
         if why is not None:
             name = _STAT_FOR[why]
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+            self._let_go([payload])
             return []
         if self._stride is None:
             self._stride = self.clip.frame_stride
@@ -187,6 +194,8 @@ class CameraWindows(Generic[T]):
         self.stats.frames_accepted += 1
         if seq >= self._next_start:
             self._frames[seq] = _Frame(payload, ts_ns)
+        else:
+            self._let_go([payload])   # before the first aligned window start
         return self._emit()
 
     def _emit(self) -> list[ClipWindow[T]]:
@@ -196,6 +205,8 @@ class CameraWindows(Generic[T]):
         while self._next_start is not None and self._newest is not None:
             w = self._next_start
             end = w + span - 1
+            if self._newest < end:
+                break   # the window's last frame has not arrived: nothing to decide yet
             seqs = [w + k * s for k in range(n)]
             present = [q for q in seqs if q in self._frames]
             if len(present) < n:
@@ -230,10 +241,21 @@ class CameraWindows(Generic[T]):
         self.stats.windows_skipped += skipped
         self._advance(target)
 
+    def clear(self) -> None:
+        """Let go of every buffered frame (the camera's state is being dropped)."""
+        self._let_go([f.payload for f in self._frames.values()])
+        self._frames.clear()
+
     def _advance(self, new_start: int) -> None:
         self._next_start = new_start
-        for q in [q for q in self._frames if q < new_start]:
-            del self._frames[q]
+        gone = [q for q in self._frames if q < new_start]
+        self._let_go([self._frames.pop(q).payload for q in gone])
+
+    def _let_go(self, payloads: list[Any]) -> None:
+        if self.release is not None:
+            kept = [p for p in payloads if p is not None]
+            if kept:
+                self.release(kept)
 
     @staticmethod
     def _nearest(q: int, present: list[int]) -> int:

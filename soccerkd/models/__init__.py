@@ -5,6 +5,6 @@ models) and :mod:`soccerkd.models.video_resnet` (torchvision's Kinetics-400 R3D/
 Weight loading lives in :mod:`soccerkd.models.weights`.
 """
 
-from soccerkd.models.registry import create_model, list_models, model_entry, register_model
+from soccerkd.models.registry import create_model, list_models, memory_format_for, model_entry, register_model
 
-__all__ = ["create_model", "list_models", "model_entry", "register_model"]
+__all__ = ["create_model", "list_models", "memory_format_for", "model_entry", "register_model"]

@@ -89,6 +89,21 @@ def create_model(name: str, *, num_classes: int, weights: Any = None, frames: in
     return model
 
 
+def memory_format_for(model: "nn.Module") -> Any:
+    """The channels-last layout that suits ``model``'s convolutions.
+
+    3D-convolution families (R3D, MC3, R(2+1)D) take ``torch.channels_last_3d``. The 2D/TSM family
+    runs 2D convolutions on ``(B·T)×C×H×W`` frames and takes ``torch.channels_last``: asking it for
+    the 3D format fails with "required rank 5 tensor", because its weights are rank 4.
+    """
+    import torch
+    from torch import nn
+
+    if any(isinstance(m, nn.Conv3d) for m in model.modules()):
+        return torch.channels_last_3d
+    return torch.channels_last
+
+
 def default_class_names(num_classes: int) -> tuple[str, ...]:
     """SoccerDB1's four names for a 4-way head, else ``class_0``, ``class_1``, ..."""
     if num_classes == len(SOCCERDB1_CLASSES):
@@ -115,5 +130,5 @@ def resolve_input_spec(*, model: str, num_classes: int, frames: int | None, inpu
     return input_spec
 
 
-__all__ = ["ModelEntry", "create_model", "default_class_names", "list_models",
+__all__ = ["ModelEntry", "create_model", "default_class_names", "list_models", "memory_format_for",
            "model_entry", "register_model", "resolve_input_spec"]

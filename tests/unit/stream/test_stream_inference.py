@@ -1,10 +1,13 @@
-"""TorchPredictor: per-frame preprocessing, batching across cameras, CPU and CUDA (AMP) parity."""
+"""TorchPredictor: batched decode into the frame store, batching across cameras, memory format per
+model family, CPU and CUDA (AMP, nvJPEG) parity."""
 
 import numpy as np
 import pytest
 
 from soccerkd.spec import ClipSpec, InputSpec
 from stream.inference import TorchPredictor, resize_crop
+from stream.messages import CorruptFrameError, FrameSizeMismatchError, decode_image, encode_image
+from stream.preprocess import FrameJob
 from stream.windowing import ClipWindow
 
 torch = pytest.importorskip("torch")
@@ -23,10 +26,18 @@ class TinyNet(torch.nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
 
 
+def jpegs(n, size=(64, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    # smooth content (upscaled noise) so JPEG round trips stay close and decoders agree
+    frames = [np.ascontiguousarray(np.roll(np.kron(base, np.ones((8, 8, 1), np.uint8)), 3 * i, axis=1))
+              for i in range(n)]
+    return [encode_image(f, quality=95) for f in frames]
+
+
 def windows(pred, cams=("x", "y"), n=3):
-    rng = np.random.default_rng(0)
-    frames = [pred.preprocess_frame(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)) for _ in range(n + 3)]
-    return [ClipWindow(c, i, i + 3, tuple(range(i, i + 4)), tuple(frames[i:i + 4]), (0, 1, 2, 3))
+    slots = pred.prepare([FrameJob(j, 64, 48) for j in jpegs(n + 3)])
+    return [ClipWindow(c, i, i + 3, tuple(range(i, i + 4)), tuple(slots[i:i + 4]), (0, 1, 2, 3))
             for c in cams for i in range(n)]
 
 
@@ -37,22 +48,128 @@ def test_resize_crop_shorter_side_then_centre():
     assert out.shape == (32, 32, 3) and out[:, 0].max() == 0 and out[:, -1].min() == 255
 
 
+def test_cpu_prepare_writes_the_training_preprocessing_into_the_store():
+    pred = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
+    assert pred.decode == "cpu" and pred.amp == "none" and not pred.channels_last
+    data = jpegs(3)
+    slots = pred.prepare([FrameJob(d, 64, 48) for d in data])
+    assert len(set(slots)) == 3 and pred.store.in_use == 3
+    for slot, d in zip(slots, data):
+        want = resize_crop(decode_image(d, width=64, height=48), resize=36, size=32)
+        assert np.array_equal(pred.store.tensor[slot].numpy(), want)
+
+
+def test_prepare_reports_bad_frames_and_frees_their_slots():
+    pred = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu", decode_threads=2)
+    good = jpegs(2)
+    out = pred.prepare([FrameJob(good[0], 64, 48), FrameJob(b"\xff\xd8garbage", 64, 48),
+                        FrameJob(good[1], 32, 24)])
+    assert isinstance(out[0], int)
+    assert isinstance(out[1], CorruptFrameError) and isinstance(out[2], FrameSizeMismatchError)
+    assert pred.store.in_use == 1
+    pred.release([out[0]])
+    assert pred.store.in_use == 0
+
+
+def test_threads_and_store_growth_give_identical_frames():
+    data = jpegs(40)
+    one = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
+    many = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu", decode_threads=3)
+    many.store = type(many.store)(SPEC.size, capacity=4)   # forces several doublings
+    a = one.prepare([FrameJob(d, 64, 48) for d in data])
+    b = many.prepare([FrameJob(d, 64, 48) for d in data])
+    assert many.store.capacity >= 40
+    assert torch.equal(one.store.tensor[a], many.store.tensor[b])
+
+
 def test_cpu_predict_probabilities():
     pred = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
-    assert pred.amp == "none" and not pred.channels_last
-    frame = pred.preprocess_frame(np.zeros((48, 64, 3), np.uint8))
-    assert frame.dtype == torch.uint8 and tuple(frame.shape) == (3, 32, 32)
     probs = pred.predict(windows(pred))
     assert probs.shape == (6, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     one = pred.predict(windows(pred)[:1])
     assert np.allclose(one[0], probs[0], atol=1e-5)  # batch composition does not change a window's output
 
 
+def test_batch_tensor_is_the_stacked_normalised_frames():
+    pred = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
+    ws = windows(pred, cams=("x",), n=2)
+    x = pred.batch_tensor(ws)
+    frames = pred.store.tensor
+    want = torch.stack([torch.stack([frames[s] for s in w.frames]) for w in ws])  # B,T,H,W,C
+    want = want.permute(0, 4, 1, 2, 3).float()
+    mean = torch.tensor(SPEC.mean).view(1, 3, 1, 1, 1) * 255
+    std = torch.tensor(SPEC.std).view(1, 3, 1, 1, 1) * 255
+    assert x.shape == (2, 3, 4, 32, 32) and torch.allclose(x, (want - mean) / std)
+
+
+def test_gpu_decode_needs_cuda():
+    from stream.errors import StreamError
+
+    with pytest.raises(StreamError, match="decode 'gpu' needs a CUDA device"):
+        TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu", decode="gpu")
+
+
+def _small_model(name):
+    from soccerkd.models import create_model
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=36,
+                     class_names=("a", "b", "c", "d"))
+    return create_model(name, num_classes=4, frames=4, input_spec=spec), spec
+
+
+def _model_names():
+    from soccerkd.models import list_models
+
+    return list_models()
+
+
+@pytest.mark.parametrize("name", _model_names())
+def test_memory_format_applies_to_every_registered_model(name):
+    from soccerkd.models import memory_format_for
+
+    model, _ = _small_model(name)
+    fmt = memory_format_for(model)
+    assert fmt == (torch.channels_last if name.startswith("tsm_") else torch.channels_last_3d)
+    model = model.eval().to(memory_format=fmt)   # the call the GPU predictor makes; it used to raise for TSM
+    x = torch.randn(2, 3, 4, 32, 32)
+    if fmt == torch.channels_last_3d:
+        x = x.contiguous(memory_format=fmt)
+    with torch.inference_mode():
+        assert model(x).shape == (2, 4)
+
+
+# -- CUDA --------------------------------------------------------------------------------------
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("amp", ["bf16", "fp16", "none"])
 def test_cuda_amp_channels_last_matches_cpu(amp):
     cpu = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
-    gpu = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cuda", amp=amp)
-    assert gpu.channels_last and gpu.amp == amp
-    ws = windows(cpu)
-    assert np.allclose(gpu.predict(ws), cpu.predict(ws), atol=2e-2 if amp != "none" else 1e-4)
+    gpu = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cuda", amp=amp, decode="cpu")
+    assert gpu.channels_last and gpu.amp == amp and gpu.store.device.type == "cpu"
+    assert np.allclose(gpu.predict(windows(gpu)), cpu.predict(windows(cpu)), atol=2e-2 if amp != "none" else 1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", _model_names())
+def test_cuda_serves_every_registered_family_end_to_end(name):
+    """Each family through TorchPredictor on CUDA: nvJPEG decode, device store, channels-last, AMP."""
+    model, spec = _small_model(name)
+    pred = TorchPredictor(model, spec, model_name=name, device="cuda")
+    assert pred.decode == "gpu" and pred.store.device.type == "cuda"
+    probs = pred.predict(windows(pred))
+    assert probs.shape == (6, 4) and np.allclose(probs.sum(1), 1, atol=1e-3)
+
+
+@pytest.mark.gpu
+def test_gpu_decode_matches_cpu_decode():
+    """nvJPEG + GPU resize against OpenCV: close frames, the same predictions on a fixed model."""
+    cpu = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
+    gpu = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cuda", amp="none", decode="gpu")
+    data = [FrameJob(d, 64, 48) for d in jpegs(12)]
+    a = cpu.store.tensor[cpu.prepare(data)].float()
+    b = gpu.store.tensor[gpu.prepare(data)].float().cpu()
+    assert (a - b).abs().mean() < 2.0 and (a - b).abs().max() <= 40
+    pc, pg = cpu.predict(windows(cpu)), gpu.predict(windows(gpu))
+    assert np.array_equal(pc.argmax(1), pg.argmax(1)) and np.allclose(pc, pg, atol=2e-2)
+    bad = gpu.prepare([FrameJob(b"\xff\xd8garbage", 64, 48), data[0]])
+    assert isinstance(bad[0], CorruptFrameError) and isinstance(bad[1], int)

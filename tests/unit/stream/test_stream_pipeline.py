@@ -48,8 +48,7 @@ def test_two_cameras_events_and_cross_camera_batches():
     # window w covers w..w+3; red frames 8..29 -> windows 8..26 are red (10 windows) -> max 4 per event
     assert got == [(c, "red", s, e) for c in "ab" for s, e in ((8, 17), (16, 25), (24, 29))]
     assert max(pred.batches) == 8 and any(b > 1 for b in pred.batches)
-    assert {e.event.event_id for e in events} == {e.event.event_id for e in events}  # hashable, unique
-    assert len({e.event.event_id for e in events}) == 6
+    assert len({e.event.event_id for e in events}) == 6  # ids are unique per camera and range
 
 
 def test_each_frame_preprocessed_once():
@@ -133,13 +132,32 @@ def test_raw_predictions_when_enabled():
     assert set(preds[0].probabilities) == {"red", "other"} and b'"camera_id": "a"' in preds[0].to_json()
 
 
-def test_decode_threads_give_the_same_events():
-    from dataclasses import replace
-
+def test_a_poll_offered_at_once_gives_the_same_events_and_rejects_only_bad_messages():
     items = list(source(["a", "b"], n=40))
     one = {e.event.event_id for e in run_all(Pipeline(ScriptedPredictor(), config=CFG), items)}
-    pipe = Pipeline(ScriptedPredictor(), config=replace(CFG, decode_threads=3))
-    try:
-        assert {e.event.event_id for e in run_all(pipe, items)} == one and one
-    finally:
-        pipe.close()
+    pred = ScriptedPredictor()
+    pipe = Pipeline(pred, config=CFG)
+    bad = [(b"JUNKJUNKJUNKJUNK", SourceRef("frames", 0, 100))]
+    rejected = pipe.offer_messages(items[:10] + bad + items[10:])
+    assert [r.ref.offset for r in rejected] == [100] and isinstance(rejected[0].error, BadMagicError)
+    assert {e.event.event_id for e in pipe.drain().events} == one and one
+    assert pred.preprocessed == 80
+
+
+def test_frame_references_are_released():
+    """Every prepared frame is released once windows move past it, inference used it, or its
+    partition is dropped: nothing stays referenced (the GPU frame store would leak otherwise)."""
+    pred = ScriptedPredictor()
+    pipe = Pipeline(pred, config=CFG)
+    run_all(pipe, source(["a", "b"], n=40))
+    held = pred.refs
+    assert 0 < held <= 2 * 4   # only the open window's frames, per camera
+    corrupt = solid_batch("a", 40, [RED] * 4)
+    corrupt = FrameBatch(**{**corrupt.__dict__, "frames": corrupt.frames[:3] + (b"\xff\xd8nope",)})
+    with pytest.raises(CorruptFrameError):
+        pipe.offer_bytes(encode_frame_batch(corrupt), SourceRef("frames", 0, 999))
+    assert pred.refs == held   # the three good frames of the rejected message were let go
+    for value, ref in source(["a"], n=48):   # duplicates and late frames are released too
+        pipe.offer_bytes(value, ref)
+    pipe.drop_partition(("frames", 0))
+    assert pred.refs == 0 and pipe.pending == 0

@@ -1,0 +1,87 @@
+"""Preprocessed frames in one preallocated ``S×H×W×3`` uint8 tensor, addressed by slot.
+
+Windows carry slot numbers, not pixels, so a frame shared by several overlapping windows is
+stored once, and a batch of windows is one gather (``store.tensor[index]``) on the store's device:
+on a GPU the frames never leave it. ``H×W×3`` (channels last) is the layout both model families
+want after the gather: it is ``channels_last`` for the TSM family's ``(B·T)×C×H×W`` frames and
+``channels_last_3d`` for 3D convolutions.
+
+A slot is reference-counted: one reference for the camera's window buffer, one for every emitted
+window that holds it. It is free again when the last one is released. The store grows (doubles)
+when every slot is taken; the service's backpressure bounds how far.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from stream.errors import StreamError
+
+
+class FrameStore:
+    """Slots of ``size×size×3`` uint8 frames on ``device``; ``alloc``/``retain``/``release`` by slot."""
+
+    def __init__(self, size: int, *, device: Any = "cpu", capacity: int = 256) -> None:
+        import torch
+
+        if size < 1 or capacity < 1:
+            raise StreamError(f"frame store needs size >= 1 and capacity >= 1, got {size!r} and {capacity!r}")
+        self.size = size
+        self.device = torch.device(device)
+        self.tensor = torch.empty((capacity, size, size, 3), dtype=torch.uint8, device=self.device)
+        self._refs = [0] * capacity
+        self._free = list(range(capacity - 1, -1, -1))   # a stack: low slots are reused first
+
+    @property
+    def capacity(self) -> int:
+        return len(self._refs)
+
+    @property
+    def in_use(self) -> int:
+        return len(self._refs) - len(self._free)
+
+    def host_view(self) -> Any:
+        """The store as a writable numpy array (CPU stores only): decoders write into its slots."""
+        if self.device.type != "cpu":
+            raise StreamError(f"host_view() of a frame store on {self.device}")
+        return self.tensor.numpy()
+
+    def alloc(self, n: int) -> list[int]:
+        """``n`` free slots, each with one reference."""
+        if n > len(self._free):
+            self._grow(self.capacity + n)
+        taken = self._free[len(self._free) - n:]
+        del self._free[len(self._free) - n:]
+        for s in taken:
+            self._refs[s] = 1
+        return taken
+
+    def retain(self, slots: Iterable[int]) -> None:
+        refs = self._refs
+        for s in slots:
+            refs[s] += 1
+
+    def release(self, slots: Iterable[int]) -> None:
+        refs, free = self._refs, self._free
+        for s in slots:
+            n = refs[s] - 1
+            if n < 0:
+                raise StreamError(f"frame slot {s} released more often than retained")
+            refs[s] = n
+            if n == 0:
+                free.append(s)
+
+    def gather(self, index: Any) -> Any:
+        """``index`` (any shape of slot numbers, a tensor on the store's device) -> ``index.shape + (H, W, 3)``."""
+        return self.tensor[index]
+
+    def _grow(self, need: int) -> None:
+        import torch
+
+        old = self.capacity
+        new = max(need, 2 * old)
+        bigger = torch.empty((new, self.size, self.size, 3), dtype=torch.uint8, device=self.device)
+        bigger[:old] = self.tensor
+        self.tensor = bigger
+        self._refs.extend([0] * (new - old))
+        self._free[:0] = range(new - 1, old - 1, -1)   # below the stack top: old slots stay preferred

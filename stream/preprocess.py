@@ -1,0 +1,178 @@
+"""JPEG frames -> model-ready frames in a :class:`~stream.framestore.FrameStore`, in batches.
+
+Each frame is decoded, resized (shorter side to ``spec.resize``) and centre-cropped
+(``spec.size``) exactly once, straight into its store slot; the crop rule is
+:func:`soccerkd.spec.resize_crop_box`, the one training uses.
+
+* :class:`CpuJpegDecoder`: OpenCV in a few threads (``imdecode``, ``resize`` and ``cvtColor``
+  release the GIL), each thread taking a contiguous share of the batch; the colour conversion
+  writes the crop into the slot, so no intermediate RGB frame is made.
+* :class:`NvJpegDecoder`: ``torchvision.io.decode_jpeg(list, device="cuda")`` decodes the whole
+  batch with nvJPEG, and the resize, crop and layout change run on the GPU per frame size.
+
+Both return one entry per job: ``None`` when the frame is in its slot, else the
+:class:`~stream.messages.EnvelopeError` that says why not (the caller dead-letters the message).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from soccerkd.spec import InputSpec, resize_crop_box
+
+from stream.framestore import FrameStore
+from stream.messages import CorruptFrameError, EnvelopeError, FrameSizeMismatchError
+
+JPEG_SOI = b"\xff\xd8"
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """One encoded frame to prepare, with the size its envelope declares."""
+
+    data: bytes
+    width: int
+    height: int
+
+
+class FrameDecoder(Protocol):
+    def decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> list[EnvelopeError | None]:
+        """Decode and preprocess ``jobs[i]`` into ``store`` slot ``slots[i]``."""
+
+
+@functools.lru_cache(maxsize=64)
+def _box(h: int, w: int, resize: int, size: int) -> tuple[int, int, int, int]:
+    return resize_crop_box(h, w, resize=resize, size=size)
+
+
+class CpuJpegDecoder:
+    """OpenCV decode + resize + crop into a CPU store, in ``threads`` threads."""
+
+    def __init__(self, spec: InputSpec, *, threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError(f"decode threads must be >= 1, got {threads!r}")
+        self.resize, self.size = spec.resize, spec.size
+        self.threads = threads
+        self._pool = (concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="decode")
+                      if threads > 1 else None)
+
+    def decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> list[EnvelopeError | None]:
+        host = store.host_view()
+        n = len(jobs)
+        if self._pool is None or n < 2:
+            return self._run(jobs, host, slots, 0, n)
+        step = -(-n // self.threads)
+        parts = [self._pool.submit(self._run, jobs, host, slots, lo, min(n, lo + step)) for lo in range(0, n, step)]
+        return [err for part in parts for err in part.result()]
+
+    def _run(self, jobs: Sequence[FrameJob], host: Any, slots: Sequence[int], lo: int, hi: int) -> list[EnvelopeError | None]:
+        import cv2
+        import numpy as np
+
+        resize, size = self.resize, self.size
+        out: list[EnvelopeError | None] = []
+        for i in range(lo, hi):
+            job = jobs[i]
+            img = cv2.imdecode(np.frombuffer(job.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                out.append(CorruptFrameError(f"{len(job.data)}-byte frame does not decode as JPEG"))
+                continue
+            h, w = img.shape[:2]
+            if h != job.height or w != job.width:
+                out.append(FrameSizeMismatchError(f"frame decodes to {w}x{h}, header says {job.width}x{job.height}"))
+                continue
+            nh, nw, top, left = _box(h, w, resize, size)
+            if (nh, nw) != (h, w):
+                img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if resize < min(h, w) else cv2.INTER_LINEAR)
+            cv2.cvtColor(img[top:top + size, left:left + size], cv2.COLOR_BGR2RGB, dst=host[slots[i]])
+            out.append(None)
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
+class NvJpegDecoder:
+    """nvJPEG batch decode + GPU resize/crop into a CUDA store.
+
+    Downscaling uses area averaging and upscaling bilinear, as the CPU path does with OpenCV, so
+    the two give close (not bit-equal) inputs; the gpu tests bound the difference.
+    """
+
+    def __init__(self, spec: InputSpec, *, device: Any) -> None:
+        import torch
+        from torchvision.io import decode_jpeg  # noqa: F401  (fail at start, not at the first frame)
+
+        self.resize, self.size = spec.resize, spec.size
+        self.device = torch.device(device)
+
+    def decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> list[EnvelopeError | None]:
+        import torch
+
+        errors: list[EnvelopeError | None] = [None] * len(jobs)
+        todo = []
+        for i, job in enumerate(jobs):
+            if job.data[:2] != JPEG_SOI:   # nvJPEG is not asked to parse what is plainly not a JPEG
+                errors[i] = CorruptFrameError(f"{len(job.data)}-byte frame does not start with a JPEG SOI marker")
+            else:
+                todo.append(i)
+        if not todo:
+            return errors
+        # One host copy of every frame's bytes; the decoder takes 1-D uint8 views of it.
+        blob = torch.frombuffer(bytearray(b"".join(jobs[i].data for i in todo)), dtype=torch.uint8)
+        views, pos = [], 0
+        for i in todo:
+            n = len(jobs[i].data)
+            views.append(blob[pos:pos + n])
+            pos += n
+        images = self._decode(views, todo, errors)
+        by_size: dict[tuple[int, int], list[tuple[int, Any]]] = defaultdict(list)
+        for i, img in zip(todo, images):
+            if img is None:
+                continue
+            h, w = int(img.shape[1]), int(img.shape[2])
+            if (h, w) != (jobs[i].height, jobs[i].width):
+                errors[i] = FrameSizeMismatchError(f"frame decodes to {w}x{h}, header says {jobs[i].width}x{jobs[i].height}")
+                continue
+            by_size[(h, w)].append((i, img))
+        for (h, w), items in by_size.items():
+            index = torch.tensor([slots[i] for i, _ in items], device=self.device)
+            store.tensor[index] = self._resize_crop(torch.stack([img for _, img in items]), h, w)
+        return errors
+
+    def _decode(self, views: list[Any], todo: list[int], errors: list[EnvelopeError | None]) -> list[Any]:
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        try:
+            return list(decode_jpeg(views, mode=ImageReadMode.RGB, device=self.device))
+        except RuntimeError:
+            pass   # a corrupt frame fails the whole batch: decode one by one to find it
+        out = []
+        for i, view in zip(todo, views):
+            try:
+                out.append(decode_jpeg(view, mode=ImageReadMode.RGB, device=self.device))
+            except RuntimeError as exc:
+                errors[i] = CorruptFrameError(f"{view.numel()}-byte frame does not decode as JPEG: {exc}")
+                out.append(None)
+        return out
+
+    def _resize_crop(self, x: Any, h: int, w: int) -> Any:
+        """``K×3×H×W`` uint8 on the GPU -> ``K×size×size×3`` uint8."""
+        import torch
+        import torch.nn.functional as F
+
+        nh, nw, top, left = _box(h, w, self.resize, self.size)
+        if (nh, nw) != (h, w):
+            mode = "area" if self.resize < min(h, w) else "bilinear"
+            x = F.interpolate(x.float(), size=(nh, nw), mode=mode,
+                              **({} if mode == "area" else {"align_corners": False}))
+            x = x.round_().clamp_(0, 255).to(torch.uint8)
+        return x[:, :, top:top + self.size, left:left + self.size].permute(0, 2, 3, 1)
+
+    def close(self) -> None:
+        pass
