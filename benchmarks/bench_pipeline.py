@@ -9,9 +9,17 @@ One run, same frames, same model:
    service (in this process, real broker) consumes them: JPEG decode, preprocess, windows,
    batching, inference, smoothing, publishing, commits. clips/s = windows / wall time;
    **efficiency** = pipeline clips/s / bare clips/s;
-3. **latency**: N camera threads offer frames in real time at ``fps``; every window becomes an
-   event (thresholds 0, one window per event); latency = event publish time (``emitted_at``)
-   minus the capture time of the newest frame in the window; p50/p95/p99 after a warm-up.
+3. **latency**: live cameras offer frames in real time at ``fps``, as many as ``--load`` (default
+   70%) of the capacity part 2 measured; every window becomes an event (thresholds 0, one window
+   per event); latency = event publish time minus the capture time of the newest frame in the
+   window; p50/p95/p99 after a warm-up. ``--sweep`` repeats it at other fractions and reports the
+   most cameras whose p99 stays at or under the window span + 150 ms.
+
+The JSON also carries ``raw_decode_frames_per_s``: a plain ``cv2.imdecode`` loop over the same
+JPEGs with ``--decode-threads`` threads, measured in the same run, before and after part 2.
+``--model zero`` swaps the network for one that does no arithmetic, to measure the pipeline's
+own ceiling; ``--decode cpu|gpu`` picks the JPEG path; ``--workers N`` runs the throughput part
+in N processes (one consumer group through Kafka, a share of the cameras each without it).
 
 ``--no-broker`` runs 2 and 3 through :class:`stream.pipeline.Pipeline` in process, without Kafka
 (for machines without Java). Without ``--bootstrap`` a local broker is started (``stream.broker``).
@@ -56,20 +64,58 @@ def synthetic_frames(n: int, width: int, height: int, seed: int = 0) -> list[np.
     return frames
 
 
+class ZeroCostModel:
+    """``--model zero``: constant logits, no arithmetic. The predictor around it still decodes,
+    preprocesses, gathers and normalises every frame, so the pipeline's own ceiling is measured."""
+
+    def __new__(cls, num_classes: int):
+        import torch
+
+        class _Zero(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x.new_zeros((x.shape[0], num_classes))
+
+        return _Zero()
+
+
 def build_predictor(args: argparse.Namespace):
     from soccerkd.spec import ClipSpec, InputSpec
 
     from stream.inference import TorchPredictor
 
+    opts = dict(device=args.device, amp=args.amp, decode=args.decode, decode_threads=args.decode_threads)
     if args.checkpoint:
-        return TorchPredictor.from_checkpoint(args.checkpoint, device=args.device, amp=args.amp)
-    from soccerkd.models import create_model
-
+        return TorchPredictor.from_checkpoint(args.checkpoint, **opts)
     spec = InputSpec(clip=ClipSpec(num_frames=args.clip_frames, frame_stride=1), size=args.size,
                      resize=int(args.size * 8 / 7))
-    model = create_model(args.model, num_classes=spec.num_classes, frames=args.clip_frames, input_spec=spec)
-    return TorchPredictor(model, spec, model_name=args.model, checkpoint_sha256="random-init",
-                          device=args.device, amp=args.amp)
+    if args.model == "zero":
+        model = ZeroCostModel(spec.num_classes)
+    else:
+        from soccerkd.models import create_model
+
+        model = create_model(args.model, num_classes=spec.num_classes, frames=args.clip_frames, input_spec=spec)
+    return TorchPredictor(model, spec, model_name=args.model, checkpoint_sha256="random-init", **opts)
+
+
+def raw_decode(jpegs: list[bytes], n: int, threads: int, min_seconds: float = 1.0) -> float:
+    """frames/s of a plain ``cv2.imdecode`` loop over the same JPEGs, ``threads`` threads."""
+    import concurrent.futures
+
+    import cv2
+
+    arrays = [np.frombuffer(j, np.uint8) for j in jpegs]
+
+    def loop(k: int) -> None:
+        for i in range(k):
+            cv2.imdecode(arrays[i % len(arrays)], cv2.IMREAD_COLOR)
+
+    share = max(1, n // threads)
+    done, t0 = 0, time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        while time.perf_counter() - t0 < min_seconds or done == 0:
+            list(pool.map(loop, [share] * threads))
+            done += share * threads
+    return done / (time.perf_counter() - t0)
 
 
 def bare_model(pred, frames: list[np.ndarray], max_batch: int, min_seconds: float) -> dict[int, float]:
@@ -83,11 +129,12 @@ def _bare_at(pred, frames: list[np.ndarray], max_batch: int, min_seconds: float)
 
     from stream.windowing import ClipWindow
 
-    pre = [pred.preprocess_frame(f) for f in frames]
+    slots = pred.preprocess_frames(frames)
     t = pred.input_spec.clip.num_frames
-    windows = [ClipWindow("c", i, i + t - 1, tuple(range(i, i + t)), tuple(pre[(i + j) % len(pre)] for j in range(t)),
+    windows = [ClipWindow("c", i, i + t - 1, tuple(range(i, i + t)), tuple(slots[(i + j) % len(slots)] for j in range(t)),
                           tuple(range(t))) for i in range(max_batch)]
     x = pred.batch_tensor(windows)
+    pred.release(slots)
     sync = torch.cuda.synchronize if pred.device.type == "cuda" else (lambda: None)
     for _ in range(3):
         pred.predict_tensor(x)
@@ -147,6 +194,8 @@ def topics(broker_obj, cameras: int) -> dict[str, str]:
 
 
 def kafka_throughput(args, pred, msgs, broker_obj, n_windows: int) -> dict:
+    if args.workers > 1:
+        return kafka_throughput_workers(args, msgs, broker_obj, n_windows)
     from stream.kafka import make_producer
     from stream.service import StreamService
 
@@ -174,14 +223,16 @@ def kafka_throughput(args, pred, msgs, broker_obj, n_windows: int) -> dict:
 
 
 def inprocess_throughput(args, pred, msgs) -> dict:
+    """The pipeline without Kafka: messages offered in poll-sized groups, batches run when full."""
     from stream.pipeline import Pipeline, SourceRef
 
     cfg = stream_config(args, "127.0.0.1:1", {"frames": "f", "events": "e", "dlq": "d"}, every_window=False)
     pipe = Pipeline(pred, config=cfg.pipeline_config())
     windows = events = 0
+    poll = args.max_poll_records
     t0 = time.perf_counter()
-    for i, (_, value) in enumerate(msgs):
-        pipe.offer_bytes(value, SourceRef("frames", 0, i))
+    for lo in range(0, len(msgs), poll):
+        pipe.offer_messages([(value, SourceRef("frames", 0, lo + i)) for i, (_, value) in enumerate(msgs[lo:lo + poll])])
         while pipe.pending >= args.max_batch:
             out = pipe.step(force=True)
             windows, events = windows + out.windows, events + len(out.events)
@@ -190,36 +241,111 @@ def inprocess_throughput(args, pred, msgs) -> dict:
             "events": events + len(out.events)}
 
 
-def offer_realtime(send, jpegs, size, args, stop_at: float) -> None:
-    """One thread per camera: capture K frames at ``fps`` (wall clock), then send them."""
+def _worker_throughput(args, msgs, result_queue) -> None:
+    pred = build_predictor(args)
+    result_queue.put(inprocess_throughput(args, pred, msgs))
+
+
+def inprocess_throughput_workers(args, msgs) -> dict:
+    """``--workers N`` without Kafka: N processes, each with its own pipeline and a share of the
+    cameras (as ``soccerkd serve --workers`` splits partitions), started together."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    shares = [[m for m in msgs if int(m[0].split("-")[1]) % args.workers == w] for w in range(args.workers)]
+    procs = [ctx.Process(target=_worker_throughput, args=(args, share, q)) for share in shares]
+    for p in procs:
+        p.start()
+    results = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {"windows": sum(r["windows"] for r in results), "seconds": max(r["seconds"] for r in results),
+            "events": sum(r["events"] for r in results), "workers": len(procs)}
+
+
+def _worker_service(args, cfg, result_queue, stop_event) -> None:
+    from stream.service import StreamService
+
+    service = StreamService(cfg, predictor=build_predictor(args))
+    thread = threading.Thread(target=service.run, kwargs={"max_seconds": 600}, daemon=True)
+    thread.start()
+    stop_event.wait()
+    service.stop()
+    thread.join(60)
+    result_queue.put(dict(service.counts))
+
+
+def kafka_throughput_workers(args, msgs, broker_obj, n_windows: int) -> dict:
+    """``--workers N`` through Kafka: N service processes in one consumer group (as
+    ``soccerkd serve --workers N`` runs them), reading frames put on the topic beforehand."""
+    import multiprocessing as mp
+
+    from stream.events import iter_records
+    from stream.kafka import make_producer
+
+    names = topics(broker_obj, args.cameras)
+    cfg = stream_config(args, broker_obj.bootstrap, names, every_window=True)
+    prod = make_producer(cfg.kafka)
+    for cam, value in msgs:
+        prod.send(names["frames"], key=cam.encode(), value=value, partition=int(cam.split("-")[1]) % args.cameras)
+    prod.flush()
+    prod.close()
+    ctx = mp.get_context("spawn")
+    q, stop = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_worker_service, args=(args, cfg, q, stop)) for _ in range(args.workers)]
+    for p in procs:
+        p.start()
+    # every window is one event here: the events topic says when all windows are done
+    seen, t_first, t_last = 0, None, None
+    for rec in iter_records(cfg.kafka.bootstrap, names["events"], timeout_s=600, idle_s=60):
+        seen += 1
+        t = time.perf_counter()
+        t_first = t_first or t
+        t_last = t
+        if seen >= n_windows:
+            break
+    stop.set()
+    counts = [q.get() for _ in procs]
+    for p in procs:
+        p.join(60)
+    # the first event comes one window after the first frame: measure from the workers' start
+    return {"windows": sum(c["windows"] for c in counts), "seconds": (t_last or 0) - (t_first or 0),
+            "events": sum(c["events"] for c in counts), "workers": len(procs), "note": "timed first to last event"}
+
+
+def offer_realtime(send, jpegs, size, args, cameras: int, stop_at: float) -> None:
+    """Capture ``cameras`` live cameras at ``fps`` (wall clock) in one thread: each sends a message
+    of ``frames_per_batch`` frames when its last frame is due; cameras are spread over the period."""
+    import heapq
+
     from stream.messages import FrameBatch, encode_frame_batch
 
-    def camera(c: int) -> None:
-        seq, k = 0, args.frames_per_batch
-        t0 = time.time()
-        while time.time() < stop_at:
-            due = t0 + (seq + k - 1) / args.fps
-            time.sleep(max(0.0, due - time.time()))
-            stamps = tuple(int((t0 + (seq + i) / args.fps) * 1e9) for i in range(k))
-            b = FrameBatch(camera_id=f"cam-{c}", first_seq=seq, capture_ts_ns=stamps, width=size[0], height=size[1],
-                           source_fps=args.fps, frames=tuple(jpegs[(seq + i) % len(jpegs)] for i in range(k)))
-            send(c, encode_frame_batch(b))
-            seq += k
+    k, fps = args.frames_per_batch, args.fps
+    t0 = time.time()
+    phase = [(c / max(1, cameras)) * k / fps for c in range(cameras)]
+    due = [(t0 + phase[c] + (k - 1) / fps, c, 0) for c in range(cameras)]
+    heapq.heapify(due)
+    while due:
+        at, c, seq = heapq.heappop(due)
+        if at >= stop_at:
+            continue
+        time.sleep(max(0.0, at - time.time()))
+        start = t0 + phase[c]
+        stamps = tuple(int((start + (seq + i) / fps) * 1e9) for i in range(k))
+        b = FrameBatch(camera_id=f"cam-{c}", first_seq=seq, capture_ts_ns=stamps, width=size[0], height=size[1],
+                       source_fps=fps, frames=tuple(jpegs[(seq + i + 7 * c) % len(jpegs)] for i in range(k)))
+        send(c, encode_frame_batch(b))
+        heapq.heappush(due, (at + k / fps, c, seq + k))
 
-    threads = [threading.Thread(target=camera, args=(c,), daemon=True) for c in range(args.cameras)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
-
-def kafka_latency(args, pred, jpegs, size, broker_obj) -> list[float]:
+def kafka_latency(args, pred, jpegs, size, broker_obj, cameras: int) -> list[float]:
     from stream.events import iter_records
     from stream.kafka import make_producer
     from stream.messages import ActionEvent
     from stream.service import StreamService
 
-    names = topics(broker_obj, args.cameras)
+    names = topics(broker_obj, cameras)
     cfg = stream_config(args, broker_obj.bootstrap, names, every_window=True)
     service = StreamService(cfg, predictor=pred)
     thread = threading.Thread(target=service.run, kwargs={"max_seconds": args.seconds + 120}, daemon=True)
@@ -227,14 +353,12 @@ def kafka_latency(args, pred, jpegs, size, broker_obj) -> list[float]:
     while not service._assigned:  # wait for the group join before offering load
         time.sleep(0.05)
     prod = make_producer(cfg.kafka)
-    lock = threading.Lock()
 
     def send(c: int, value: bytes) -> None:
-        with lock:
-            prod.send(names["frames"], key=f"cam-{c}".encode(), value=value, partition=c % args.cameras)
+        prod.send(names["frames"], key=f"cam-{c}".encode(), value=value, partition=c % cameras)
 
     start = time.time()
-    offer_realtime(send, jpegs, size, args, stop_at=start + args.seconds)
+    offer_realtime(send, jpegs, size, args, cameras, stop_at=start + args.seconds)
     prod.flush()
     prod.close()
     time.sleep(2.0)
@@ -248,27 +372,32 @@ def kafka_latency(args, pred, jpegs, size, broker_obj) -> list[float]:
     return lat
 
 
-def inprocess_latency(args, pred, jpegs, size) -> list[float]:
+def inprocess_latency(args, pred, jpegs, size, cameras: int) -> list[float]:
+    """Live cameras into the pipeline in this process: each loop takes what arrived (like a poll),
+    runs a due batch, and times every event from its newest frame's capture."""
     import queue
 
     from stream.pipeline import Pipeline, SourceRef
 
     cfg = stream_config(args, "127.0.0.1:1", {"frames": "f", "events": "e", "dlq": "d"}, every_window=True)
     pipe = Pipeline(pred, config=cfg.pipeline_config())
-    q: "queue.Queue[tuple[int, bytes]]" = queue.Queue(maxsize=1024)
+    q: "queue.Queue[tuple[int, bytes]]" = queue.Queue()
     start = time.time()
-    feeder = threading.Thread(target=offer_realtime, args=(lambda c, v: q.put((c, v)), jpegs, size, args,
+    feeder = threading.Thread(target=offer_realtime, args=(lambda c, v: q.put((c, v)), jpegs, size, args, cameras,
                                                           start + args.seconds), daemon=True)
     feeder.start()
     lat, offset = [], 0
     while feeder.is_alive() or not q.empty() or pipe.pending:
+        items = []
         try:
-            while True:
-                c, v = q.get(timeout=0.002 if not pipe.pending else 0)
-                pipe.offer_bytes(v, SourceRef("f", c, offset))
-                offset += 1
+            items.append(q.get(timeout=0.002 if not pipe.pending else 0))
+            while len(items) < args.max_poll_records:
+                items.append(q.get_nowait())
         except queue.Empty:
             pass
+        if items:
+            pipe.offer_messages([(v, SourceRef("f", c, offset + i)) for i, (c, v) in enumerate(items)])
+            offset += len(items)
         out = pipe.step(force=not feeder.is_alive())
         now = time.time()
         lat += [now - e.newest_capture_ts_ns / 1e9 for e in out.events if e.newest_capture_ts_ns / 1e9 >= start + args.warmup]
@@ -282,16 +411,29 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, int(round(q / 100 * (len(s) - 1)))))]
 
 
+def latency_summary(lat: list[float], cameras: int, fps: float) -> dict:
+    return {"cameras": cameras, "offered_frames_per_s": cameras * fps, "events": len(lat), "p50": pct(lat, 50),
+            "p95": pct(lat, 95), "p99": pct(lat, 99), "mean": statistics.fmean(lat) if lat else None}
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", default=None, help="student checkpoint (default: random-init --model)")
-    p.add_argument("--model", default="tsm_resnet18")
+    p.add_argument("--model", default="tsm_resnet18",
+                   help="random-init model name, or 'zero': no arithmetic, the real preprocessing")
     p.add_argument("--size", type=int, default=112, help="model input side (random-init model)")
     p.add_argument("--clip-frames", type=int, default=8, help="frames per clip (random-init model)")
-    p.add_argument("--cameras", type=int, default=4)
+    p.add_argument("--cameras", type=int, default=4, help="cameras in the throughput part")
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of video per camera (both parts)")
     p.add_argument("--warmup", type=float, default=2.0, help="latency: ignore events of the first seconds")
+    p.add_argument("--load", type=float, default=0.7,
+                   help="latency: offer this fraction of the capacity the throughput part measured")
+    p.add_argument("--latency-cameras", type=int, default=None, help="latency: this many cameras instead of --load")
+    p.add_argument("--sweep", default=None, metavar="F1,F2,...",
+                   help="latency at these fractions of capacity too; reports the most cameras whose p99 stays "
+                        "at or under the window span + 150 ms")
     p.add_argument("--frame-size", default="320x240")
     p.add_argument("--frames-per-batch", type=int, default=5)
     p.add_argument("--jpeg-quality", type=int, default=85)
@@ -301,8 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-poll-records", type=int, default=32)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto", choices=("auto", "fp16", "bf16", "none"))
-    p.add_argument("--decode-threads", type=int, default=1, help="JPEG decode + resize threads in the pipeline")
+    p.add_argument("--decode", default="auto", choices=("auto", "cpu", "gpu"), help="where JPEGs are decoded")
+    p.add_argument("--decode-threads", type=int, default=1, help="JPEG decode + resize threads (cpu decode)")
+    p.add_argument("--workers", type=int, default=1, help="service processes for the throughput part")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--skip-latency", action="store_true", help="throughput only")
     p.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     p.add_argument("--no-broker", action="store_true", help="pipeline in process, without Kafka")
     p.add_argument("--out", default="runs/bench/pipeline.json")
@@ -323,23 +468,19 @@ def main(argv: list[str] | None = None) -> int:
     pred = build_predictor(args)
     frames = synthetic_frames(50, w, h)
     jpegs = [encode_image(f, quality=args.jpeg_quality) for f in frames]
-    steps.update(1)
+    n_frames = int(args.seconds * args.fps)
+    total_frames = args.cameras * n_frames
+    raw_before = raw_decode(jpegs, min(total_frames, 2000), args.decode_threads)
     bare_before = bare_model(pred, frames, args.max_batch, min_seconds=1.5)
     steps.update(1)
 
-    n_frames = int(args.seconds * args.fps)
     span = pred.input_spec.clip.span(args.fps)
     n_windows = args.cameras * expected_windows(n_frames, span, args.window_stride)
     msgs = messages(jpegs, (w, h), args.cameras, n_frames, args.frames_per_batch, args.fps, time.time_ns())
     broker = None
     mode = "in-process (no Kafka)" if args.no_broker else "Kafka"
     try:
-        if args.no_broker:
-            thr = inprocess_throughput(args, pred, msgs)
-            bare_after = bare_model(pred, frames, args.max_batch, min_seconds=1.5)
-            steps.update(1)
-            lat = inprocess_latency(args, pred, jpegs, (w, h))
-        else:
+        if not args.no_broker:
             if args.bootstrap:
                 from stream.broker import ExternalBroker
 
@@ -349,48 +490,75 @@ def main(argv: list[str] | None = None) -> int:
 
                 broker = LocalBroker()
                 broker.start()
+        if args.no_broker:
+            thr = (inprocess_throughput_workers(args, msgs) if args.workers > 1
+                   else inprocess_throughput(args, pred, msgs))
+        else:
             thr = kafka_throughput(args, pred, msgs, broker, n_windows)
-            bare_after = bare_model(pred, frames, args.max_batch, min_seconds=1.5)
-            steps.update(1)
-            lat = kafka_latency(args, pred, jpegs, (w, h), broker)
+        bare_after = bare_model(pred, frames, args.max_batch, min_seconds=1.5)
+        raw_after = raw_decode(jpegs, min(total_frames, 2000), args.decode_threads)
+        steps.update(1)
+        frames_per_s = total_frames / thr["seconds"] if thr["seconds"] > 0 else float("nan")
+        capacity_cameras = frames_per_s / args.fps
+        fractions = [args.load] + ([float(f) for f in args.sweep.split(",")] if args.sweep else [])
+        points = []
+        if not args.skip_latency:
+            for i, frac in enumerate(fractions):
+                cams = args.latency_cameras if (i == 0 and args.latency_cameras) else max(1, int(frac * capacity_cameras))
+                lat = (inprocess_latency(args, pred, jpegs, (w, h), cams) if args.no_broker
+                       else kafka_latency(args, pred, jpegs, (w, h), broker, cams))
+                points.append({"fraction_of_capacity": cams / capacity_cameras, **latency_summary(lat, cams, args.fps)})
         steps.update(1)
     finally:
         steps.close()
         if broker is not None:
             broker.stop()  # a no-op for an --bootstrap broker
-    # Measured at every batch size before and after the pipeline run (on a shared machine the two
-    # differ); the reference is the best batch size's mean of the two. Everything is in the JSON.
+    # Measured before and after the pipeline run (on a shared machine the two differ); the
+    # reference is the mean of the two. Everything is in the JSON.
     per_batch = {b: (bare_before[b] + bare_after[b]) / 2 for b in bare_before}
     best_batch = max(per_batch, key=per_batch.get)
     bare = per_batch[best_batch]
+    raw = (raw_before + raw_after) / 2
     pipe_cps = thr["windows"] / thr["seconds"] if thr["seconds"] > 0 else float("nan")
+    budget = span / args.fps + 0.150
+    ok = [pt for pt in points if pt["p99"] <= budget]
     result = {
-        "mode": mode, "device": str(pred.device), "amp": pred.amp, "model": pred.model_name,
+        "mode": mode, "device": str(pred.device), "amp": pred.amp, "model": pred.model_name, "decode": pred.decode,
         "input": {"clip_frames": pred.input_spec.clip.num_frames, "size": pred.input_spec.size},
         "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if pred.device.type == "cuda" else None,
         "cameras": args.cameras, "fps": args.fps, "seconds": args.seconds, "frame_size": [w, h],
         "frames_per_batch": args.frames_per_batch, "window_stride": args.window_stride, "max_batch": args.max_batch,
-        "max_wait_ms": args.max_wait_ms, "decode_threads": args.decode_threads, "bare_model_clips_per_s": bare,
-        "bare_model_best_batch": best_batch,
+        "max_wait_ms": args.max_wait_ms, "decode_threads": args.decode_threads, "workers": args.workers,
+        "bare_model_clips_per_s": bare, "bare_model_best_batch": best_batch,
         "bare_model_clips_per_s_by_batch": {str(b): {"before": bare_before[b], "after": bare_after[b]} for b in per_batch},
-        "pipeline": {**thr, "expected_windows": n_windows, "clips_per_s": pipe_cps,
-                     "frames_per_s": args.cameras * n_frames / thr["seconds"] if thr["seconds"] > 0 else None},
+        "raw_decode_frames_per_s": raw, "raw_decode": {"before": raw_before, "after": raw_after,
+                                                       "threads": args.decode_threads},
+        "pipeline": {**thr, "expected_windows": n_windows, "clips_per_s": pipe_cps, "frames_per_s": frames_per_s,
+                     "frames_per_s_over_raw_decode": frames_per_s / raw},
         "pipeline_efficiency": pipe_cps / bare,
-        "latency_s": {"offered_load": f"{args.cameras} cameras x {args.fps:g} fps", "events": len(lat),
-                      "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99),
-                      "mean": statistics.fmean(lat) if lat else None},
+        "capacity_cameras": capacity_cameras,
+        "latency_budget_s": budget,
+        "latency_s": points[0] if points else None,
+        "latency_sweep": points,
+        "max_cameras_within_budget": max((pt["cameras"] for pt in ok), default=None),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    rows = [("mode", mode), ("device / amp", f"{result['device']} / {result['amp']}"),
+    rows = [("mode", f"{mode}, {args.workers} worker(s)"),
+            ("device / amp / decode", f"{result['device']} / {result['amp']} / {pred.decode} x{args.decode_threads}"),
             ("model", f"{pred.model_name} T={pred.input_spec.clip.num_frames} {pred.input_spec.size}px"),
             ("bare model clips/s", f"{bare:.1f}  (best batch {best_batch}; by batch: "
                                    + ", ".join(f"{b}: {v:.1f}" for b, v in per_batch.items()) + ")"),
             ("pipeline clips/s", f"{pipe_cps:.1f}  ({thr['windows']}/{n_windows} windows in {thr['seconds']:.2f} s)"),
-            ("pipeline frames/s", f"{result['pipeline']['frames_per_s']:.1f}"),
             ("pipeline efficiency", f"{result['pipeline_efficiency']:.3f}"),
-            ("offered load", result["latency_s"]["offered_load"] + f", {args.frames_per_batch} frames/message"),
-            ("latency p50/p95/p99 s", f"{result['latency_s']['p50']:.3f} / {result['latency_s']['p95']:.3f} / "
-                                      f"{result['latency_s']['p99']:.3f}  ({len(lat)} events)")]
+            ("pipeline frames/s", f"{frames_per_s:.1f}  = {capacity_cameras:.1f} cameras at {args.fps:g} fps"),
+            ("raw cv2.imdecode frames/s", f"{raw:.1f}  ({args.decode_threads} thread(s)); pipeline/raw = "
+                                          f"{frames_per_s / raw:.3f}")]
+    for pt in points:
+        rows.append((f"latency @ {pt['cameras']} cams ({pt['fraction_of_capacity']:.0%})",
+                     f"p50/p95/p99 {pt['p50']:.3f} / {pt['p95']:.3f} / {pt['p99']:.3f} s  ({pt['events']} events)"))
+    if points:
+        rows.append(("most cameras with p99 <= budget", f"{result['max_cameras_within_budget']}  "
+                                                        f"(budget = span {span}/{args.fps:g} fps + 150 ms = {budget:.3f} s)"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
     out = Path(args.out)

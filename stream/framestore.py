@@ -40,12 +40,6 @@ class FrameStore:
     def in_use(self) -> int:
         return len(self._refs) - len(self._free)
 
-    def host_view(self) -> Any:
-        """The store as a writable numpy array (CPU stores only): decoders write into its slots."""
-        if self.device.type != "cpu":
-            raise StreamError(f"host_view() of a frame store on {self.device}")
-        return self.tensor.numpy()
-
     def alloc(self, n: int) -> list[int]:
         """``n`` free slots, each with one reference."""
         if n > len(self._free):
@@ -73,7 +67,8 @@ class FrameStore:
 
     def gather(self, index: Any) -> Any:
         """``index`` (any shape of slot numbers, a tensor on the store's device) -> ``index.shape + (H, W, 3)``."""
-        return self.tensor[index]
+        # index_select copies whole rows; advanced indexing goes element by element (3x slower on CPU)
+        return self.tensor.index_select(0, index.reshape(-1)).view(*index.shape, *self.tensor.shape[1:])
 
     def _grow(self, need: int) -> None:
         import torch

@@ -195,8 +195,7 @@ class Pipeline:
         now = self.perf()
         add, first = cam.windows.add, batch.first_seq
         for i, ts in enumerate(batch.capture_ts_ns):
-            for w in add(first + i, ts, payloads.get(i)):
-                self.predictor.retain(w.frames)
+            for w in add(first + i, ts, payloads.get(i)):   # each window holds its frames (retained)
                 self._pending.append((now, w))
                 cam.pending_starts.append(w.start_seq)
         self.metrics.add_frames(len(batch.frames))
@@ -348,7 +347,7 @@ class Pipeline:
         cam = self._cameras.get(camera_id)
         if cam is None:
             windows: CameraWindows[Any] = CameraWindows(camera_id, self.spec.clip, self.config.window,
-                                                        release=self.predictor.release)
+                                                        retain=self.predictor.retain, release=self.predictor.release)
             windows.set_source_fps(fps)
             hint = self._hints.get(tp, {}).get(camera_id)
             if hint is not None:

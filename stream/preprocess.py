@@ -1,10 +1,12 @@
 """JPEG frames -> model-ready frames in a :class:`~stream.framestore.FrameStore`, in batches.
 
 Each frame is decoded, resized (shorter side to ``spec.resize``) and centre-cropped
-(``spec.size``) exactly once, straight into its store slot; the crop rule is
-:func:`soccerkd.spec.resize_crop_box`, the one training uses.
+(``spec.size``) exactly once, straight into its store slot. Geometry and filter are the ones
+training's evaluation transform uses (:func:`soccerkd.spec.resize_crop_box`, antialiased
+bilinear), so served frames match what the model was trained on; torch's uint8 antialiased
+resize is also several times faster than OpenCV's ``INTER_AREA`` on these sizes.
 
-* :class:`CpuJpegDecoder`: OpenCV in a few threads (``imdecode``, ``resize`` and ``cvtColor``
+* :class:`CpuJpegDecoder`: OpenCV ``imdecode`` and torch's resize in a few threads (both
   release the GIL), each thread taking a contiguous share of the batch; the colour conversion
   writes the crop into the slot, so no intermediate RGB frame is made.
 * :class:`NvJpegDecoder`: ``torchvision.io.decode_jpeg(list, device="cuda")`` decodes the whole
@@ -49,6 +51,37 @@ def _box(h: int, w: int, resize: int, size: int) -> tuple[int, int, int, int]:
     return resize_crop_box(h, w, resize=resize, size=size)
 
 
+def resize_crop_chw(x: Any, *, resize: int, size: int) -> Any:
+    """``…×3×H×W`` tensor -> shorter side resized to ``resize`` (antialiased bilinear, as training's
+    evaluation transform), then the centre ``size×size`` crop (a view). uint8 stays uint8 (torch's
+    fast CPU path); on CUDA, where the antialiased kernel takes float, pass float."""
+    import torch.nn.functional as F
+
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    nh, nw, top, left = _box(h, w, resize, size)
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x if x.dim() == 4 else x[None], size=(nh, nw), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return x[..., top:top + size, left:left + size]
+
+
+def resize_crop(rgb: Any, *, resize: int, size: int) -> Any:
+    """The same for one ``H×W×3`` uint8 numpy image -> ``size×size×3`` uint8."""
+    import torch
+
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    return resize_crop_chw(x, resize=resize, size=size)[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def _rgb_flag() -> int | None:
+    import cv2
+
+    return getattr(cv2, "IMREAD_COLOR_RGB", None)   # OpenCV >= 4.10 decodes straight to RGB
+
+
+_RGB_FLAG = _rgb_flag()
+
+
 class CpuJpegDecoder:
     """OpenCV decode + resize + crop into a CPU store, in ``threads`` threads."""
 
@@ -61,23 +94,24 @@ class CpuJpegDecoder:
                       if threads > 1 else None)
 
     def decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> list[EnvelopeError | None]:
-        host = store.host_view()
+        frames = store.tensor
         n = len(jobs)
         if self._pool is None or n < 2:
-            return self._run(jobs, host, slots, 0, n)
+            return self._run(jobs, frames, slots, 0, n)
         step = -(-n // self.threads)
-        parts = [self._pool.submit(self._run, jobs, host, slots, lo, min(n, lo + step)) for lo in range(0, n, step)]
+        parts = [self._pool.submit(self._run, jobs, frames, slots, lo, min(n, lo + step)) for lo in range(0, n, step)]
         return [err for part in parts for err in part.result()]
 
-    def _run(self, jobs: Sequence[FrameJob], host: Any, slots: Sequence[int], lo: int, hi: int) -> list[EnvelopeError | None]:
+    def _run(self, jobs: Sequence[FrameJob], frames: Any, slots: Sequence[int], lo: int, hi: int) -> list[EnvelopeError | None]:
         import cv2
         import numpy as np
+        import torch
 
         resize, size = self.resize, self.size
         out: list[EnvelopeError | None] = []
         for i in range(lo, hi):
             job = jobs[i]
-            img = cv2.imdecode(np.frombuffer(job.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+            img = cv2.imdecode(np.frombuffer(job.data, dtype=np.uint8), _RGB_FLAG or cv2.IMREAD_COLOR)
             if img is None:
                 out.append(CorruptFrameError(f"{len(job.data)}-byte frame does not decode as JPEG"))
                 continue
@@ -85,10 +119,9 @@ class CpuJpegDecoder:
             if h != job.height or w != job.width:
                 out.append(FrameSizeMismatchError(f"frame decodes to {w}x{h}, header says {job.width}x{job.height}"))
                 continue
-            nh, nw, top, left = _box(h, w, resize, size)
-            if (nh, nw) != (h, w):
-                img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if resize < min(h, w) else cv2.INTER_LINEAR)
-            cv2.cvtColor(img[top:top + size, left:left + size], cv2.COLOR_BGR2RGB, dst=host[slots[i]])
+            crop = resize_crop_chw(torch.from_numpy(img).permute(2, 0, 1), resize=resize, size=size)
+            crop = crop.reshape(3, size, size)
+            frames[slots[i]].copy_((crop if _RGB_FLAG else crop.flip(0)).permute(1, 2, 0))   # RGB, HWC
             out.append(None)
         return out
 
@@ -100,8 +133,9 @@ class CpuJpegDecoder:
 class NvJpegDecoder:
     """nvJPEG batch decode + GPU resize/crop into a CUDA store.
 
-    Downscaling uses area averaging and upscaling bilinear, as the CPU path does with OpenCV, so
-    the two give close (not bit-equal) inputs; the gpu tests bound the difference.
+    The resize is the same antialiased bilinear as the CPU path (in float here), and nvJPEG's
+    IDCT differs slightly from libjpeg's, so the two give close, not bit-equal, frames; the gpu
+    tests bound the difference.
     """
 
     def __init__(self, spec: InputSpec, *, device: Any) -> None:
@@ -140,9 +174,9 @@ class NvJpegDecoder:
                 errors[i] = FrameSizeMismatchError(f"frame decodes to {w}x{h}, header says {jobs[i].width}x{jobs[i].height}")
                 continue
             by_size[(h, w)].append((i, img))
-        for (h, w), items in by_size.items():
+        for items in by_size.values():
             index = torch.tensor([slots[i] for i, _ in items], device=self.device)
-            store.tensor[index] = self._resize_crop(torch.stack([img for _, img in items]), h, w)
+            store.tensor[index] = self._resize_crop(torch.stack([img for _, img in items]))
         return errors
 
     def _decode(self, views: list[Any], todo: list[int], errors: list[EnvelopeError | None]) -> list[Any]:
@@ -161,18 +195,12 @@ class NvJpegDecoder:
                 out.append(None)
         return out
 
-    def _resize_crop(self, x: Any, h: int, w: int) -> Any:
+    def _resize_crop(self, x: Any) -> Any:
         """``K×3×H×W`` uint8 on the GPU -> ``K×size×size×3`` uint8."""
         import torch
-        import torch.nn.functional as F
 
-        nh, nw, top, left = _box(h, w, self.resize, self.size)
-        if (nh, nw) != (h, w):
-            mode = "area" if self.resize < min(h, w) else "bilinear"
-            x = F.interpolate(x.float(), size=(nh, nw), mode=mode,
-                              **({} if mode == "area" else {"align_corners": False}))
-            x = x.round_().clamp_(0, 255).to(torch.uint8)
-        return x[:, :, top:top + self.size, left:left + self.size].permute(0, 2, 3, 1)
+        y = resize_crop_chw(x.float(), resize=self.resize, size=self.size)
+        return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
     def close(self) -> None:
         pass

@@ -20,9 +20,11 @@ stride, ``span = (n - 1) * s + 1``):
   seen; then, if at most ``max_fill`` frames are missing, each is filled with the nearest
   earlier present frame of the window (or the nearest later one when none is earlier) and the
   window is emitted with ``filled`` set; otherwise it is skipped (counted).
-* **Payloads** are opaque (the pipeline stores frame-store slots). Every payload handed to
-  :meth:`CameraWindows.add` is either kept in the buffer or passed to ``release`` (rejected,
-  not needed, or dropped as windows move on); an emitted window's payloads are the caller's.
+* **Payloads** are opaque (the pipeline stores frame-store slots) and reference-counted through
+  two optional callbacks. Every payload handed to :meth:`CameraWindows.add` is either kept in the
+  buffer or passed to ``release`` (rejected, or dropped as windows move on). An emitted window
+  gets its own reference to each of its frames (``retain``, before the buffer lets go of any);
+  the caller releases those when it is done with the window.
 * Source fps comes from the first batch of a camera (fps resampling uses
   :meth:`ClipSpec.stride_for`); later changes are ignored.
 
@@ -114,7 +116,8 @@ class CameraWindows(Generic[T]):
     clip: ClipSpec
     config: WindowConfig = field(default_factory=WindowConfig)
     stats: WindowStats = field(default_factory=WindowStats)
-    release: Callable[[list[Any]], None] | None = None   # payloads the buffer lets go of
+    retain: Callable[[tuple[Any, ...]], None] | None = None   # an emitted window's frames
+    release: Callable[[list[Any]], None] | None = None        # payloads the buffer lets go of
 
     def __post_init__(self) -> None:
         self._frames: dict[int, _Frame[T]] = {}
@@ -221,9 +224,12 @@ class CameraWindows(Generic[T]):
                     continue
             use = [q if q in self._frames else self._nearest(q, present) for q in seqs]
             filled = sum(1 for q in seqs if q not in self._frames)
-            out.append(ClipWindow(camera_id=self.camera_id, start_seq=w, end_seq=end, seqs=tuple(seqs),
-                                  frames=tuple(self._frames[q].payload for q in use),
-                                  capture_ts_ns=tuple(self._frames[q].ts for q in use), filled=filled))
+            window = ClipWindow(camera_id=self.camera_id, start_seq=w, end_seq=end, seqs=tuple(seqs),
+                                frames=tuple(self._frames[q].payload for q in use),
+                                capture_ts_ns=tuple(self._frames[q].ts for q in use), filled=filled)
+            if self.retain is not None:
+                self.retain(window.frames)
+            out.append(window)
             self.stats.windows_emitted += 1
             self.stats.windows_filled += 1 if filled else 0
             self._advance(w + ws)

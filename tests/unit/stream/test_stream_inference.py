@@ -48,6 +48,17 @@ def test_resize_crop_shorter_side_then_centre():
     assert out.shape == (32, 32, 3) and out[:, 0].max() == 0 and out[:, -1].min() == 255
 
 
+def test_serving_resize_matches_the_training_transform():
+    """Served frames go through the same resize + crop as training's evaluation transform."""
+    from soccerkd.data.transforms import build_transform
+
+    rgb = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    served = resize_crop(rgb, resize=36, size=32).astype(np.float32)
+    mean, std = np.array(SPEC.mean) * 255, np.array(SPEC.std) * 255
+    trained = build_transform(SPEC, train=False)(rgb[None])[:, 0].permute(1, 2, 0).numpy() * std + mean
+    assert np.abs(served - trained).max() <= 1.0 + 1e-4   # uint8 rounding only
+
+
 def test_cpu_prepare_writes_the_training_preprocessing_into_the_store():
     pred = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
     assert pred.decode == "cpu" and pred.amp == "none" and not pred.channels_last
@@ -99,7 +110,7 @@ def test_batch_tensor_is_the_stacked_normalised_frames():
     want = want.permute(0, 4, 1, 2, 3).float()
     mean = torch.tensor(SPEC.mean).view(1, 3, 1, 1, 1) * 255
     std = torch.tensor(SPEC.std).view(1, 3, 1, 1, 1) * 255
-    assert x.shape == (2, 3, 4, 32, 32) and torch.allclose(x, (want - mean) / std)
+    assert x.shape == (2, 3, 4, 32, 32) and torch.allclose(x, (want - mean) / std, atol=1e-5)
 
 
 def test_gpu_decode_needs_cuda():
