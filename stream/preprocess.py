@@ -73,19 +73,13 @@ def resize_crop(rgb: Any, *, resize: int, size: int) -> Any:
     return resize_crop_chw(x, resize=resize, size=size)[0].permute(1, 2, 0).contiguous().numpy()
 
 
-def _rgb_flag() -> int | None:
-    import cv2
-
-    return getattr(cv2, "IMREAD_COLOR_RGB", None)   # OpenCV >= 4.10 decodes straight to RGB
-
-
-_RGB_FLAG = _rgb_flag()
-
-
 class CpuJpegDecoder:
     """OpenCV decode + resize + crop into a CPU store, in ``threads`` threads."""
 
     def __init__(self, spec: InputSpec, *, threads: int = 1) -> None:
+        import cv2
+
+        self._rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)   # OpenCV >= 4.10 decodes straight to RGB
         if threads < 1:
             raise ValueError(f"decode threads must be >= 1, got {threads!r}")
         self.resize, self.size = spec.resize, spec.size
@@ -107,11 +101,11 @@ class CpuJpegDecoder:
         import numpy as np
         import torch
 
-        resize, size = self.resize, self.size
+        resize, size, rgb = self.resize, self.size, self._rgb_flag
         out: list[EnvelopeError | None] = []
         for i in range(lo, hi):
             job = jobs[i]
-            img = cv2.imdecode(np.frombuffer(job.data, dtype=np.uint8), _RGB_FLAG or cv2.IMREAD_COLOR)
+            img = cv2.imdecode(np.frombuffer(job.data, dtype=np.uint8), rgb or cv2.IMREAD_COLOR)
             if img is None:
                 out.append(CorruptFrameError(f"{len(job.data)}-byte frame does not decode as JPEG"))
                 continue
@@ -121,7 +115,7 @@ class CpuJpegDecoder:
                 continue
             crop = resize_crop_chw(torch.from_numpy(img).permute(2, 0, 1), resize=resize, size=size)
             crop = crop.reshape(3, size, size)
-            frames[slots[i]].copy_((crop if _RGB_FLAG else crop.flip(0)).permute(1, 2, 0))   # RGB, HWC
+            frames[slots[i]].copy_((crop if rgb else crop.flip(0)).permute(1, 2, 0))   # RGB, HWC
             out.append(None)
         return out
 

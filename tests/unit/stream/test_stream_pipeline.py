@@ -161,3 +161,53 @@ def test_frame_references_are_released():
         pipe.offer_bytes(value, ref)
     pipe.drop_partition(("frames", 0))
     assert pred.refs == 0 and pipe.pending == 0
+
+
+@pytest.mark.parametrize("frame_stride", [1, 2])
+def test_windows_from_the_frame_store_hold_exactly_the_ingested_frames(frame_stride):
+    """The real store behind the pipeline: with a frame stride, a gap, a reordered and a duplicate
+    batch, every window's gathered frames are the ingested frames of its sequence numbers."""
+    import numpy as np
+    import torch
+
+    from soccerkd.spec import ClipSpec, InputSpec
+    from stream.inference import TorchPredictor
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=frame_stride), size=8, resize=8,
+                     class_names=("a", "b"))
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 2)
+
+    pred = TorchPredictor(Mean(), spec, model_name="m", device="cpu", decode_threads=2)
+    pipe = Pipeline(pred, config=PipelineConfig(window=WindowConfig(window_stride=2, reorder_tolerance=2, max_fill=1),
+                                                max_batch=4, max_wait_ms=0))
+    shade = {q: (q * 5 % 250, 40, 90) for q in range(80)}   # frame q is a solid colour coding q
+    firsts = [0, 4, 12, 8, 16, 16, 20, 24, 32, 36, 40, 44]      # 8 arrives after 12; 16 twice; 28..31 never
+    got = []
+    original = pred.predict
+
+    def spy(windows):
+        x = pred.batch_tensor(windows)
+        for w, clip in zip(windows, x):
+            got.append((w, clip.clone()))   # x is a reused buffer
+        return original(windows)
+
+    pred.predict = spy
+    for i, first in enumerate(firsts):
+        pipe.offer_bytes(encode_frame_batch(solid_batch("c", first, [shade[q] for q in range(first, first + 4)],
+                                                        width=8, height=8)), SourceRef("frames", 0, i))
+        pipe.drain()
+    assert len(got) >= 8 and any(w.filled for w, _ in got)
+    mean = torch.tensor(spec.mean).view(3, 1, 1, 1) * 255
+    std = torch.tensor(spec.std).view(3, 1, 1, 1) * 255
+    for w, clip in got:
+        red = (clip * std + mean)[0, :, 4, 4].round().numpy()   # centre pixel of each frame
+        exact = [abs(red[k] - shade[q][0]) <= 3 for k, q in enumerate(w.seqs)]
+        assert sum(exact) == len(w.seqs) - w.filled, (w.seqs, w.filled, red)
+        for k in (k for k, ok in enumerate(exact) if not ok):   # a filled frame repeats a neighbour
+            assert any(abs(red[k] - red[j]) <= 1 for j in (k - 1, k + 1) if 0 <= j < len(red) and exact[j])
+    assert pred.store.in_use <= 4 * 2 + 4
+    pipe.drop_partition(("frames", 0))
+    assert pred.store.in_use == 0
