@@ -199,7 +199,7 @@ def test_windows_from_the_frame_store_hold_exactly_the_ingested_frames(frame_str
         pipe.offer_bytes(encode_frame_batch(solid_batch("c", first, [shade[q] for q in range(first, first + 4)],
                                                         width=8, height=8)), SourceRef("frames", 0, i))
         pipe.drain()
-    assert len(got) >= 8 and any(w.filled for w, _ in got)
+    assert len(got) >= 8 and (frame_stride == 1 or any(w.filled for w, _ in got))
     mean = torch.tensor(spec.mean).view(3, 1, 1, 1) * 255
     std = torch.tensor(spec.std).view(3, 1, 1, 1) * 255
     for w, clip in got:
