@@ -12,6 +12,7 @@ publishes, commits and closes.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -274,8 +275,76 @@ class StreamService:
         self._consumer = self._producer = self._server = None
 
 
-def serve(config: StreamConfig, *, max_seconds: float | None = None) -> dict[str, int]:
-    """Run the service in this process until SIGTERM/SIGINT (or ``max_seconds``)."""
+def serve(config: StreamConfig, *, max_seconds: float | None = None, workers: int = 1) -> dict[str, int]:
+    """Run the service until SIGTERM/SIGINT (or ``max_seconds``): in this process, or in
+    ``workers`` processes (see :func:`serve_workers`). Returns the summed counters."""
+    if workers > 1:
+        return serve_workers(config, workers, max_seconds=max_seconds)
     service = StreamService(config)
     service.install_signal_handlers()
     return service.run(max_seconds=max_seconds)
+
+
+def worker_configs(config: StreamConfig, workers: int) -> list[StreamConfig]:
+    """The config of each of ``workers`` processes on one host.
+
+    Every worker joins the same consumer group with its own static member id
+    ``<base>-w<i>``, the base being ``kafka.group_instance_id`` or ``<hostname>-serve``, so a
+    restarted worker takes its partitions back without a rebalance. Metrics: worker ``i``
+    serves ``metrics_port + i`` (one scrape target per worker; the deploy files list them).
+    """
+    import dataclasses
+    import socket
+
+    if workers < 1:
+        raise StreamError(f"--workers must be >= 1, got {workers!r}")
+    base = config.kafka.group_instance_id or f"{socket.gethostname()}-serve"
+    return [dataclasses.replace(
+        config, kafka=dataclasses.replace(config.kafka, group_instance_id=f"{base}-w{i}"),
+        metrics_port=None if config.metrics_port is None else config.metrics_port + i) for i in range(workers)]
+
+
+def _worker_main(config: StreamConfig, max_seconds: float | None, results: Any) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    service = StreamService(config)
+    service.install_signal_handlers()
+    results.put(service.run(max_seconds=max_seconds))
+
+
+def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | None = None) -> dict[str, int]:
+    """``workers`` service processes sharing this host (and its GPU), one consumer group.
+
+    A SIGTERM or SIGINT to this process is passed to every worker, and each one runs its
+    waiting windows, publishes and commits before it exits. A worker that dies makes this
+    function raise once the others have stopped.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")   # CUDA cannot be forked; spawn also gives each a clean torch
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(cfg, max_seconds, results), name=f"serve-w{i}")
+             for i, cfg in enumerate(worker_configs(config, workers))]
+
+    def forward(signum: int, _frame: Any) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for p in procs:
+            p.start()
+        log.info("started %d workers: %s", workers, ", ".join(f"{p.name} (pid {p.pid})" for p in procs))
+        for p in procs:
+            p.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    totals: dict[str, int] = {}
+    for _ in [p for p in procs if p.exitcode == 0]:   # each worker that ran to the end put its counts
+        for key, value in results.get(timeout=10).items():
+            totals[key] = totals.get(key, 0) + value
+    failed = [f"{p.name} exit {p.exitcode}" for p in procs if p.exitcode != 0]
+    if failed:
+        raise StreamError(f"worker(s) failed: {', '.join(failed)}")
+    return totals

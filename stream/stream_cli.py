@@ -30,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="override a config value (dotted key, YAML value); repeatable")
     srv.add_argument("--metrics-port", type=int, default=None, help="serve /metrics, /healthz, /readyz here")
     srv.add_argument("--max-seconds", type=float, default=None, help="stop by itself after this long")
+    srv.add_argument("--workers", type=int, default=1,
+                     help="service processes on this host, one consumer group, sharing the GPU; worker i gets "
+                          "static member id <kafka.group_instance_id or hostname-serve>-w<i> and metrics port "
+                          "--metrics-port + i (default: 1)")
     srv.set_defaults(handler=_serve)
 
     ev = subparsers.add_parser("events", help="read the action-event topic")
@@ -70,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides.append(f"metrics_port={args.metrics_port}")
     cfg = load_config(StreamConfig, args.config, overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    counts = serve(cfg, max_seconds=args.max_seconds)
+    counts = serve(cfg, max_seconds=args.max_seconds, workers=args.workers)
     print("stopped: " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
     return 0
 

@@ -294,3 +294,49 @@ def test_second_instance_takes_over_a_partition_without_losing_events(kafka_brok
                 th.join(30)
     assert {e.event_id for e in events} == expected
     assert a.counts["events"] > 0 and b.counts["events"] > 0
+
+
+def test_two_workers_share_the_group_process_every_window_once_and_commit_on_sigterm(kafka_broker, checkpoint,
+                                                                                     tmp_path):
+    """``soccerkd serve --workers 2``: two processes, one group, each with its own static member
+    id; every expected event arrives exactly once, and one SIGTERM stops both after they commit."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    cfg = make_config(kafka_broker, checkpoint, group=f"workers-{uuid.uuid4().hex[:6]}", instance="host-a")
+    cfg_path = tmp_path / "serve.yaml"
+    dump_config(cfg, cfg_path)
+    cams = ("cam-1", "cam-2", "cam-3", "cam-4")
+    for i, cam in enumerate(cams):
+        ingest_clip(cfg, write_video(tmp_path / f"{cam}.avi", 80, seed=i), cam, frames_per_batch=8)
+    expected = expected_event_ids(cfg)
+    assert len(expected) == 4 * 9   # 80 frames -> windows 0..76 (39) -> 9 events of 4 windows per camera
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "workers.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path), "--workers", "2"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        events = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=150, idle_s=None,
+                             until=lambda evs: len({e.event_id for e in evs}) >= len(expected))
+        time.sleep(1.5)   # let a periodic commit go out, then stop both workers with one signal
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = (tmp_path / "workers.log").read_text()
+    ids = [e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=10, idle_s=2)]
+    assert set(ids) == expected and len(ids) == len(expected), text[-3000:]   # none lost, none twice
+    assert {e.event_id for e in events} == expected
+    assert "serve-w0" in text and "serve-w1" in text and "stopped:" in text
+    assert text.count("stopping: running") == 2, text[-3000:]   # both ran their graceful shutdown
+    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, group_id=cfg.kafka.group_id,
+                             enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(cfg.kafka.frames_topic, p) for p in (0, 1)]
+        committed = {tp.partition: consumer.committed(tp) for tp in tps}
+        ends = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    # both partitions were worked on and committed (a commit never passes an open segment's frames)
+    assert all(committed[p] is not None and committed[p] > 0 for p in (0, 1)), (committed, ends)
