@@ -1,36 +1,71 @@
 #!/usr/bin/env bash
-# One device session on a GPU machine (what the lead runs once on an H200, <= ~9 min wall):
-#   1. benchmarks/gpu_experiments.sh: teacher / student / KD x 3 seeds on procedural clips;
-#   2. the KD student of seed 0 compacted to int8 (the demo's shipped student);
-#   3. benchmarks/bench_models.py: teacher vs student throughput side by side on the GPU;
-#   4. the gpu-marked tests.
-# Usage: OUT=/path/to/results benchmarks/gpu_session.sh   (PY defaults to python3)
+# One call to a GPU machine (an H200: torch, torchvision, opencv, PyYAML, tqdm, matplotlib; no
+# kafka-python, no Java), <= 8 minutes, <= 8 files in $OUT:
+#   1. bench_models.py: teacher vs student throughput side by side (bf16, channels-last);
+#   2. bench_pipeline.py in process (no broker): 320x240 and 1280x720, the zero model and the
+#      student, CPU and GPU (nvJPEG) decode, with a camera sweep that finds the most cameras whose
+#      p99 latency stays at or under the window span + 150 ms;
+#   3. the gpu-marked tests (pytest from .whl/ wheels if the machine lacks it);
+#   4. gpu_experiments.sh (teacher / student / KD on procedural clips) in the time that is left.
+# Files: session.log, bench_models.json, pipeline_runs.json, gpu_tests.txt, experiments.log,
+#        experiments.tar.gz.
+# Usage (repo root): OUT=/path/to/results bash benchmarks/gpu_session.sh     (PY defaults to python3)
 set -uo pipefail
 : "${OUT:?set OUT to the results directory}"
 export PY="${PY:-python3}" WORK="${WORK:-/tmp/soccerkd_gpu}" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT" "$WORK/pipeline"
 start=$(date +%s)
-log() { echo "[gpu_session +$(( $(date +%s) - start ))s] $*"; }
+BUDGET_S=${BUDGET_S:-470}
+left() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
+log() { echo "[gpu_session +$(( $(date +%s) - start ))s] $*" | tee -a "$OUT/session.log"; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$OUT/session.log"
+"$PY" -c "import torch, torchvision, cv2; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cv2', cv2.__version__, 'cores', __import__('os').cpu_count())" 2>&1 | tee -a "$OUT/session.log"
 
-log "model benchmark (teacher vs student, bf16, channels_last)"
-timeout 120 "$PY" benchmarks/bench_models.py --device cuda --frames 8 --size 224 --batch 32 --iters 30 --warmup 5 \
-    --amp --channels-last --out "$OUT/bench_models_h200.json" 2>&1 | tee "$OUT/bench_models_h200.txt" | tail -20
+log "1. model benchmark (teacher vs student, bf16, channels_last)"
+timeout 90 "$PY" benchmarks/bench_models.py --device cuda --frames 8 --size 112 --batch 128 --iters 20 --warmup 5 \
+    --amp --channels-last --out "$OUT/bench_models.json" 2>&1 | tail -8 | tee -a "$OUT/session.log"
 
-log "experiments"
-timeout "${EXPERIMENT_TIMEOUT:-420}" bash benchmarks/gpu_experiments.sh 2>&1 | tee "$OUT/experiments.log" | grep -v '^  done' | tail -40
-
-log "compact demo student"
-"$PY" - "$WORK/sweep" "$OUT/demo_student.pt" <<'PYEOF'
-import glob, sys
-from soccerkd.compact import compact_checkpoint
-from soccerkd.train.checkpoint import load_checkpoint, save_checkpoint
-best = sorted(glob.glob(f"{sys.argv[1]}/gpu_synth_kd_r101_r18/*/seed0/best.pt"))
-if not best:
-    sys.exit("no KD seed-0 checkpoint found")
-save_checkpoint(sys.argv[2], **compact_checkpoint(load_checkpoint(best[0])))
-print("compacted", best[0], "->", sys.argv[2])
+log "2. pipeline benchmarks (in process; 16 cores: 12 decode threads for CPU decode)"
+run() {   # name, then bench_pipeline.py arguments
+  local name=$1; shift
+  log "   $name: $*"
+  timeout 100 "$PY" benchmarks/bench_pipeline.py --no-broker --device cuda --amp bf16 --seconds 6 --warmup 1.5 \
+      --max-batch 128 --max-poll-records 256 --out "$WORK/pipeline/$name.json" "$@" 2>&1 \
+      | grep -v '^bench:' | tail -14 | tee -a "$OUT/session.log"
+}
+run zero_gpu_320   --model zero --decode gpu --frame-size 320x240 --cameras 256 --skip-latency
+run zero_cpu_320   --model zero --decode cpu --decode-threads 12 --frame-size 320x240 --cameras 256 --skip-latency
+run student_gpu_320 --model tsm_resnet18 --size 112 --decode gpu --frame-size 320x240 --cameras 256 \
+    --sweep 0.5,0.85,1.0
+run student_cpu_320 --model tsm_resnet18 --size 112 --decode cpu --decode-threads 12 --frame-size 320x240 \
+    --cameras 128 --skip-latency
+run student_gpu_720 --model tsm_resnet18 --size 112 --decode gpu --frame-size 1280x720 --cameras 96 \
+    --sweep 0.5,1.0
+run student_gpu_320_w4 --model tsm_resnet18 --size 112 --decode gpu --frame-size 320x240 --cameras 256 \
+    --workers 4 --skip-latency
+"$PY" - "$WORK/pipeline" "$OUT/pipeline_runs.json" <<'PYEOF'
+import json, pathlib, sys
+runs = {p.stem: json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))}
+pathlib.Path(sys.argv[2]).write_text(json.dumps(runs, indent=1))
+print(f"{'run':22} {'frames/s':>9} {'raw dec':>8} {'eff':>6} {'cams cap':>8} {'max cams p99 ok':>15}")
+for k, r in runs.items():
+    print(f"{k:22} {r['pipeline']['frames_per_s']:9.0f} {r['raw_decode_frames_per_s']:8.0f} "
+          f"{r['pipeline_efficiency']:6.3f} {r['capacity_cameras']:8.0f} {str(r['max_cameras_within_budget']):>15}")
 PYEOF
 
-log "gpu tests"
-timeout 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/unit 2>&1 | tail -5
+log "3. gpu-marked tests"
+if ! "$PY" -c "import pytest" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+timeout 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests/unit > "$OUT/gpu_tests.txt" 2>&1
+tail -5 "$OUT/gpu_tests.txt" | tee -a "$OUT/session.log"
+
+log "4. training experiments with the $(left) s left"
+if [ "$(left)" -gt 60 ]; then
+  OUT_EXP="$WORK/experiments"
+  OUT="$OUT_EXP" timeout "$(left)" bash benchmarks/gpu_experiments.sh > "$OUT/experiments.log" 2>&1
+  tail -25 "$OUT/experiments.log" | tee -a "$OUT/session.log"
+  tar -czf "$OUT/experiments.tar.gz" -C "$WORK" experiments 2>/dev/null
+fi
 log "done"

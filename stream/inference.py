@@ -69,7 +69,9 @@ class TorchPredictor:
     Frames live as ``H×W×3`` uint8 slots of a :class:`FrameStore` on the model's device (4×
     smaller than float); a batch is gathered in one indexing operation and normalised on the
     device. ``decode``: ``gpu`` decodes with nvJPEG into a CUDA store, ``cpu`` with OpenCV in
-    ``decode_threads`` threads, ``auto`` picks ``gpu`` on CUDA. On CUDA the model runs under
+    ``decode_threads`` threads (at a reduced JPEG draft size where that is lossless enough for the
+    resize, unless ``jpeg_draft`` is off: :func:`stream.preprocess.draft_scale`), ``auto`` picks
+    ``gpu`` on CUDA. On CUDA the model runs under
     autocast (``amp``: ``bf16`` when supported, else ``fp16``; or ``none``) in the channels-last
     layout of its family (:func:`soccerkd.models.memory_format_for`); on the CPU in float32.
     """
@@ -77,7 +79,7 @@ class TorchPredictor:
     def __init__(self, model: Any, spec: InputSpec, *, model_name: str, checkpoint_sha256: str = "",
                  device: str = "auto", amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
                  channels_last: bool = True, cpu_threads: int | None = None, decode: DecodeMode = "auto",
-                 decode_threads: int = 1) -> None:
+                 decode_threads: int = 1, jpeg_draft: bool = True) -> None:
         import torch
 
         from soccerkd.models import memory_format_for
@@ -112,7 +114,7 @@ class TorchPredictor:
             self.model = self.model.to(memory_format=self.memory_format)
         self.store = FrameStore(spec.size, device=self.device)
         self.decoder = (NvJpegDecoder(spec, device=self.device) if decode == "gpu"
-                        else CpuJpegDecoder(spec, threads=decode_threads))
+                        else CpuJpegDecoder(spec, threads=decode_threads, draft=jpeg_draft))
         # (x - 255·mean) / (255·std) as x·scale + shift, in place
         shape = (1, 3, 1, 1, 1)
         std = torch.tensor(spec.std, device=self.device).view(shape) * 255.0
@@ -124,13 +126,14 @@ class TorchPredictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto",
                         amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
                         cpu_threads: int | None = None, decode: DecodeMode = "auto",
-                        decode_threads: int = 1) -> "TorchPredictor":
+                        decode_threads: int = 1, jpeg_draft: bool = True) -> "TorchPredictor":
         """Load a ``soccerkd train`` checkpoint (via :func:`soccerkd.train.checkpoint.load_model`)."""
         from soccerkd.train.checkpoint import load_model
 
         model, spec, meta = load_model(path, device="cpu")
         return cls(model, spec, model_name=meta["model_name"], checkpoint_sha256=meta["checkpoint_sha256"],
-                   device=device, amp=amp, cpu_threads=cpu_threads, decode=decode, decode_threads=decode_threads)
+                   device=device, amp=amp, cpu_threads=cpu_threads, decode=decode, decode_threads=decode_threads,
+                   jpeg_draft=jpeg_draft)
 
     # -- frames ---------------------------------------------------------------------------------
     def prepare(self, jobs: Sequence[FrameJob]) -> list[Any]:

@@ -40,7 +40,7 @@ class StreamService:
             m = config.model
             predictor = TorchPredictor.from_checkpoint(m.checkpoint, device=m.device, amp=m.amp,
                                                        cpu_threads=m.cpu_threads, decode=m.decode,
-                                                       decode_threads=config.decode_threads)
+                                                       decode_threads=config.decode_threads, jpeg_draft=m.jpeg_draft)
         self.predictor = predictor
         self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
         self._stop = threading.Event()

@@ -82,6 +82,24 @@ def test_prepare_reports_bad_frames_and_frees_their_slots():
     assert pred.store.in_use == 0
 
 
+def test_large_frames_decode_at_a_draft_size_close_to_full_decode():
+    from stream.preprocess import draft_scale
+
+    assert [draft_scale(w, h, 128) for w, h in ((320, 240), (640, 480), (1280, 720), (1920, 1080))] == [1, 1, 2, 4]
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 255, (9, 16, 3), dtype=np.uint8)
+    big = np.kron(base, np.ones((80, 80, 1), np.uint8))                    # 1280x720, smooth content
+    jobs = [FrameJob(encode_image(big, quality=90), 1280, 720)]
+    spec = InputSpec(clip=SPEC.clip, size=112, resize=128, class_names=SPEC.class_names)
+    full = TorchPredictor(TinyNet(), spec, model_name="tiny", device="cpu", jpeg_draft=False)
+    draft = TorchPredictor(TinyNet(), spec, model_name="tiny", device="cpu")
+    a = full.store.tensor[full.prepare(jobs)].float()
+    b = draft.store.tensor[draft.prepare(jobs)].float()
+    assert (a - b).abs().mean() < 1.0 and (a - b).abs().max() <= 40
+    wrong = draft.prepare([FrameJob(jobs[0].data, 1280, 718)])   # the size check still holds at 1/2 size
+    assert isinstance(wrong[0], FrameSizeMismatchError) and "1280x720" in str(wrong[0])
+
+
 def test_threads_and_store_growth_give_identical_frames():
     data = jpegs(40)
     one = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu")
