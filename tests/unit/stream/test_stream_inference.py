@@ -131,6 +131,28 @@ def test_batch_tensor_is_the_stacked_normalised_frames():
     assert x.shape == (2, 3, 4, 32, 32) and torch.allclose(x, (want - mean) / std, atol=1e-5)
 
 
+def test_the_gpu_decoder_logic_runs_on_the_cpu_too():
+    """NvJpegDecoder is torchvision's decode_jpeg on a list plus a batched resize; on the CPU the
+    same code runs with libjpeg, so its batching, size checks and fallbacks are covered here."""
+    from stream.framestore import FrameStore
+    from stream.preprocess import CpuJpegDecoder, NvJpegDecoder
+
+    data = [FrameJob(d, 64, 48) for d in jpegs(6)] + [FrameJob(d, 32, 24) for d in jpegs(2, size=(32, 24))]
+    bad = [FrameJob(b"\xff\xd8garbage", 64, 48), FrameJob(b"PNG", 64, 48), FrameJob(data[0].data, 64, 40)]
+    store_t, store_c = FrameStore(32, capacity=4), FrameStore(32, capacity=4)
+    jobs = data[:3] + bad + data[3:]
+    slots = store_t.alloc(len(jobs))
+    errors = NvJpegDecoder(SPEC, device="cpu").decode_into(jobs, store_t, slots)
+    assert [type(e).__name__ if e else None for e in errors] == [None] * 3 + [
+        "CorruptFrameError", "CorruptFrameError", "FrameSizeMismatchError"] + [None] * 5
+    good = [i for i, e in enumerate(errors) if e is None]
+    ref = store_c.alloc(len(good))
+    assert CpuJpegDecoder(SPEC).decode_into([jobs[i] for i in good], store_c, ref) == [None] * len(good)
+    a = store_t.tensor[[slots[i] for i in good]].float()
+    b = store_c.tensor[ref].float()
+    assert (a - b).abs().mean() < 1.0   # same filter; float vs uint8 resize rounding only
+
+
 def test_gpu_decode_needs_cuda():
     from stream.errors import StreamError
 
