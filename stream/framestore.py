@@ -1,10 +1,11 @@
-"""Preprocessed frames in one preallocated ``S×H×W×3`` uint8 tensor, addressed by slot.
+"""Preprocessed frames in one preallocated ``S×3×H×W`` uint8 tensor, addressed by slot.
 
 Windows carry slot numbers, not pixels, so a frame shared by several overlapping windows is
-stored once, and a batch of windows is one gather (``store.tensor[index]``) on the store's device:
-on a GPU the frames never leave it. ``H×W×3`` (channels last) is the layout both model families
-want after the gather: it is ``channels_last`` for the TSM family's ``(B·T)×C×H×W`` frames and
-``channels_last_3d`` for 3D convolutions.
+stored once, and a batch of windows is one gather (``index_select``) on the store's device: on a
+GPU the frames never leave it. Frames are stored channels-first: the per-frame write of a crop
+and the per-batch conversion to the model's float input are both plain row copies that way
+(measured 35x and 2.4x faster than from ``H×W×3`` on the CPU); the predictor's float buffer
+then takes whatever layout the model wants (channels-last on the GPU).
 
 A slot is reference-counted: one reference for the camera's window buffer, one for every emitted
 window that holds it. It is free again when the last one is released. The store grows (doubles)
@@ -19,7 +20,7 @@ from stream.errors import StreamError
 
 
 class FrameStore:
-    """Slots of ``size×size×3`` uint8 frames on ``device``; ``alloc``/``retain``/``release`` by slot."""
+    """Slots of ``3×size×size`` uint8 frames on ``device``; ``alloc``/``retain``/``release`` by slot."""
 
     def __init__(self, size: int, *, device: Any = "cpu", capacity: int = 256) -> None:
         import torch
@@ -28,7 +29,7 @@ class FrameStore:
             raise StreamError(f"frame store needs size >= 1 and capacity >= 1, got {size!r} and {capacity!r}")
         self.size = size
         self.device = torch.device(device)
-        self.tensor = torch.empty((capacity, size, size, 3), dtype=torch.uint8, device=self.device)
+        self.tensor = torch.empty((capacity, 3, size, size), dtype=torch.uint8, device=self.device)
         self._refs = [0] * capacity
         self._free = list(range(capacity - 1, -1, -1))   # a stack: low slots are reused first
 
@@ -66,7 +67,7 @@ class FrameStore:
                 free.append(s)
 
     def gather(self, index: Any) -> Any:
-        """``index`` (any shape of slot numbers, a tensor on the store's device) -> ``index.shape + (H, W, 3)``."""
+        """``index`` (any shape of slot numbers, a tensor on the store's device) -> ``index.shape + (3, H, W)``."""
         # index_select copies whole rows; advanced indexing goes element by element (3x slower on CPU)
         return self.tensor.index_select(0, index.reshape(-1)).view(*index.shape, *self.tensor.shape[1:])
 
@@ -75,7 +76,7 @@ class FrameStore:
 
         old = self.capacity
         new = max(need, 2 * old)
-        bigger = torch.empty((new, self.size, self.size, 3), dtype=torch.uint8, device=self.device)
+        bigger = torch.empty((new, 3, self.size, self.size), dtype=torch.uint8, device=self.device)
         bigger[:old] = self.tensor
         self.tensor = bigger
         self._refs.extend([0] * (new - old))

@@ -66,7 +66,7 @@ def resolve_device(device: str) -> str:
 class TorchPredictor:
     """Runs an ``nn.Module`` taking ``B×C×T×H×W`` normalised float clips.
 
-    Frames live as ``H×W×3`` uint8 slots of a :class:`FrameStore` on the model's device (4×
+    Frames live as ``3×H×W`` uint8 slots of a :class:`FrameStore` on the model's device (4×
     smaller than float); a batch is gathered in one indexing operation and normalised on the
     device. ``decode``: ``gpu`` decodes with nvJPEG into a CUDA store, ``cpu`` with OpenCV in
     ``decode_threads`` threads (at a reduced JPEG draft size where that is lossless enough for the
@@ -168,26 +168,28 @@ class TorchPredictor:
         index = torch.tensor([w.frames for w in windows], dtype=torch.long)
         if self.device.type == "cuda":
             index = index.pin_memory().to(self.device, non_blocking=True)
-        clips = self.store.gather(index).permute(0, 4, 1, 2, 3)   # B,T,H,W,C -> B,C,T,H,W (a view)
+        clips = self.store.gather(index).permute(0, 2, 1, 3, 4)   # B,T,C,H,W -> B,C,T,H,W (a view)
         # Into a reused float buffer: a fresh 40 MB tensor per batch costs more in page faults
-        # than the conversion itself. On the GPU it keeps the gather's channels-last strides.
-        x = self._input_buffer(clips)
+        # than the conversion itself, and the copy also lays the input out as the model wants.
+        x = self._input_buffer(tuple(clips.shape))
         x.copy_(clips)
         return x.mul_(self._scale).add_(self._shift)
 
-    def _input_buffer(self, clips: Any) -> Any:
-        """A float tensor shaped like ``clips``: the first rows of one kept for the largest batch."""
+    def _input_buffer(self, shape: tuple[int, ...]) -> Any:
+        """A float ``B×C×T×H×W`` tensor: the first rows of one kept for the largest batch so far.
+        Channels-last (``B,T,H,W,C`` in memory) on the GPU: that is ``channels_last_3d`` for 3D
+        convolutions and ``channels_last`` for the TSM family's ``(B·T)×C×H×W`` frames."""
         import torch
 
-        b, rest = clips.shape[0], tuple(clips.shape[1:])
         buf = self._buffer
-        if buf is None or buf.shape[0] < b or tuple(buf.shape[1:]) != rest:
-            if self.channels_last:   # the layout the gather gives: B,T,H,W,C in memory
-                buf = torch.empty_like(clips, dtype=torch.float32)
+        if buf is None or buf.shape[0] < shape[0] or tuple(buf.shape[1:]) != shape[1:]:
+            b, c, t, h, w = shape
+            if self.channels_last:
+                buf = torch.empty((b, t, h, w, c), dtype=torch.float32, device=self.device).permute(0, 4, 1, 2, 3)
             else:
-                buf = torch.empty(tuple(clips.shape), dtype=torch.float32, device=self.device)
+                buf = torch.empty(shape, dtype=torch.float32, device=self.device)
             self._buffer = buf
-        return buf[:b]
+        return buf[:shape[0]]
 
     def predict(self, windows: Sequence["ClipWindow[Any]"]) -> "np.ndarray":
         return self.predict_tensor(self.batch_tensor(windows))

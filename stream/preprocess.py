@@ -136,7 +136,7 @@ class CpuJpegDecoder:
                 continue
             crop = resize_crop_chw(torch.from_numpy(img).permute(2, 0, 1), resize=resize, size=size)
             crop = crop.reshape(3, size, size)
-            frames[slots[i]].copy_((crop if is_rgb else crop.flip(0)).permute(1, 2, 0))   # RGB, HWC
+            frames[slots[i]].copy_(crop if is_rgb else crop.flip(0))
             out.append(None)
         return out
 
@@ -211,11 +211,11 @@ class NvJpegDecoder:
         return out
 
     def _resize_crop(self, x: Any) -> Any:
-        """``K×3×H×W`` uint8 on the GPU -> ``K×size×size×3`` uint8."""
+        """``K×3×H×W`` uint8 on the GPU -> ``K×3×size×size`` uint8."""
         import torch
 
         y = resize_crop_chw(x.float(), resize=self.resize, size=self.size)
-        return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        return y.round_().clamp_(0, 255).to(torch.uint8)
 
     def close(self) -> None:
         pass

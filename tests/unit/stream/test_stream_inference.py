@@ -67,7 +67,7 @@ def test_cpu_prepare_writes_the_training_preprocessing_into_the_store():
     assert len(set(slots)) == 3 and pred.store.in_use == 3
     for slot, d in zip(slots, data):
         want = resize_crop(decode_image(d, width=64, height=48), resize=36, size=32)
-        assert np.array_equal(pred.store.tensor[slot].numpy(), want)
+        assert np.array_equal(pred.store.tensor[slot].permute(1, 2, 0).numpy(), want)
 
 
 def test_prepare_reports_bad_frames_and_frees_their_slots():
@@ -124,8 +124,8 @@ def test_batch_tensor_is_the_stacked_normalised_frames():
     ws = windows(pred, cams=("x",), n=2)
     x = pred.batch_tensor(ws)
     frames = pred.store.tensor
-    want = torch.stack([torch.stack([frames[s] for s in w.frames]) for w in ws])  # B,T,H,W,C
-    want = want.permute(0, 4, 1, 2, 3).float()
+    want = torch.stack([torch.stack([frames[s] for s in w.frames]) for w in ws])  # B,T,C,H,W
+    want = want.permute(0, 2, 1, 3, 4).float()
     mean = torch.tensor(SPEC.mean).view(1, 3, 1, 1, 1) * 255
     std = torch.tensor(SPEC.std).view(1, 3, 1, 1, 1) * 255
     assert x.shape == (2, 3, 4, 32, 32) and torch.allclose(x, (want - mean) / std, atol=1e-5)
