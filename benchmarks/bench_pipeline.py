@@ -235,9 +235,13 @@ def inprocess_throughput(args, pred, msgs) -> dict:
     windows = events = 0
     poll = args.max_poll_records
     t0 = time.perf_counter()
-    for lo in range(0, len(msgs), poll):
-        pipe.offer_messages([(value, SourceRef("frames", 0, lo + i)) for i, (_, value) in enumerate(msgs[lo:lo + poll])])
-        while pipe.pending >= args.max_batch:
+    for lo in range(0, len(msgs), poll):   # as the service loop: decode a poll while a batch runs
+        offer = pipe.begin_offer([(value, SourceRef("frames", 0, lo + i)) for i, (_, value) in enumerate(msgs[lo:lo + poll])])
+        if pipe.pending >= args.max_batch:
+            out = pipe.step(force=True)
+            windows, events = windows + out.windows, events + len(out.events)
+        pipe.finish_offer(offer)
+        while pipe.pending >= 2 * args.max_batch:
             out = pipe.step(force=True)
             windows, events = windows + out.windows, events + len(out.events)
     out = pipe.drain()
@@ -400,10 +404,10 @@ def inprocess_latency(args, pred, jpegs, size, cameras: int) -> list[float]:
                 items.append(q.get_nowait())
         except queue.Empty:
             pass
-        if items:
-            pipe.offer_messages([(v, SourceRef("f", c, offset + i)) for i, (c, v) in enumerate(items)])
-            offset += len(items)
+        offer = pipe.begin_offer([(v, SourceRef("f", c, offset + i)) for i, (c, v) in enumerate(items)])
+        offset += len(items)
         out = pipe.step(force=not feeder.is_alive())
+        pipe.finish_offer(offer)
         now = time.time()
         lat += [now - e.newest_capture_ts_ns / 1e9 for e in out.events if e.newest_capture_ts_ns / 1e9 >= start + args.warmup]
     return lat

@@ -16,7 +16,7 @@ host as pixels, and a batch is one gather from the store, whatever the device.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Sequence
 
 from soccerkd.spec import InputSpec
 
@@ -41,6 +41,10 @@ class Predictor(Protocol):
 
     def prepare(self, jobs: Sequence[FrameJob]) -> list[Any]:
         """Encoded frames -> one payload (held once) or :class:`EnvelopeError` per frame."""
+
+    def start_prepare(self, jobs: Sequence[FrameJob]) -> Callable[[], list[Any]]:
+        """The same, begun now and finished by calling the returned function (the caller may run
+        :meth:`predict` in between, but no other ``prepare``)."""
 
     def retain(self, payloads: Sequence[Any]) -> None:
         """One more reference to each payload (a window holds it)."""
@@ -136,13 +140,21 @@ class TorchPredictor:
                    jpeg_draft=jpeg_draft)
 
     # -- frames ---------------------------------------------------------------------------------
-    def prepare(self, jobs: Sequence[FrameJob]) -> list[Any]:
+    def start_prepare(self, jobs: Sequence[FrameJob]) -> Callable[[], list[Any]]:
         slots = self.store.alloc(len(jobs))
-        errors = self.decoder.decode_into(jobs, self.store, slots)
-        bad = [s for s, e in zip(slots, errors) if e is not None]
-        if bad:
-            self.store.release(bad)
-        return [s if e is None else e for s, e in zip(slots, errors)]
+        wait = self.decoder.start(jobs, self.store, slots)
+
+        def finish() -> list[Any]:
+            errors = wait()
+            bad = [s for s, e in zip(slots, errors) if e is not None]
+            if bad:
+                self.store.release(bad)
+            return [s if e is None else e for s, e in zip(slots, errors)]
+
+        return finish
+
+    def prepare(self, jobs: Sequence[FrameJob]) -> list[Any]:
+        return self.start_prepare(jobs)()
 
     def retain(self, payloads: Sequence[Any]) -> None:
         self.store.retain(payloads)

@@ -83,6 +83,17 @@ class Rejected:
     error: EnvelopeError
 
 
+@dataclass
+class Offer:
+    """A poll's envelopes between :meth:`Pipeline.begin_offer` and :meth:`Pipeline.finish_offer`."""
+
+    refs: list[SourceRef]
+    rejected: list[Rejected] = field(default_factory=list)
+    accepted: list[tuple[FrameBatch, SourceRef, "_Camera", list[int]]] = field(default_factory=list)
+    finish: Callable[[], list[Any]] = list
+    seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class EmittedEvent:
     event: ActionEvent
@@ -136,22 +147,27 @@ class Pipeline:
     def offer_messages(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Rejected]:
         """Add a poll's worth of envelopes, in order; returns the ones rejected (to dead-letter).
 
-        The frames of every message are decoded and preprocessed in one batch
-        (:meth:`Predictor.prepare`), then added to their cameras' windows message by message.
-        Only frames some window will use are decoded: duplicates, replays, late frames and frames
-        a frame stride skips are never touched (so a corrupt frame there is not noticed either).
-        A rejected message changes no state except that its offset counts as consumed.
+        The same as :meth:`begin_offer` followed at once by :meth:`finish_offer`.
         """
-        rejected: list[Rejected] = []
-        accepted: list[tuple[FrameBatch, SourceRef, _Camera, list[int]]] = []
-        jobs: list[FrameJob] = []
+        return self.finish_offer(self.begin_offer(items))
+
+    def begin_offer(self, items: Sequence[tuple[bytes, SourceRef]]) -> "Offer":
+        """Parse a poll's envelopes and start decoding their frames, in one batch
+        (:meth:`Predictor.start_prepare`); :meth:`finish_offer` adds them to the windows.
+
+        In between, the caller may run :meth:`step` (inference on windows already formed), which
+        overlaps with the decoding; nothing else may change the pipeline. Only frames some window
+        will use are decoded: duplicates, replays, late frames and frames a frame stride skips
+        are never touched (so a corrupt frame there is not noticed either).
+        """
         t0 = self.perf()
+        offer = Offer(refs=[ref for _, ref in items])
+        jobs: list[FrameJob] = []
         for value, ref in items:
-            self._consumed(ref)
             try:
                 batch = decode_frame_batch(value)
             except EnvelopeError as exc:
-                rejected.append(Rejected(ref, exc))
+                offer.rejected.append(Rejected(ref, exc))
                 continue
             cam = self._camera(batch.camera_id, ref.tp, batch.source_fps)
             # The set of needed frames only shrinks as windows are emitted, so deciding it before
@@ -160,12 +176,23 @@ class Pipeline:
             todo = [i for i in range(len(batch.frames))
                     if windows.classify(first + i) is None and windows.needed(first + i)]
             jobs.extend(FrameJob(batch.frames[i], batch.width, batch.height) for i in todo)
-            accepted.append((batch, ref, cam, todo))
-        payloads = self.predictor.prepare(jobs) if jobs else []
-        self.metrics.observe_stage("decode", self.perf() - t0)
+            offer.accepted.append((batch, ref, cam, todo))
+        offer.finish = self.predictor.start_prepare(jobs) if jobs else list
+        offer.seconds = self.perf() - t0
+        return offer
+
+    def finish_offer(self, offer: "Offer") -> list[Rejected]:
+        """Wait for the offer's frames and add them to their cameras' windows, message by message.
+        A rejected message changes no state except that its offset counts as consumed."""
         t0 = self.perf()
+        payloads = offer.finish()
+        self.metrics.observe_stage("decode", offer.seconds + self.perf() - t0)   # main-thread time
+        t0 = self.perf()
+        for ref in offer.refs:
+            self._consumed(ref)
+        rejected = list(offer.rejected)
         pos = 0
-        for batch, ref, cam, todo in accepted:
+        for batch, ref, cam, todo in offer.accepted:
             mine = payloads[pos:pos + len(todo)]
             pos += len(todo)
             error = next((p for p in mine if isinstance(p, EnvelopeError)), None)
@@ -176,6 +203,7 @@ class Pipeline:
             self._add(batch, ref, cam, dict(zip(todo, mine)))
         self.metrics.observe_stage("preprocess", self.perf() - t0)
         self.metrics.set_inflight(len(self._pending))
+        rejected.sort(key=lambda r: offer.refs.index(r.ref))
         return rejected
 
     def offer_bytes(self, value: bytes, ref: SourceRef) -> None:

@@ -12,8 +12,10 @@ resize is also several times faster than OpenCV's ``INTER_AREA`` on these sizes.
 * :class:`NvJpegDecoder`: ``torchvision.io.decode_jpeg(list, device="cuda")`` decodes the whole
   batch with nvJPEG, and the resize, crop and layout change run on the GPU per frame size.
 
-Both return one entry per job: ``None`` when the frame is in its slot, else the
+Both give one entry per job: ``None`` when the frame is in its slot, else the
 :class:`~stream.messages.EnvelopeError` that says why not (the caller dead-letters the message).
+``start`` returns at once with a function that waits for the batch, so the caller can run
+inference on earlier windows while a poll's frames are decoded.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import concurrent.futures
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from soccerkd.spec import InputSpec, resize_crop_box
 
@@ -41,9 +43,15 @@ class FrameJob:
     height: int
 
 
+Errors = list[EnvelopeError | None]
+
+
 class FrameDecoder(Protocol):
-    def decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> list[EnvelopeError | None]:
-        """Decode and preprocess ``jobs[i]`` into ``store`` slot ``slots[i]``."""
+    def start(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> Callable[[], Errors]:
+        """Begin decoding ``jobs[i]`` into ``store`` slot ``slots[i]``; the returned function waits
+        for the batch and gives one error (or None) per job. The store must not grow meanwhile."""
+
+    def close(self) -> None: ...
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,25 +110,24 @@ class CpuJpegDecoder:
             raise ValueError(f"decode threads must be >= 1, got {threads!r}")
         self.resize, self.size = spec.resize, spec.size
         self.threads = threads
-        self._pool = (concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="decode")
-                      if threads > 1 else None)
+        # Off the main thread even with one thread, so the service runs inference meanwhile.
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="decode")
 
-    def decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> list[EnvelopeError | None]:
-        frames = store.tensor
-        n = len(jobs)
-        if self._pool is None or n < 2:
-            return self._run(jobs, frames, slots, 0, n)
+    def start(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> Callable[[], Errors]:
+        frames, n = store.tensor, len(jobs)
+        if n == 0:
+            return list
         step = -(-n // self.threads)
         parts = [self._pool.submit(self._run, jobs, frames, slots, lo, min(n, lo + step)) for lo in range(0, n, step)]
-        return [err for part in parts for err in part.result()]
+        return lambda: [err for part in parts for err in part.result()]
 
-    def _run(self, jobs: Sequence[FrameJob], frames: Any, slots: Sequence[int], lo: int, hi: int) -> list[EnvelopeError | None]:
+    def _run(self, jobs: Sequence[FrameJob], frames: Any, slots: Sequence[int], lo: int, hi: int) -> Errors:
         import cv2
         import numpy as np
         import torch
 
         resize, size, rgb = self.resize, self.size, self._rgb_flag
-        out: list[EnvelopeError | None] = []
+        out: Errors = []
         for i in range(lo, hi):
             job = jobs[i]
             scale = draft_scale(job.width, job.height, resize) if self.draft else 1
@@ -141,8 +148,7 @@ class CpuJpegDecoder:
         return out
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=False)
 
 
 class NvJpegDecoder:
@@ -160,10 +166,15 @@ class NvJpegDecoder:
         self.resize, self.size = spec.resize, spec.size
         self.device = torch.device(device)
 
-    def decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> list[EnvelopeError | None]:
+    def start(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> Callable[[], Errors]:
+        # nvJPEG and the resize are queued on the GPU stream; only the host-side checks run here.
+        errors = self._decode_into(jobs, store, slots)
+        return lambda: errors
+
+    def _decode_into(self, jobs: Sequence[FrameJob], store: FrameStore, slots: Sequence[int]) -> Errors:
         import torch
 
-        errors: list[EnvelopeError | None] = [None] * len(jobs)
+        errors: Errors = [None] * len(jobs)
         todo = []
         for i, job in enumerate(jobs):
             if job.data[:2] != JPEG_SOI:   # nvJPEG is not asked to parse what is plainly not a JPEG
@@ -194,7 +205,7 @@ class NvJpegDecoder:
             store.tensor[index] = self._resize_crop(torch.stack([img for _, img in items]))
         return errors
 
-    def _decode(self, views: list[Any], todo: list[int], errors: list[EnvelopeError | None]) -> list[Any]:
+    def _decode(self, views: list[Any], todo: list[int], errors: Errors) -> list[Any]:
         from torchvision.io import ImageReadMode, decode_jpeg
 
         try:

@@ -1,8 +1,9 @@
 """``soccerkd serve``: wires Kafka, the pipeline, the producer and metrics; graceful shutdown.
 
 One loop on the main thread: ``poll`` (kafka-python's IO thread fetches in the background) ->
-decode/window each message (bad ones go to the dead-letter topic) -> run at most one due
-inference batch -> publish its events -> pause/resume partitions by the number of waiting
+start decoding the poll's frames in one batch (decode threads, or nvJPEG) -> run at most one
+due inference batch meanwhile -> publish its events -> add the decoded frames to their windows
+(bad messages go to the dead-letter topic) -> pause/resume partitions by the number of waiting
 windows -> every ``commit_interval_ms``: flush the producer, check every send succeeded, commit
 the pipeline's commit points. Because one batch runs per iteration, ``poll`` keeps being called
 while partitions are paused. SIGTERM/SIGINT set a flag; the loop then runs the waiting windows,
@@ -96,9 +97,7 @@ class StreamService:
                     wait_ms = 0 if self.pipeline.due() else max(1, min(100, int(self.config.batching.max_wait_ms)))
                 records = self._consumer.poll(timeout_ms=wait_ms)
                 self._restore_new()
-                if records:
-                    self._handle([rec for recs in records.values() for rec in recs])
-                self._publish(self.pipeline.step())
+                self._step_while_decoding([rec for recs in records.values() for rec in recs])
                 self._backpressure()
                 now = time.monotonic()
                 if (now - last_commit) * 1000 >= cfg.commit_interval_ms:
@@ -115,12 +114,16 @@ class StreamService:
             self.close()
         return dict(self.counts)
 
-    def _handle(self, recs: list[Any]) -> None:
-        """One poll's records: decoded as one batch; the rejected ones go to the dead-letter topic."""
+    def _step_while_decoding(self, recs: list[Any]) -> None:
+        """Start decoding one poll's records as a batch, run a due inference batch meanwhile, then
+        add the frames to their windows; the rejected records go to the dead-letter topic."""
         by_ref = {SourceRef(r.topic, r.partition, r.offset): r for r in recs}
         self.counts["messages"] += len(recs)
-        for bad in self.pipeline.offer_messages([(r.value, ref) for ref, r in by_ref.items()]):
-            self._dead_letter(by_ref[bad.ref], bad.ref, bad.error.reason, str(bad.error))
+        offer = self.pipeline.begin_offer([(r.value, ref) for ref, r in by_ref.items()]) if recs else None
+        self._publish(self.pipeline.step())
+        if offer is not None:
+            for bad in self.pipeline.finish_offer(offer):
+                self._dead_letter(by_ref[bad.ref], bad.ref, bad.error.reason, str(bad.error))
 
     def _dead_letter(self, rec: Any, ref: SourceRef, reason: str, error: str) -> None:
         from stream.kafka import dlq_headers

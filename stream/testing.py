@@ -66,6 +66,10 @@ class ScriptedPredictor:
             self.refs += 1
         return out
 
+    def start_prepare(self, jobs: Sequence[FrameJob]) -> Callable[[], list[Any]]:
+        out = self.prepare(jobs)
+        return lambda: out
+
     def retain(self, payloads: Sequence[Any]) -> None:
         self.refs += len(payloads)
 

@@ -142,12 +142,12 @@ def test_the_gpu_decoder_logic_runs_on_the_cpu_too():
     store_t, store_c = FrameStore(32, capacity=4), FrameStore(32, capacity=4)
     jobs = data[:3] + bad + data[3:]
     slots = store_t.alloc(len(jobs))
-    errors = NvJpegDecoder(SPEC, device="cpu").decode_into(jobs, store_t, slots)
+    errors = NvJpegDecoder(SPEC, device="cpu").start(jobs, store_t, slots)()
     assert [type(e).__name__ if e else None for e in errors] == [None] * 3 + [
         "CorruptFrameError", "CorruptFrameError", "FrameSizeMismatchError"] + [None] * 5
     good = [i for i, e in enumerate(errors) if e is None]
     ref = store_c.alloc(len(good))
-    assert CpuJpegDecoder(SPEC).decode_into([jobs[i] for i in good], store_c, ref) == [None] * len(good)
+    assert CpuJpegDecoder(SPEC).start([jobs[i] for i in good], store_c, ref)() == [None] * len(good)
     a = store_t.tensor[[slots[i] for i in good]].float()
     b = store_c.tensor[ref].float()
     assert (a - b).abs().mean() < 1.0   # same filter; float vs uint8 resize rounding only

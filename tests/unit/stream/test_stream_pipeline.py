@@ -211,3 +211,20 @@ def test_windows_from_the_frame_store_hold_exactly_the_ingested_frames(frame_str
     assert pred.store.in_use <= 4 * 2 + 4
     pipe.drop_partition(("frames", 0))
     assert pred.store.in_use == 0
+
+
+def test_inference_runs_between_begin_and_finish_of_an_offer():
+    """The service's order: start decoding a poll, run a batch meanwhile, then add the frames.
+    Same events as offering at once, and the poll's offsets count only once it is finished."""
+    items = list(source(["a", "b"], n=40))
+    want = {e.event.event_id for e in run_all(Pipeline(ScriptedPredictor(), config=CFG), items)}
+    pred = ScriptedPredictor()
+    pipe = Pipeline(pred, config=CFG)
+    events = []
+    for lo in range(0, len(items), 4):
+        offer = pipe.begin_offer(items[lo:lo + 4])
+        assert ("frames", 0) not in pipe.commit_points() or pipe.commit_points()[("frames", 0)][0] <= lo
+        events += pipe.step(force=True).events
+        assert pipe.finish_offer(offer) == []
+    events += pipe.drain().events
+    assert {e.event.event_id for e in events} == want and pred.preprocessed == 80
