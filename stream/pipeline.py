@@ -138,11 +138,6 @@ class Pipeline:
         self._next_offset: dict[TopicPartition, int] = {}
         self._hints: dict[TopicPartition, dict[str, int]] = {}
 
-    def close(self) -> None:
-        close = getattr(self.predictor, "close", None)
-        if close is not None:
-            close()
-
     # -- input --------------------------------------------------------------------------------
     def offer_messages(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Rejected]:
         """Add a poll's worth of envelopes, in order; returns the ones rejected (to dead-letter).

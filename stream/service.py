@@ -42,6 +42,7 @@ class StreamService:
             predictor = TorchPredictor.from_checkpoint(m.checkpoint, device=m.device, amp=m.amp,
                                                        cpu_threads=m.cpu_threads, decode=m.decode,
                                                        decode_threads=config.decode_threads, jpeg_draft=m.jpeg_draft)
+        self._owns_predictor = predictor is None   # an injected predictor is its owner's to close
         self.predictor = predictor
         self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
         self._stop = threading.Event()
@@ -274,7 +275,8 @@ class StreamService:
                 log.warning("producer close: %s", exc)
         if self._server is not None:
             self._server.stop()
-        self.pipeline.close()
+        if self._owns_predictor and hasattr(self.predictor, "close"):
+            self.predictor.close()
         self._consumer = self._producer = self._server = None
 
 
