@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.results:
         r = json.loads(path.read_text())
         pts = sorted(r["latency_sweep"], key=lambda pt: pt["cameras"])
-        label = f"{r['model']} {r['frame_size'][0]}x{r['frame_size'][1]} {r['decode']} decode ({r['device']})"
+        label = (f"{r['model']} {r['input']['size']} px, {r['frame_size'][0]}x{r['frame_size'][1]} frames, "
+                 f"{r['decode']} decode ({r['device']})")
         ax.plot([pt["cameras"] for pt in pts], [pt["p99"] for pt in pts], marker="o", label=label)
         ax.axhline(r["latency_budget_s"], color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel(f"live cameras at {r['fps']:g} fps")
