@@ -147,7 +147,7 @@ def test_revoke_runs_no_inference_and_commits_what_is_published():
     svc._on_revoked([TP0])
     assert len(predictor.batches) == batches               # no inference on the IO thread
     assert svc._consumer.commits and set(svc._consumer.commits[-1][1]) == {TP0}
-    assert svc.pipeline.pending > 0 and all(w.camera_id != "cam-0" for _, w in svc.pipeline._pending)
+    assert svc.pipeline.pending > 0 and all(w.camera_id != "cam-0" for _, _, w in svc.pipeline._pending)
     assert TP0 not in svc._assigned and TP1 in svc._assigned
 
 
