@@ -126,7 +126,8 @@ class StreamService:
     def _step_while_decoding(self, recs: list[Any]) -> None:
         """Start decoding one poll's records as a batch, run a due inference batch meanwhile, then
         add the frames to their windows; the rejected records go to the dead-letter topic."""
-        by_ref = {SourceRef(r.topic, r.partition, r.offset): r for r in recs}
+        # the key travels with the ref: a record not keyed by its camera id is dead-lettered
+        by_ref = {SourceRef(r.topic, r.partition, r.offset, key=r.key if r.key is not None else b""): r for r in recs}
         self.counts["messages"] += len(recs)
         offer = self.pipeline.begin_offer([(r.value, ref) for ref, r in by_ref.items()]) if recs else None
         self._publish(self.pipeline.step())

@@ -279,3 +279,12 @@ def test_commit_metadata_is_bounded_and_eviction_is_deterministic():
     assert resume.decode(resume.encode([odd])[0]) == {"cam;=%/é": 7}
     assert resume.decode('{"v":1,"resume":{"a":16}}') == {"a": 16}   # version-1 commits still restore
     assert resume.decode("garbage") == {} and resume.decode(None) == {}
+
+
+def test_the_local_broker_sets_the_metadata_limit_the_cap_is_below(tmp_path):
+    from stream.broker import LocalBroker
+
+    broker = LocalBroker(tmp_path)
+    broker._write_config(controller_port=19093)
+    props = dict(line.split("=", 1) for line in broker.properties_path.read_text().splitlines() if "=" in line)
+    assert int(props["offset.metadata.max.bytes"]) > resume.MAX_METADATA_BYTES
