@@ -246,6 +246,8 @@ class LocalBroker:
             "auto.create.topics.enable": "false",
             "message.max.bytes": str(self.message_max_bytes),
             "replica.fetch.max.bytes": str(self.message_max_bytes),
+            # explicit: the service caps its commit metadata below this (stream.resume)
+            "offset.metadata.max.bytes": "4096",
             "num.network.threads": "2",
             "num.io.threads": "2",
             "num.partitions": "1",

@@ -32,10 +32,13 @@ class KafkaConfig:
     commit_interval_ms: int = 1_000
     linger_ms: int = 5
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    connect_timeout_s: float = 10.0   # give up at start, with a one-line error, if no broker answers
 
     def __post_init__(self) -> None:
         if not self.bootstrap or ":" not in self.bootstrap:
             raise ConfigError(f"kafka.bootstrap must look like host:port, got {self.bootstrap!r}")
+        if not self.connect_timeout_s > 0:
+            raise ConfigError(f"kafka.connect_timeout_s must be > 0, got {self.connect_timeout_s!r}")
         for name in ("max_poll_records", "max_partition_fetch_bytes", "max_request_size", "commit_interval_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"kafka.{name} must be >= 1, got {getattr(self, name)!r}")

@@ -18,7 +18,8 @@ point.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from stream.config import KafkaConfig
 from stream.pipeline import SourceRef, TopicPartition
@@ -29,12 +30,28 @@ if TYPE_CHECKING:
 DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "error")
 
 
+@contextmanager
+def _connecting(cfg: KafkaConfig) -> Iterator[None]:
+    """Turn kafka-python's bootstrap time-out into one line that names the address."""
+    from kafka.errors import KafkaTimeoutError
+
+    from stream.errors import StreamError
+
+    try:
+        yield
+    except KafkaTimeoutError as exc:
+        raise StreamError(f"cannot reach Kafka at {cfg.bootstrap} (kafka.bootstrap) within "
+                          f"{cfg.connect_timeout_s:g} s: is the broker running and the address right? "
+                          f"(a local one: soccerkd broker start)") from exc
+
+
 def make_consumer(cfg: KafkaConfig, *, client_id: str = "soccerkd-serve") -> "KafkaConsumer":
     from kafka import KafkaConsumer
     from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
     kwargs: dict[str, Any] = dict(
         bootstrap_servers=cfg.bootstrap.split(","), group_id=cfg.group_id, client_id=client_id,
+        bootstrap_timeout_ms=int(cfg.connect_timeout_s * 1000),
         enable_auto_commit=False, auto_offset_reset=cfg.auto_offset_reset,
         partition_assignment_strategy=(CooperativeStickyAssignor,),
         max_poll_records=cfg.max_poll_records, max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
@@ -43,15 +60,18 @@ def make_consumer(cfg: KafkaConfig, *, client_id: str = "soccerkd-serve") -> "Ka
         max_poll_interval_ms=cfg.max_poll_interval_ms)
     if cfg.group_instance_id:
         kwargs["group_instance_id"] = cfg.group_instance_id
-    return KafkaConsumer(**kwargs)
+    with _connecting(cfg):
+        return KafkaConsumer(**kwargs)
 
 
 def make_producer(cfg: KafkaConfig, *, client_id: str = "soccerkd") -> "KafkaProducer":
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=cfg.bootstrap.split(","), client_id=client_id, acks="all",
-                         max_request_size=cfg.max_request_size, linger_ms=cfg.linger_ms,
-                         batch_size=256 * 1024, compression_type=None)
+    with _connecting(cfg):
+        return KafkaProducer(bootstrap_servers=cfg.bootstrap.split(","), client_id=client_id, acks="all",
+                             max_request_size=cfg.max_request_size, linger_ms=cfg.linger_ms,
+                             batch_size=256 * 1024, compression_type=None,
+                             bootstrap_timeout_ms=int(cfg.connect_timeout_s * 1000))
 
 
 def make_listener(*, revoked: Callable[[list[TopicPartition]], None],

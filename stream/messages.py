@@ -92,6 +92,13 @@ class CorruptFrameError(EnvelopeError):
     reason = "corrupt_frame"
 
 
+class KeyMismatchError(EnvelopeError):
+    """The Kafka record key is not the envelope's camera id (so its partition may not be the
+    camera's, and camera state is only consistent per partition)."""
+
+    reason = "key_mismatch"
+
+
 class FrameSizeMismatchError(EnvelopeError):
     """A decoded frame's size differs from the width/height in the header."""
 

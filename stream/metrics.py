@@ -43,6 +43,8 @@ class Metrics:
                          registry=r)
         self.inflight = Gauge("soccerkd_inflight_windows", "Windows complete and waiting for inference",
                               registry=r)
+        self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
+                                       "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
             self.stage.labels(stage=stage)
 
@@ -69,6 +71,9 @@ class Metrics:
     def event_published(self, label: str, latency_s: float) -> None:
         self.events.labels(label=label).inc()
         self.event_latency.observe(max(0.0, latency_s))
+
+    def commit_failed(self) -> None:
+        self.commit_failures.inc()
 
     def dead_lettered(self, reason: str) -> None:
         self.dlq.labels(reason=reason).inc()

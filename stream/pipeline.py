@@ -16,21 +16,23 @@ replays rather than opening windows that were already handled.
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
+from stream import resume
 from stream.inference import Predictor
-from stream.messages import (ActionEvent, EnvelopeError, FrameBatch, WindowPrediction, decode_frame_batch,
-                             make_event_id, model_id)
+from stream.messages import (ActionEvent, EnvelopeError, FrameBatch, KeyMismatchError, WindowPrediction,
+                             decode_frame_batch, make_event_id, model_id)
 from stream.preprocess import FrameJob
 from stream.smoothing import Segment, Smoother, SmoothingConfig, WindowRef
 from stream.windowing import CameraWindows, ClipWindow, WindowConfig, WindowStats
 
+log = logging.getLogger("soccerkd.pipeline")
 TopicPartition = tuple[str, int]
-_METADATA_VERSION = 1
+CameraKey = tuple[TopicPartition, str]   # camera state is per partition: Kafka orders a partition only
 
 
 class PipelineMetrics(Protocol):
@@ -55,11 +57,13 @@ class NullMetrics:
 
 @dataclass(frozen=True)
 class SourceRef:
-    """Where a message came from (the frames topic, partition and offset)."""
+    """Where a message came from (the frames topic, partition and offset) and its record key
+    (``None``: not checked, as in tests; the service always passes the key, ``b""`` for null)."""
 
     topic: str
     partition: int
     offset: int
+    key: bytes | None = field(default=None, compare=False)
 
     @property
     def tp(self) -> TopicPartition:
@@ -111,7 +115,7 @@ class Outputs:
 class _Camera:
     windows: CameraWindows[Any]
     smoother: Smoother
-    tp: TopicPartition
+    key: CameraKey
     ledger: deque[tuple[int, int]] = field(default_factory=deque)   # (offset, last seq) of messages
     pending_starts: deque[int] = field(default_factory=deque)
 
@@ -133,8 +137,9 @@ class Pipeline:
         self.spec = predictor.input_spec
         self.class_names = tuple(self.spec.class_names)
         self.model_id = model_id(predictor.model_name, predictor.checkpoint_sha256)
-        self._cameras: dict[str, _Camera] = {}
-        self._pending: deque[tuple[float, ClipWindow[Any]]] = deque()
+        self._cameras: dict[CameraKey, _Camera] = {}
+        self._pending: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
+        self._floor: dict[TopicPartition, int] = {}   # the last commit point given out per partition
         self._next_offset: dict[TopicPartition, int] = {}
         self._hints: dict[TopicPartition, dict[str, int]] = {}
 
@@ -161,6 +166,9 @@ class Pipeline:
         for value, ref in items:
             try:
                 batch = decode_frame_batch(value)
+                if ref.key is not None and ref.key != batch.key:
+                    raise KeyMismatchError(f"record key {ref.key[:80]!r} is not the camera id {batch.camera_id!r}; "
+                                           f"producers must key frame batches by camera id")
             except EnvelopeError as exc:
                 offer.rejected.append(Rejected(ref, exc))
                 continue
@@ -219,7 +227,7 @@ class Pipeline:
         add, first = cam.windows.add, batch.first_seq
         for i, ts in enumerate(batch.capture_ts_ns):
             for w in add(first + i, ts, payloads.get(i)):   # each window holds its frames (retained)
-                self._pending.append((now, w))
+                self._pending.append((now, cam.key, w))
                 cam.pending_starts.append(w.start_seq)
         self.metrics.add_frames(len(batch.frames))
         for (name, reason), old in zip(_DROP_FIELDS, before):
@@ -246,7 +254,8 @@ class Pipeline:
         out = Outputs()
         if not self._pending or not (force or self.due()):
             return out
-        take = [self._pending.popleft()[1] for _ in range(min(self.config.max_batch, len(self._pending)))]
+        taken = [self._pending.popleft() for _ in range(min(self.config.max_batch, len(self._pending)))]
+        take = [w for _, _, w in taken]
         t0 = self.perf()
         probs = self.predictor.predict(take)
         self.metrics.observe_stage("inference", self.perf() - t0)
@@ -254,8 +263,8 @@ class Pipeline:
             self.predictor.release(window.frames)
         self.metrics.observe_batch(len(take))
         self.metrics.add_windows(len(take))
-        for window, p in zip(take, probs):
-            cam = self._cameras[window.camera_id]
+        for (_, key, window), p in zip(taken, probs):
+            cam = self._cameras[key]
             cam.pending_starts.popleft()
             ref = WindowRef(start_seq=window.start_seq, end_seq=window.end_seq,
                             start_capture_ts_ns=window.capture_ts_ns[0],
@@ -295,63 +304,67 @@ class Pipeline:
         return EmittedEvent(ev, seg.newest_capture_ts_ns)
 
     # -- offsets, rebalance -------------------------------------------------------------------
-    def resume_point(self, camera_id: str) -> int | None:
-        """Sequence number replay must start from for ``camera_id`` (see the module docstring)."""
-        cam = self._cameras[camera_id]
+    def resume_point(self, key: CameraKey) -> int | None:
+        """Sequence number replay must start from for a camera (see the module docstring)."""
+        cam = self._cameras[key]
         candidates = [x for x in (cam.smoother.resume_start,
                                   cam.pending_starts[0] if cam.pending_starts else None,
                                   cam.windows.next_start) if x is not None]
         return min(candidates) if candidates else None
 
     def commit_points(self) -> dict[TopicPartition, tuple[int, str]]:
-        """``{(topic, partition): (offset, metadata)}`` safe to commit once outputs are acked."""
+        """``{(topic, partition): (offset, metadata)}`` safe to commit once outputs are acked.
+
+        A partition's point never moves backwards, and its metadata stays within
+        :data:`stream.resume.MAX_METADATA_BYTES` (cameras left out are logged: see
+        :mod:`stream.resume` for what that costs on replay).
+        """
         result: dict[TopicPartition, tuple[int, str]] = {}
         for tp, next_offset in self._next_offset.items():
             offset = next_offset
-            resume = dict(self._hints.get(tp, {}))
-            for cam_id, cam in self._cameras.items():
-                if cam.tp != tp:
+            entries = {cam: resume.ResumeEntry(cam, r, live=False) for cam, r in self._hints.get(tp, {}).items()}
+            for key, cam in self._cameras.items():
+                if key[0] != tp:
                     continue
-                r = self.resume_point(cam_id)
+                r = self.resume_point(key)
                 if r is None:
                     continue
-                resume[cam_id] = r
                 while cam.ledger and cam.ledger[0][1] < r:
                     cam.ledger.popleft()
                 if cam.ledger:
                     offset = min(offset, min(o for o, _ in cam.ledger))
-            meta = json.dumps({"v": _METADATA_VERSION, "resume": resume}, sort_keys=True, separators=(",", ":"))
+                entries[key[1]] = resume.ResumeEntry(key[1], r, replay=bool(cam.ledger))
+            offset = max(offset, self._floor.get(tp, 0))
+            self._floor[tp] = offset
+            meta, evicted = resume.encode(list(entries.values()))
+            if evicted:
+                log.warning("commit metadata of %s[%d] is full: %d camera(s) left out (first %r); a replay "
+                            "from this commit may republish their open segments", tp[0], tp[1], len(evicted),
+                            evicted[0])
             result[tp] = (offset, meta)
         return result
 
     def restore(self, tp: TopicPartition, metadata: str | None) -> None:
         """Apply a committed metadata string (resume points) for a newly assigned partition."""
-        hints: dict[str, int] = {}
-        if metadata:
-            try:
-                data = json.loads(metadata)
-                if isinstance(data, dict) and data.get("v") == _METADATA_VERSION:
-                    hints = {str(k): int(v) for k, v in dict(data.get("resume", {})).items()}
-            except (ValueError, TypeError):
-                hints = {}
-        self._hints[tp] = hints
+        self._hints[tp] = resume.decode(metadata)
 
     def drop_partition(self, tp: TopicPartition) -> int:
-        """Forget every camera of ``tp`` (open windows, waiting windows, smoother). Returns the
-        number of waiting windows dropped; the new owner rebuilds them from the commit point."""
-        gone = {cid for cid, cam in self._cameras.items() if cam.tp == tp}
+        """Forget every camera of ``tp`` (open windows, waiting windows, smoother), and only those.
+        Returns the number of waiting windows dropped; the new owner rebuilds them from the
+        commit point."""
         before = len(self._pending)
-        kept: deque[tuple[float, ClipWindow[Any]]] = deque()
-        for t, w in self._pending:
-            if w.camera_id in gone:
-                self.predictor.release(w.frames)
+        kept: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
+        for item in self._pending:
+            if item[1][0] == tp:
+                self.predictor.release(item[2].frames)
             else:
-                kept.append((t, w))
+                kept.append(item)
         self._pending = kept
-        for cid in gone:
-            self._cameras.pop(cid).windows.clear()
+        for key in [k for k in self._cameras if k[0] == tp]:
+            self._cameras.pop(key).windows.clear()
         self._next_offset.pop(tp, None)
         self._hints.pop(tp, None)
+        self._floor.pop(tp, None)
         self.metrics.set_inflight(len(self._pending))
         return before - len(self._pending)
 
@@ -359,7 +372,16 @@ class Pipeline:
         return sorted(self._next_offset)
 
     def stats(self) -> dict[str, WindowStats]:
-        return {cid: cam.windows.stats for cid, cam in self._cameras.items()}
+        """Window counters per camera (summed over partitions, if a camera arrived on several)."""
+        out: dict[str, WindowStats] = {}
+        for (_, cam_id), cam in self._cameras.items():
+            if cam_id in out:
+                total = out[cam_id]
+                out[cam_id] = WindowStats(**{f: getattr(total, f) + getattr(cam.windows.stats, f)
+                                             for f in total.__dataclass_fields__})
+            else:
+                out[cam_id] = cam.windows.stats
+        return out
 
     def _consumed(self, ref: SourceRef) -> None:
         nxt = self._next_offset.get(ref.tp, -1)
@@ -367,7 +389,8 @@ class Pipeline:
             self._next_offset[ref.tp] = ref.offset + 1
 
     def _camera(self, camera_id: str, tp: TopicPartition, fps: float) -> _Camera:
-        cam = self._cameras.get(camera_id)
+        key = (tp, camera_id)
+        cam = self._cameras.get(key)
         if cam is None:
             windows: CameraWindows[Any] = CameraWindows(camera_id, self.spec.clip, self.config.window,
                                                         retain=self.predictor.retain, release=self.predictor.release)
@@ -375,7 +398,7 @@ class Pipeline:
             hint = self._hints.get(tp, {}).get(camera_id)
             if hint is not None:
                 windows.resume_at(hint)
-            cam = _Camera(windows=windows, smoother=Smoother(self.class_names, self.config.smoothing), tp=tp)
-            self._cameras[camera_id] = cam
+            cam = _Camera(windows=windows, smoother=Smoother(self.class_names, self.config.smoothing), key=key)
+            self._cameras[key] = cam
         return cam
 

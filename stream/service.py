@@ -23,6 +23,7 @@ from stream.config import StreamConfig
 from stream.errors import StreamError
 from stream.metrics import Metrics, MetricsServer
 from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
+from stream.publisher import Publisher, PublishError
 
 log = logging.getLogger("soccerkd.serve")
 
@@ -48,7 +49,7 @@ class StreamService:
         self._stop = threading.Event()
         self._consumer: Any = None
         self._producer: Any = None
-        self._futures: list[Any] = []
+        self._publisher: Publisher | None = None
         self._new: list[TopicPartition] = []
         self._paused = False
         self._broker_ok = False
@@ -81,6 +82,7 @@ class StreamService:
         if self.config.metrics_port is not None:
             self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready).start()
         self._producer = k.make_producer(cfg)
+        self._publisher = Publisher(self._producer)
         self._consumer = k.make_consumer(cfg)
         k.wait_for_topic(self._consumer, cfg.frames_topic)
         self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
@@ -111,6 +113,12 @@ class StreamService:
             log.info("stopping: running %d waiting windows, publishing, committing", self.pipeline.pending)
             self._publish(self.pipeline.drain())
             self.commit(final=True)
+        except BaseException as exc:
+            # Fail-stop: whatever went wrong, no later commit (close, revoke) may pass the work
+            # that did not happen; the restart replays from the last good commit.
+            if self._publisher is not None:
+                self._publisher.poison(exc)
+            raise
         finally:
             self.close()
         return dict(self.counts)
@@ -118,7 +126,8 @@ class StreamService:
     def _step_while_decoding(self, recs: list[Any]) -> None:
         """Start decoding one poll's records as a batch, run a due inference batch meanwhile, then
         add the frames to their windows; the rejected records go to the dead-letter topic."""
-        by_ref = {SourceRef(r.topic, r.partition, r.offset): r for r in recs}
+        # the key travels with the ref: a record not keyed by its camera id is dead-lettered
+        by_ref = {SourceRef(r.topic, r.partition, r.offset, key=r.key if r.key is not None else b""): r for r in recs}
         self.counts["messages"] += len(recs)
         offer = self.pipeline.begin_offer([(r.value, ref) for ref, r in by_ref.items()]) if recs else None
         self._publish(self.pipeline.step())
@@ -130,9 +139,8 @@ class StreamService:
         from stream.kafka import dlq_headers
 
         self.pipeline.skip(ref)
-        fut = self._producer.send(self.config.kafka.dlq_topic, key=rec.key, value=rec.value,
-                                  headers=dlq_headers(ref, reason, error))
-        self._futures.append(fut)
+        self._publisher.send(self.config.kafka.dlq_topic, key=rec.key, value=rec.value,
+                             headers=dlq_headers(ref, reason, error))
         self.metrics.dead_lettered(reason)
         self.counts["dlq"] += 1
         log.warning("dead-lettered %s[%d]@%d: %s", ref.topic, ref.partition, ref.offset, error)
@@ -145,16 +153,14 @@ class StreamService:
         cfg = self.config.kafka
         for emitted in out.events:
             ev = emitted.event
-            fut = self._producer.send(cfg.events_topic, key=ev.camera_id.encode(), value=ev.to_json(),
-                                      headers=[("event_id", ev.event_id.encode())])
+            fut = self._publisher.send(cfg.events_topic, key=ev.camera_id.encode(), value=ev.to_json(),
+                                       headers=[("event_id", ev.event_id.encode())])
             newest = emitted.newest_capture_ts_ns
             fut.add_callback(lambda _md, label=ev.label, newest=newest:
                              self.metrics.event_published(label, self.clock() - newest / 1e9))
-            self._futures.append(fut)
         if cfg.predictions_topic:
             for pred in out.predictions:
-                self._futures.append(self._producer.send(cfg.predictions_topic, key=pred.camera_id.encode(),
-                                                         value=pred.to_json()))
+                self._publisher.send(cfg.predictions_topic, key=pred.camera_id.encode(), value=pred.to_json())
         self.metrics.observe_stage("publish", time.perf_counter() - t0)
         self.counts["events"] += len(out.events)
         self.counts["windows"] += out.windows
@@ -170,35 +176,41 @@ class StreamService:
             set_paused(self._consumer, False)
             self._paused = False
 
-    def commit(self, *, final: bool = False) -> None:
-        """Flush the producer, make sure every send was acknowledged, then commit offsets.
+    def commit(self, *, final: bool = False, only: set[TopicPartition] | None = None) -> bool:
+        """The one commit path (periodic, final, on revoke): settle the publisher (flush, check
+        every send), then commit the pipeline's commit points of the assigned partitions (or of
+        ``only``). After any failure, now or earlier, it raises :class:`PublishError` and commits
+        nothing, ever again in this process.
 
-        Periodic commits are asynchronous: a synchronous commit during a cooperative rebalance
-        would block the loop that has to call ``poll`` to finish that rebalance. A failed commit
-        only means a longer replay after a crash. The final commit at shutdown is synchronous.
+        Periodic and revoke commits are asynchronous: a synchronous commit during a cooperative
+        rebalance would block the loop that has to call ``poll`` to finish that rebalance, and a
+        failed one only means a longer replay (it is counted). The final commit is synchronous.
         """
         from stream.kafka import commit, commit_async
 
         t0 = time.perf_counter()
-        self._producer.flush()
-        failed = [f for f in self._futures if f.failed()]
-        self._futures = []
+        settled = self._publisher.settle()
         self.metrics.observe_stage("publish", time.perf_counter() - t0)
-        if failed:
-            raise StreamError(f"{len(failed)} publish(es) failed, first: {failed[0].exception!r}; "
-                              f"not committing (the restart re-reads from the last commit)")
-        points = {tp: v for tp, v in self.pipeline.commit_points().items() if tp in self._assigned}
+        if not settled:
+            return False
+        keep = self._assigned if only is None else only
+        points = {tp: v for tp, v in self.pipeline.commit_points().items() if tp in keep}
         if not points:
-            return
+            return False
         if final:
             try:
                 commit(self._consumer, points)
             except Exception as exc:
-                log.warning("final commit failed (the next owner replays from the previous one): %s", exc)
-                return
+                self._commit_failed(exc)
+                return False
         else:
-            commit_async(self._consumer, points, on_error=lambda exc: log.info("commit skipped: %s", exc))
+            commit_async(self._consumer, points, on_error=self._commit_failed)
         self.counts["commits"] += 1
+        return True
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        self.metrics.commit_failed()
+        log.warning("commit failed (a restart replays from the previous commit): %s", exc)
 
     # -- rebalance ----------------------------------------------------------------------------
     def _on_assigned(self, tps: list[TopicPartition]) -> None:
@@ -215,22 +227,17 @@ class StreamService:
 
     def _on_revoked(self, tps: list[TopicPartition]) -> None:
         # kafka-python 3 runs this on its IO thread while the main thread waits inside poll()/close(),
-        # so the pipeline is not touched concurrently, but blocking consumer calls are not allowed:
-        # the commit is queued with commit_async, which goes out before the JoinGroup request.
-        log.info("revoked %s: publishing waiting windows, committing, dropping their windows", tps)
+        # so the pipeline is not touched concurrently, but it must stay short (heartbeats wait):
+        # no inference here. What was published is settled and the safe points committed
+        # (async, queued before the JoinGroup request); windows still waiting for inference are
+        # dropped, and the new owner rebuilds them from those commit points.
+        log.info("revoked %s: committing what is published, dropping their windows", tps)
         try:
-            self._publish(self.pipeline.drain())
-            self._producer.flush()
-            failed = [f for f in self._futures if f.failed()]
-            self._futures = []
-            if failed:
-                raise StreamError(f"{len(failed)} publish(es) failed")
-            from stream.kafka import commit_async
-
-            commit_async(self._consumer, {tp: v for tp, v in self.pipeline.commit_points().items() if tp in tps},
-                         on_error=lambda exc: log.info("commit on revoke failed: %s", exc))
-        except Exception as exc:  # the new owner re-reads from the previous commit: still at-least-once
-            log.warning("commit on revoke skipped: %s", exc)
+            self.commit(only=set(tps))
+        except PublishError as exc:
+            log.warning("no commit on revoke: %s", exc)
+        except Exception as exc:   # the new owner replays from the previous commit
+            self._commit_failed(exc)
         self._forget(tps)
 
     def _on_lost(self, tps: list[TopicPartition]) -> None:

@@ -3,6 +3,7 @@
 import pytest
 
 from stream.messages import CorruptFrameError, FrameBatch, encode_frame_batch, BadMagicError
+from stream import resume
 from stream.pipeline import Pipeline, PipelineConfig, SourceRef
 from stream.smoothing import SmoothingConfig
 from stream.testing import FakeClock, ListSource, ScriptedPredictor, solid_batch
@@ -83,7 +84,7 @@ def test_corrupt_message_leaves_state_and_counts_offset():
         pipe.offer_bytes(b"JUNKJUNKJUNK", SourceRef("frames", 0, 2))
     assert pipe.stats()["a"].frames_accepted == 4
     (offset, meta), = pipe.commit_points().values()
-    assert offset == 0 and '"a":0' in meta  # window 0 waits for inference: replay from message 0
+    assert offset == 0 and resume.decode(meta) == {"a": 0}  # window 0 waits for inference: replay from 0
 
 
 def test_commit_point_holds_at_active_segment_then_moves():
@@ -91,7 +92,7 @@ def test_commit_point_holds_at_active_segment_then_moves():
     items = list(source(["a"], n=48, red=((8, 30),)))
     run_all(pipe, items[:5])   # frames 0..19: red windows 8..14 closed by max_windows, 16 opens another
     (offset, meta), = pipe.commit_points().values()
-    assert offset == 4 and '"a":16' in meta
+    assert offset == 4 and resume.decode(meta) == {"a": 16}
     run_all(pipe, items[5:])   # segment closed by max_windows / blue frames; next open window near the end
     (offset, meta), = pipe.commit_points().values()
     assert offset == 11
@@ -228,3 +229,62 @@ def test_inference_runs_between_begin_and_finish_of_an_offer():
         assert pipe.finish_offer(offer) == []
     events += pipe.drain().events
     assert {e.event.event_id for e in events} == want and pred.preprocessed == 80
+
+
+def test_a_record_keyed_by_another_camera_is_rejected():
+    from stream.messages import KeyMismatchError
+
+    pipe = Pipeline(ScriptedPredictor(), config=CFG)
+    value = encode_frame_batch(solid_batch("cam-a", 0, [RED] * 4))
+    pipe.offer_bytes(value, SourceRef("frames", 0, 0, key=b"cam-a"))
+    for key in (b"cam-b", b""):   # another camera's key, or a null key
+        with pytest.raises(KeyMismatchError, match="not the camera id"):
+            pipe.offer_bytes(value, SourceRef("frames", 0, 1, key=key))
+    assert pipe.stats()["cam-a"].frames_accepted == 4
+
+
+def test_camera_state_is_per_partition_and_commits_never_move_back():
+    """The same camera id on two partitions (more partitions added, a wrong key upstream) is two
+    independent streams: neither commit passes the other's open frames, and dropping one
+    partition keeps the other's frames."""
+    pred = ScriptedPredictor()
+    pipe = Pipeline(pred, config=CFG)
+    for i, first in enumerate(range(0, 48, 4)):
+        pipe.offer_bytes(encode_frame_batch(solid_batch("a", first, [RED] * 4)), SourceRef("frames", 0, i))
+    for i, first in enumerate(range(0, 12, 4)):
+        pipe.offer_bytes(encode_frame_batch(solid_batch("a", first, [RED] * 4)), SourceRef("frames", 1, 100 + i))
+    pipe.drain()
+    points = pipe.commit_points()
+    # partition 1's camera "a": windows 0..6 made one event (max 4 windows), window 8 opened another
+    assert points[("frames", 1)][0] == 102 and resume.decode(points[("frames", 1)][1]) == {"a": 8}
+    assert points[("frames", 0)][0] >= 1       # unaffected by partition 1
+    before = points[("frames", 0)][0]
+    pipe.offer_bytes(encode_frame_batch(solid_batch("a", 0, [RED] * 4)), SourceRef("frames", 0, 12))  # late
+    assert pipe.commit_points()[("frames", 0)][0] >= before
+    pipe.drop_partition(("frames", 1))
+    assert pipe.stats()["a"].frames_accepted == 48 and pred.refs > 0
+    assert set(pipe.commit_points()) == {("frames", 0)}
+
+
+def test_commit_metadata_is_bounded_and_eviction_is_deterministic():
+    entries = [resume.ResumeEntry(f"camera-{i:04d}", 10_000 + i, replay=i % 3 == 0) for i in range(300)]
+    meta, evicted = resume.encode(entries)
+    assert len(meta.encode()) <= resume.MAX_METADATA_BYTES < 4096 and evicted
+    again, evicted_again = resume.encode(list(reversed(entries)))
+    assert again == meta and evicted_again == evicted           # the order of the input does not matter
+    kept = resume.decode(meta)
+    assert all(int(c[-4:]) % 3 == 0 for c in list(kept)[:50])   # cameras in the replay range kept first
+    assert kept == {e.camera_id: e.resume for e in entries if e.camera_id in kept}
+    odd = resume.ResumeEntry("cam;=%/é", 7)
+    assert resume.decode(resume.encode([odd])[0]) == {"cam;=%/é": 7}
+    assert resume.decode('{"v":1,"resume":{"a":16}}') == {"a": 16}   # version-1 commits still restore
+    assert resume.decode("garbage") == {} and resume.decode(None) == {}
+
+
+def test_the_local_broker_sets_the_metadata_limit_the_cap_is_below(tmp_path):
+    from stream.broker import LocalBroker
+
+    broker = LocalBroker(tmp_path)
+    broker._write_config(controller_port=19093)
+    props = dict(line.split("=", 1) for line in broker.properties_path.read_text().splitlines() if "=" in line)
+    assert int(props["offset.metadata.max.bytes"]) > resume.MAX_METADATA_BYTES

@@ -1,0 +1,157 @@
+"""Fail-stop delivery with fakes: after any failed publish, synchronous send error or processing
+error, no commit happens on any path (periodic, final, revoke, close)."""
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from stream.config import StreamConfig
+from stream.metrics import Metrics
+from stream.pipeline import SourceRef
+from stream.publisher import Publisher, PublishError
+from stream.service import StreamService
+from stream.testing import ScriptedPredictor, solid_batch
+from stream.messages import encode_frame_batch
+
+TP0, TP1 = ("frames", 0), ("frames", 1)
+RED, BLUE = (230, 20, 20), (20, 20, 230)
+
+
+class FakeFuture:
+    def __init__(self, error=None):
+        self.exception = error
+        self.is_done = True
+
+    def failed(self):
+        return self.exception is not None
+
+    def add_callback(self, fn):
+        if self.exception is None:
+            fn(None)
+        return self
+
+
+class FakeProducer:
+    """``fail_topics``: sends to these fail asynchronously; ``raise_topics``: ``send`` raises."""
+
+    def __init__(self, fail_topics=(), raise_topics=()):
+        self.fail_topics, self.raise_topics = set(fail_topics), set(raise_topics)
+        self.sent = []
+
+    def send(self, topic, *, key, value, headers=None):
+        if topic in self.raise_topics:
+            raise RuntimeError(f"send to {topic} raised")
+        self.sent.append((topic, key))
+        return FakeFuture(RuntimeError("delivery failed") if topic in self.fail_topics else None)
+
+    def flush(self, timeout=None):
+        pass
+
+    def close(self):
+        pass
+
+
+class FakeConsumer:
+    def __init__(self, service):
+        self.service = service
+        self.commits = []
+
+    def commit_async(self, offsets, callback=None):
+        self.commits.append(("async", {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}))
+
+    def commit(self, offsets):
+        self.commits.append(("sync", {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}))
+
+    def close(self, autocommit=False):   # kafka-python fires on_partitions_revoked on close
+        self.service._on_revoked(sorted(self.service._assigned))
+
+    def assignment(self):
+        return set()
+
+
+def service(producer):
+    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
+    svc._producer = producer
+    svc._publisher = Publisher(producer)
+    svc._consumer = FakeConsumer(svc)
+    svc._assigned.update({TP0, TP1})
+    for tp in (TP0, TP1):   # each partition: one camera, red then blue -> windows -> events
+        for i, first in enumerate(range(0, 48, 4)):
+            colour = RED if first < 24 else BLUE
+            svc.pipeline.offer_bytes(encode_frame_batch(solid_batch(f"cam-{tp[1]}", first, [colour] * 4)),
+                                     SourceRef(tp[0], tp[1], i))
+    return svc
+
+
+def publish_all(svc):
+    svc._publish(svc.pipeline.drain())
+
+
+def test_healthy_commits_go_out():
+    producer = FakeProducer()
+    svc = service(producer)
+    publish_all(svc)
+    assert ("events", b"cam-0") in producer.sent and ("events", b"cam-1") in producer.sent
+    assert svc.commit() is True and svc._consumer.commits[-1][0] == "async"
+    assert svc.commit(final=True) is True and svc._consumer.commits[-1][0] == "sync"
+
+
+@pytest.mark.parametrize("producer", [FakeProducer(fail_topics={"events"}), FakeProducer(raise_topics={"events"})],
+                         ids=["failed-delivery", "send-raised"])
+def test_a_failed_event_publish_stops_every_later_commit(producer):
+    svc = service(producer)
+    try:
+        publish_all(svc)
+    except RuntimeError:
+        pass   # a synchronous send error surfaces here; the publisher is poisoned either way
+    with pytest.raises(PublishError):
+        svc.commit()
+    svc._on_revoked([TP0])            # revoke of one partition: no commit for it...
+    with pytest.raises(PublishError):
+        svc.commit()                  # ...and the kept partition still refuses (the failure is kept)
+    with pytest.raises(PublishError):
+        svc.commit(final=True)
+    svc.close()                       # close fires revoke for the rest: still nothing
+    assert svc._consumer is None
+    assert producer.sent == [] or all(t == "events" for t, _ in producer.sent)
+
+
+def test_a_failed_dead_letter_stops_commits_too():
+    producer = FakeProducer(fail_topics={"frames-dlq"})
+    svc = service(producer)
+    publish_all(svc)
+    consumer = svc._consumer
+    svc._dead_letter(type("Rec", (), {"key": b"x", "value": b"junk"})(), SourceRef("frames", 0, 99), "bad_magic", "x")
+    with pytest.raises(PublishError):
+        svc.commit()
+    svc.close()
+    assert consumer.commits == []
+
+
+def test_a_processing_error_poisons_the_publisher():
+    svc = service(FakeProducer())
+    publish_all(svc)
+    consumer = svc._consumer
+    svc._publisher.poison(ValueError("model blew up"))
+    svc.close()
+    assert consumer.commits == []
+    with pytest.raises(PublishError, match="model blew up"):
+        svc._publisher.settle()
+
+
+def test_revoke_runs_no_inference_and_commits_what_is_published():
+    svc = service(FakeProducer())
+    predictor = svc.predictor
+    waiting = svc.pipeline.pending
+    assert waiting > 0
+    batches = len(predictor.batches)
+    svc._on_revoked([TP0])
+    assert len(predictor.batches) == batches               # no inference on the IO thread
+    assert svc._consumer.commits and set(svc._consumer.commits[-1][1]) == {TP0}
+    assert svc.pipeline.pending > 0 and all(w.camera_id != "cam-0" for _, _, w in svc.pipeline._pending)
+    assert TP0 not in svc._assigned and TP1 in svc._assigned
+
+
+def test_commit_failures_are_counted():
+    svc = service(FakeProducer())
+    svc._commit_failed(RuntimeError("coordinator moved"))
+    assert svc.metrics.registry.get_sample_value("soccerkd_commit_failures_total") == 1.0
