@@ -43,6 +43,8 @@ class Metrics:
                          registry=r)
         self.inflight = Gauge("soccerkd_inflight_windows", "Windows complete and waiting for inference",
                               registry=r)
+        self.idle_evictions = Counter("soccerkd_idle_evictions", "Cameras closed and evicted after "
+                                      "windows.idle_timeout_s without frames", registry=r)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
@@ -71,6 +73,9 @@ class Metrics:
     def event_published(self, label: str, latency_s: float) -> None:
         self.events.labels(label=label).inc()
         self.event_latency.observe(max(0.0, latency_s))
+
+    def add_idle_evictions(self, n: int) -> None:
+        self.idle_evictions.inc(n)
 
     def commit_failed(self) -> None:
         self.commit_failures.inc()

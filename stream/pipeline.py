@@ -44,6 +44,7 @@ class PipelineMetrics(Protocol):
     def add_dropped(self, reason: str, n: int) -> None: ...
     def observe_batch(self, n: int) -> None: ...
     def set_inflight(self, n: int) -> None: ...
+    def add_idle_evictions(self, n: int) -> None: ...
 
 
 class NullMetrics:
@@ -53,6 +54,7 @@ class NullMetrics:
     def add_dropped(self, reason: str, n: int) -> None: pass
     def observe_batch(self, n: int) -> None: pass
     def set_inflight(self, n: int) -> None: pass
+    def add_idle_evictions(self, n: int) -> None: pass
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class _Camera:
     key: CameraKey
     ledger: deque[tuple[int, int]] = field(default_factory=deque)   # (offset, last seq) of messages
     pending_starts: deque[int] = field(default_factory=deque)
+    last_arrival: float = 0.0   # perf() when its last message was added
 
 
 _DROP_FIELDS = (("duplicates", "duplicate"), ("late", "late"), ("gap_frames", "gap"))
@@ -221,6 +224,7 @@ class Pipeline:
 
     def _add(self, batch: FrameBatch, ref: SourceRef, cam: _Camera, payloads: dict[int, Any]) -> None:
         cam.ledger.append((ref.offset, batch.last_seq))
+        cam.last_arrival = self.perf()
         stats = cam.windows.stats
         before = [getattr(stats, name) for name, _ in _DROP_FIELDS]
         now = self.perf()
@@ -266,10 +270,10 @@ class Pipeline:
         for (_, key, window), p in zip(taken, probs):
             cam = self._cameras[key]
             cam.pending_starts.popleft()
-            ref = WindowRef(start_seq=window.start_seq, end_seq=window.end_seq,
-                            start_capture_ts_ns=window.capture_ts_ns[0],
-                            end_capture_ts_ns=window.capture_ts_ns[-1],
-                            newest_capture_ts_ns=window.newest_capture_ts_ns)
+            ts = window.capture_ts_ns
+            ref = WindowRef(start_seq=window.start_seq, end_seq=window.end_seq, start_capture_ts_ns=ts[0],
+                            end_capture_ts_ns=ts[-1], newest_capture_ts_ns=window.newest_capture_ts_ns,
+                            max_frame_gap_ns=max((b - a for a, b in zip(ts, ts[1:])), default=0))
             if self.config.raw_predictions:
                 out.predictions.append(WindowPrediction(
                     camera_id=window.camera_id, start_seq=window.start_seq, end_seq=window.end_seq,
@@ -281,6 +285,25 @@ class Pipeline:
                 out.events.append(self._event(window.camera_id, seg))
         out.windows = len(take)
         self.metrics.set_inflight(len(self._pending))
+        return out
+
+    def close_idle(self) -> Outputs:
+        """Close and evict every camera that has had no message for ``windows.idle_timeout_s``
+        and has no window waiting for inference: its open segment ends at its last window and
+        is returned as an event (the same frame range, so the same id, on a replay), its
+        incomplete window is dropped, and it no longer holds its partition's commit point back."""
+        out = Outputs()
+        timeout = self.config.window.idle_timeout_s
+        now = self.perf()
+        idle = [key for key, cam in self._cameras.items()
+                if now - cam.last_arrival >= timeout and not cam.pending_starts]
+        for key in idle:
+            cam = self._cameras.pop(key)
+            out.events += [self._event(key[1], seg) for seg in cam.smoother.close()]
+            cam.windows.clear()
+            self._hints.get(key[0], {}).pop(key[1], None)
+        if idle:
+            self.metrics.add_idle_evictions(len(idle))
         return out
 
     def drain(self) -> Outputs:
@@ -398,7 +421,9 @@ class Pipeline:
             hint = self._hints.get(tp, {}).get(camera_id)
             if hint is not None:
                 windows.resume_at(hint)
-            cam = _Camera(windows=windows, smoother=Smoother(self.class_names, self.config.smoothing), key=key)
+            smoother = Smoother(self.class_names, self.config.smoothing,
+                                max_gap_ns=int(self.config.window.max_gap_s * 1e9))
+            cam = _Camera(windows=windows, smoother=smoother, key=key)
             self._cameras[key] = cam
         return cam
 

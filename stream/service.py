@@ -104,6 +104,7 @@ class StreamService:
                 self._backpressure()
                 now = time.monotonic()
                 if (now - last_commit) * 1000 >= cfg.commit_interval_ms:
+                    self._publish(self.pipeline.close_idle())
                     self.commit()
                     self._update_lag()
                     last_commit = now

@@ -12,6 +12,12 @@ Rules, applied to each camera's windows in start order:
   reaches ``max_windows`` windows is closed and emitted at once (so a long action never holds
   the commit point forever); the next window may start a new one.
 * Confidence is the mean ``p[L]`` over the segment's windows.
+* **Gaps.** A segment never spans a gap in capture time longer than ``max_gap_ns`` (the
+  windows config's ``max_gap_s``): a window whose own frames have such a gap between two of
+  them closes the active segment and starts none; a window that starts more than that after the
+  active segment's last window ends closes the segment first, then is checked as if idle.
+* :meth:`Smoother.close` ends the active segment at its last window (used when a camera goes
+  idle); the segment is the same whatever the wall clock, so the event id is too.
 
 Because the state after any window depends only on the windows since the active segment's
 first window, replaying from :attr:`Smoother.resume_start` reproduces the same segments, and so
@@ -56,6 +62,7 @@ class WindowRef:
     start_capture_ts_ns: int
     end_capture_ts_ns: int
     newest_capture_ts_ns: int
+    max_frame_gap_ns: int = 0   # the longest capture-time step between two of its frames
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Smoother:
 
     class_names: Sequence[str]
     config: SmoothingConfig = field(default_factory=SmoothingConfig)
+    max_gap_ns: int | None = None
 
     def __post_init__(self) -> None:
         self._label: int | None = None
@@ -98,6 +106,11 @@ class Smoother:
         if len(probs) != len(self.class_names):
             raise ConfigError(f"{len(probs)} probabilities for {len(self.class_names)} classes")
         out: list[Segment] = []
+        if self.max_gap_ns is not None:
+            if window.max_frame_gap_ns > self.max_gap_ns:   # the window straddles an outage
+                return self.close()
+            if self._last is not None and window.start_capture_ts_ns - self._last.end_capture_ts_ns > self.max_gap_ns:
+                out.extend(self.close())
         if self._label is not None:
             if probs[self._label] >= self.config.off_threshold:
                 self._extend(window, probs[self._label])
@@ -112,6 +125,10 @@ class Smoother:
             if self._count >= self.config.max_windows:
                 out.extend(self._close())
         return out
+
+    def close(self) -> list[Segment]:
+        """End the active segment, if any, at its last window; returns it if long enough."""
+        return self._close() if self._label is not None else []
 
     def _extend(self, window: WindowRef, p: float) -> None:
         self._last = window

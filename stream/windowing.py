@@ -92,8 +92,14 @@ class WindowConfig:
     window_stride: int = 4
     reorder_tolerance: int = 4
     max_fill: int = 1
+    max_gap_s: float = 2.0          # no event spans a capture-time gap longer than this
+    idle_timeout_s: float = 30.0    # a camera with no frames for this long is closed and evicted
 
     def __post_init__(self) -> None:
+        if not self.max_gap_s > 0:
+            raise ConfigError(f"windows.max_gap_s must be > 0, got {self.max_gap_s!r}")
+        if not self.idle_timeout_s > 0:
+            raise ConfigError(f"windows.idle_timeout_s must be > 0, got {self.idle_timeout_s!r}")
         if self.window_stride < 1:
             raise ConfigError(f"window_stride must be >= 1, got {self.window_stride!r}")
         if self.reorder_tolerance < 0:

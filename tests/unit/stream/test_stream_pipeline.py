@@ -288,3 +288,53 @@ def test_the_local_broker_sets_the_metadata_limit_the_cap_is_below(tmp_path):
     broker._write_config(controller_port=19093)
     props = dict(line.split("=", 1) for line in broker.properties_path.read_text().splitlines() if "=" in line)
     assert int(props["offset.metadata.max.bytes"]) > resume.MAX_METADATA_BYTES
+
+
+def test_a_segment_never_spans_a_long_capture_gap():
+    """600 s between two red stretches with consecutive sequence numbers (an outage the
+    ingester did not number): two events, not one spanning the outage."""
+    from dataclasses import replace
+
+    cfg = replace(CFG, window=replace(CFG.window, max_gap_s=2.0),
+                  smoothing=replace(CFG.smoothing, max_windows=64))
+    pipe = Pipeline(ScriptedPredictor(), config=cfg, clock=FakeClock())
+    events = []
+    for i, first in enumerate(range(0, 64, 4)):
+        colour = BLUE if first >= 56 else RED
+        t0 = 1_700_000_000_000_000_000 + (600 * 10**9 if first >= 32 else 0)   # frames 32.. after 600 s
+        pipe.offer_bytes(encode_frame_batch(solid_batch("a", first, [colour] * 4, t0_ns=t0)), SourceRef("frames", 0, i))
+        events += pipe.drain().events
+    spans = sorted((e.event.start_seq, e.event.end_seq) for e in events)
+    assert len(spans) == 2 and spans[0][1] < 32 <= spans[1][0], spans
+    assert all(e.event.end_capture_ts_ns - e.event.start_capture_ts_ns < 2 * 10**9 for e in events)
+
+
+def test_an_idle_camera_is_closed_evicted_and_stops_holding_the_commit():
+    from dataclasses import replace
+
+    cfg = replace(CFG, window=replace(CFG.window, idle_timeout_s=30.0), smoothing=replace(CFG.smoothing, max_windows=64))
+    perf = FakeClock(0.0)
+    pred = ScriptedPredictor()
+    pipe = Pipeline(pred, config=cfg, perf=perf, clock=FakeClock())
+    items = [(encode_frame_batch(solid_batch("a", first, [RED] * 4)), SourceRef("frames", 0, i))
+             for i, first in enumerate(range(0, 24, 4))]
+    for value, ref in items:   # camera "a": red, then it stops mid-segment
+        pipe.offer_bytes(value, ref)
+    assert pipe.drain().events == []
+    (offset, _), = pipe.commit_points().values()
+    assert offset == 0                                   # the open segment holds the commit at its start
+    perf.advance(29.0)
+    assert pipe.close_idle().events == []                 # not idle yet
+    perf.advance(1.5)
+    closed = pipe.close_idle().events
+    assert [(e.event.start_seq, e.event.end_seq) for e in closed] == [(0, 23)]
+    (offset, meta), = pipe.commit_points().values()
+    assert offset == len(items) and resume.decode(meta) == {}   # nothing holds the partition back now
+    assert pred.refs == 0
+    # a replay of the same messages, idle again, closes the same segment: the same event id
+    again = Pipeline(ScriptedPredictor(), config=cfg, perf=FakeClock(0.0), clock=FakeClock())
+    for value, ref in items:
+        again.offer_bytes(value, ref)
+    again.drain()
+    again.perf.advance(31.0)
+    assert [e.event.event_id for e in again.close_idle().events] == [e.event.event_id for e in closed]
