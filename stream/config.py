@@ -33,8 +33,21 @@ class KafkaConfig:
     linger_ms: int = 5
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     connect_timeout_s: float = 10.0   # give up at start, with a one-line error, if no broker answers
+    # at_least_once: commit offsets after the outputs are acknowledged (duplicates possible after a
+    # crash; deduplicate on event_id). exactly_once: outputs and offsets in one Kafka transaction
+    # per commit interval; read the events with isolation read_committed.
+    delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    transactional_id: Optional[str] = None   # exactly_once; default "<group_id>-<group_instance_id or host>"
+
+    def resolved_transactional_id(self) -> str:
+        """Stable per service instance, so a restarted instance fences its zombie predecessor."""
+        import socket
+
+        return self.transactional_id or f"{self.group_id}-{self.group_instance_id or socket.gethostname()}"
 
     def __post_init__(self) -> None:
+        if self.delivery not in ("at_least_once", "exactly_once"):
+            raise ConfigError(f"kafka.delivery must be at_least_once or exactly_once, got {self.delivery!r}")
         if not self.bootstrap or ":" not in self.bootstrap:
             raise ConfigError(f"kafka.bootstrap must look like host:port, got {self.bootstrap!r}")
         if not self.connect_timeout_s > 0:

@@ -14,16 +14,19 @@ COLUMNS = (("emitted", 12), ("camera", 12), ("label", 10), ("conf", 5), ("frames
 
 
 def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, timeout_s: float | None = None,
-                 idle_s: float | None = None, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Any]:
+                 idle_s: float | None = None, should_stop: Callable[[], bool] = lambda: False,
+                 isolation: str = "read_uncommitted") -> Iterator[Any]:
     """Raw records of every partition of ``topic`` (no consumer group, nothing committed).
 
     Stops after ``timeout_s`` in total or ``idle_s`` without a new record (either may be None).
+    ``isolation="read_committed"`` hides records of aborted and open transactions (what a reader
+    of an ``exactly_once`` service wants).
     """
     from kafka import KafkaConsumer
     from kafka.structs import TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             max_partition_fetch_bytes=16 * 1024 * 1024)
+                             max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level=isolation)
     try:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         parts = None
@@ -52,11 +55,12 @@ def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, tim
 
 
 def read_events(bootstrap: str, topic: str, *, timeout_s: float = 10.0, idle_s: float | None = 2.0,
-                until: Callable[[list[ActionEvent]], bool] | None = None) -> list[ActionEvent]:
+                until: Callable[[list[ActionEvent]], bool] | None = None,
+                isolation: str = "read_uncommitted") -> list[ActionEvent]:
     """Every event on ``topic`` (from the beginning), until ``until(events)`` holds, the topic is idle
     for ``idle_s`` or ``timeout_s`` passes."""
     events: list[ActionEvent] = []
-    for rec in iter_records(bootstrap, topic, timeout_s=timeout_s, idle_s=idle_s,
+    for rec in iter_records(bootstrap, topic, timeout_s=timeout_s, idle_s=idle_s, isolation=isolation,
                             should_stop=lambda: until is not None and until(events)):
         events.append(ActionEvent.from_json(rec.value))
         if until is not None and until(events):
@@ -76,13 +80,13 @@ def header() -> str:
 
 
 def tail(bootstrap: str, topic: str, *, from_beginning: bool = False, max_events: int | None = None,
-         timeout_s: float | None = None, out: TextIO = sys.stdout) -> int:
+         timeout_s: float | None = None, out: TextIO = sys.stdout, isolation: str = "read_uncommitted") -> int:
     """Print events as a live table until Ctrl-C, ``max_events`` or ``timeout_s``; returns the count."""
     print(header(), file=out, flush=True)
     n = 0
     try:
         for rec in iter_records(bootstrap, topic, from_beginning=from_beginning, timeout_s=timeout_s,
-                                should_stop=lambda: max_events is not None and n >= max_events):
+                                isolation=isolation, should_stop=lambda: max_events is not None and n >= max_events):
             try:
                 ev = ActionEvent.from_json(rec.value)
             except (ValueError, TypeError) as exc:

@@ -64,14 +64,20 @@ def make_consumer(cfg: KafkaConfig, *, client_id: str = "soccerkd-serve") -> "Ka
         return KafkaConsumer(**kwargs)
 
 
-def make_producer(cfg: KafkaConfig, *, client_id: str = "soccerkd") -> "KafkaProducer":
+def make_producer(cfg: KafkaConfig, *, client_id: str = "soccerkd", transactional: bool = False) -> "KafkaProducer":
     from kafka import KafkaProducer
 
+    extra: dict[str, Any] = {}
+    if transactional:
+        extra = dict(transactional_id=cfg.resolved_transactional_id(), enable_idempotence=True)
     with _connecting(cfg):
-        return KafkaProducer(bootstrap_servers=cfg.bootstrap.split(","), client_id=client_id, acks="all",
-                             max_request_size=cfg.max_request_size, linger_ms=cfg.linger_ms,
-                             batch_size=256 * 1024, compression_type=None,
-                             bootstrap_timeout_ms=int(cfg.connect_timeout_s * 1000))
+        producer = KafkaProducer(bootstrap_servers=cfg.bootstrap.split(","), client_id=client_id, acks="all",
+                                 max_request_size=cfg.max_request_size, linger_ms=cfg.linger_ms,
+                                 batch_size=256 * 1024, compression_type=None,
+                                 bootstrap_timeout_ms=int(cfg.connect_timeout_s * 1000), **extra)
+        if transactional:
+            producer.init_transactions()   # fences an older producer of the same transactional id
+        return producer
 
 
 def make_listener(*, revoked: Callable[[list[TopicPartition]], None],
@@ -105,10 +111,8 @@ def dlq_headers(ref: SourceRef, reason: str, error: str) -> list[tuple[str, byte
 
 def commit(consumer: "KafkaConsumer", points: dict[TopicPartition, tuple[int, str]]) -> None:
     """Synchronously commit ``{(topic, partition): (offset, metadata)}``."""
-    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
-
     if points:
-        consumer.commit({KTP(t, p): OffsetAndMetadata(o, m, -1) for (t, p), (o, m) in points.items()})
+        consumer.commit(kafka_offsets(points))
 
 
 def commit_async(consumer: "KafkaConsumer", points: dict[TopicPartition, tuple[int, str]], *,
@@ -117,15 +121,19 @@ def commit_async(consumer: "KafkaConsumer", points: dict[TopicPartition, tuple[i
 
     Commits go out in order on the coordinator connection; ``on_error`` gets a failed one.
     """
-    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
-
     def done(_offsets: Any, result: Any) -> None:
         if isinstance(result, BaseException):
             on_error(result)
 
     if points:
-        consumer.commit_async({KTP(t, p): OffsetAndMetadata(o, m, -1) for (t, p), (o, m) in points.items()},
-                              callback=done)
+        consumer.commit_async(kafka_offsets(points), callback=done)
+
+
+def kafka_offsets(points: dict[TopicPartition, tuple[int, str]]) -> dict[Any, Any]:
+    """``{(topic, partition): (offset, metadata)}`` as kafka-python's offsets mapping."""
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+
+    return {KTP(t, p): OffsetAndMetadata(o, m, -1) for (t, p), (o, m) in points.items()}
 
 
 def wait_for_topic(consumer: "KafkaConsumer", topic: str, *, timeout_s: float = 30.0) -> None:

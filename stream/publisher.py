@@ -6,6 +6,10 @@ until :meth:`Publisher.settle` has flushed the producer and checked it. The firs
 failed delivery, a send that raised, or an error the service reports with :meth:`poison`) is
 kept for good: from then on :meth:`settle` raises, so no commit can happen on any path (periodic,
 final, on revoke or on close), and the restart replays from the last good commit.
+
+With ``transactional=True`` (``kafka.delivery: exactly_once``) every send goes into a Kafka
+transaction begun on demand, and :meth:`Publisher.commit_transaction` commits the outputs
+together with the consumed offsets; a failure aborts the transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ class PublishError(Exception):
 class Publisher:
     """Wraps a kafka-python ``KafkaProducer`` (or a fake with ``send``/``flush``)."""
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Any, *, transactional: bool = False) -> None:
         self.producer = producer
+        self.transactional = transactional
         self._futures: list[Any] = []
+        self._in_transaction = False
         self.failure: BaseException | None = None
 
     @property
@@ -38,6 +44,7 @@ class Publisher:
              headers: list[tuple[str, bytes]] | None = None) -> Any:
         """Send one record; a send that raises poisons the publisher and re-raises."""
         try:
+            self._begin()
             future = self.producer.send(topic, key=key, value=value, headers=headers or None)
         except BaseException as exc:
             self.poison(exc)
@@ -64,3 +71,33 @@ class Publisher:
     @property
     def outstanding(self) -> int:
         return len(self._futures)
+
+    # -- exactly once -----------------------------------------------------------------------
+    def commit_transaction(self, offsets: Any, group_metadata: Any) -> None:
+        """Exactly-once commit: the consumed ``offsets`` join the open transaction (one is begun
+        if nothing was sent since the last), which then commits, outputs and offsets together.
+        Call after :meth:`settle` returned True. On any error the transaction is aborted and the
+        publisher poisoned, so nothing is committed after it."""
+        try:
+            self._begin()
+            self.producer.send_offsets_to_transaction(offsets, group_metadata)
+            self.producer.commit_transaction()
+            self._in_transaction = False
+        except BaseException as exc:
+            self.poison(exc)
+            self.abort()
+            raise PublishError(f"transaction commit failed ({exc!r}); it was aborted, not committing") from exc
+
+    def abort(self) -> None:
+        """Abort the open transaction, if any (its records stay invisible to read_committed)."""
+        if self._in_transaction:
+            self._in_transaction = False
+            try:
+                self.producer.abort_transaction()
+            except Exception:   # a fenced or broken producer: the broker aborts it on time-out
+                pass
+
+    def _begin(self) -> None:
+        if self.transactional and not self._in_transaction:
+            self.producer.begin_transaction()
+            self._in_transaction = True

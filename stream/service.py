@@ -81,8 +81,9 @@ class StreamService:
         cfg = self.config.kafka
         if self.config.metrics_port is not None:
             self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready).start()
-        self._producer = k.make_producer(cfg)
-        self._publisher = Publisher(self._producer)
+        exactly_once = cfg.delivery == "exactly_once"
+        self._producer = k.make_producer(cfg, transactional=exactly_once)
+        self._publisher = Publisher(self._producer, transactional=exactly_once)
         self._consumer = k.make_consumer(cfg)
         k.wait_for_topic(self._consumer, cfg.frames_topic)
         self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
@@ -186,6 +187,9 @@ class StreamService:
         Periodic and revoke commits are asynchronous: a synchronous commit during a cooperative
         rebalance would block the loop that has to call ``poll`` to finish that rebalance, and a
         failed one only means a longer replay (it is counted). The final commit is synchronous.
+        With ``kafka.delivery: exactly_once`` every commit is a transaction commit (synchronous),
+        offsets of all assigned partitions included, also on revoke: aborting there would drop
+        the kept partitions' outputs too.
         """
         from stream.kafka import commit, commit_async
 
@@ -198,7 +202,11 @@ class StreamService:
         points = {tp: v for tp, v in self.pipeline.commit_points().items() if tp in keep}
         if not points:
             return False
-        if final:
+        if self._publisher.transactional:   # outputs and offsets commit (or abort) together
+            from stream.kafka import kafka_offsets
+
+            self._publisher.commit_transaction(kafka_offsets(points), self._consumer.group_metadata())
+        elif final:
             try:
                 commit(self._consumer, points)
             except Exception as exc:
@@ -234,7 +242,7 @@ class StreamService:
         # dropped, and the new owner rebuilds them from those commit points.
         log.info("revoked %s: committing what is published, dropping their windows", tps)
         try:
-            self.commit(only=set(tps))
+            self.commit(only=None if self._publisher.transactional else set(tps))
         except PublishError as exc:
             log.warning("no commit on revoke: %s", exc)
         except Exception as exc:   # the new owner replays from the previous commit
@@ -277,6 +285,8 @@ class StreamService:
                 log.warning("consumer close: %s", exc)
         if self._producer is not None:
             try:
+                if self._publisher is not None:
+                    self._publisher.abort()   # a transaction still open here was not committed
                 self._producer.flush()
                 self._producer.close()
             except Exception as exc:

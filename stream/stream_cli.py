@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest event")
     tail.add_argument("--max-events", type=int, default=None, help="stop after this many events")
     tail.add_argument("--timeout-s", type=float, default=None, help="stop after this many seconds")
+    tail.add_argument("--isolation", choices=("read_uncommitted", "read_committed"), default="read_uncommitted",
+                      help="read_committed shows only events of committed transactions: each event once from a "
+                           "service with kafka.delivery: exactly_once (default: read_uncommitted)")
     tail.set_defaults(handler=_tail)
 
 
@@ -83,5 +86,5 @@ def _tail(args: argparse.Namespace) -> int:
     from stream.events import tail
 
     tail(args.bootstrap, args.topic, from_beginning=args.from_beginning, max_events=args.max_events,
-         timeout_s=args.timeout_s)
+         timeout_s=args.timeout_s, isolation=args.isolation)
     return 0
