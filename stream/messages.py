@@ -249,9 +249,11 @@ def model_id(model_name: str, checkpoint_sha256: str) -> str:
     return f"{model_name}@{checkpoint_sha256}"
 
 
-def make_event_id(camera_id: str, start_seq: int, end_seq: int, model: str) -> str:
-    """Deterministic event id: the same camera, frame range and model always give the same id."""
-    text = json.dumps([camera_id, int(start_seq), int(end_seq), model], separators=(",", ":"))
+def make_event_id(camera_id: str, start_seq: int, end_seq: int, model: str, epoch: int = 0) -> str:
+    """Deterministic event id: the same camera, stream epoch, frame range and model always give the
+    same id (epoch 0, a camera's first, gives the ids of before epochs existed)."""
+    parts: list[Any] = [camera_id, int(start_seq), int(end_seq), model] + ([int(epoch)] if epoch else [])
+    text = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -272,6 +274,7 @@ class ActionEvent:
     emitted_at: float
     num_windows: int = 1
     schema_version: int = EVENT_SCHEMA_VERSION
+    epoch: int = 0   # the camera's stream epoch: 0, or the capture time (ns) of the epoch's first frame
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode("utf-8")

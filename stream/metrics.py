@@ -45,6 +45,8 @@ class Metrics:
                               registry=r)
         self.idle_evictions = Counter("soccerkd_idle_evictions", "Cameras closed and evicted after "
                                       "windows.idle_timeout_s without frames", registry=r)
+        self.epochs = Counter("soccerkd_stream_epochs", "New stream epochs of a camera, by reason "
+                              "(fps_change, seq_jump, restart)", ["reason"], registry=r)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
@@ -76,6 +78,9 @@ class Metrics:
 
     def add_idle_evictions(self, n: int) -> None:
         self.idle_evictions.inc(n)
+
+    def add_epoch(self, reason: str) -> None:
+        self.epochs.labels(reason=reason).inc()
 
     def commit_failed(self) -> None:
         self.commit_failures.inc()

@@ -12,6 +12,22 @@ windows and the same smoother state, so the same event ids. A partition's commit
 the offset of the oldest message (of any of its cameras) holding a frame ``>= R``; the metadata
 stores every camera's R so that, after a restart or rebalance, frames before R are skipped as
 replays rather than opening windows that were already handled.
+
+**Stream epochs.** Camera state is kept per (partition, camera, epoch). A camera's first epoch
+is 0; a batch starts a new epoch, numbered by the capture time (ns) of its first frame, when
+
+* its fps differs from the epoch's (fps is pinned for the life of an epoch, so window
+  positions, and so event ids, depend only on the frames);
+* its first sequence number jumps more than ``windows.max_seq_jump`` past the newest
+  (a forged or broken number does not blind the camera: the next real batch starts another
+  epoch by the next rule);
+* all its frames lie before the open window yet it was captured after the newest frame (an
+  ingester restarted at 0: ``--start-seq`` is not needed).
+
+The old epoch's open segment is closed at its last window once its waiting windows are run,
+then its state is dropped. Event ids of epochs other than 0 include the epoch, and events carry
+it, so repeated sequence numbers never collide. The epoch is part of the resume metadata, and
+the rules depend only on the frames, so a replay finds the same epochs and the same ids.
 """
 
 from __future__ import annotations
@@ -32,7 +48,7 @@ from stream.windowing import CameraWindows, ClipWindow, WindowConfig, WindowStat
 
 log = logging.getLogger("soccerkd.pipeline")
 TopicPartition = tuple[str, int]
-CameraKey = tuple[TopicPartition, str]   # camera state is per partition: Kafka orders a partition only
+CameraKey = tuple[TopicPartition, str, int]   # (partition, camera, epoch): Kafka orders a partition only
 
 
 class PipelineMetrics(Protocol):
@@ -45,6 +61,7 @@ class PipelineMetrics(Protocol):
     def observe_batch(self, n: int) -> None: ...
     def set_inflight(self, n: int) -> None: ...
     def add_idle_evictions(self, n: int) -> None: ...
+    def add_epoch(self, reason: str) -> None: ...
 
 
 class NullMetrics:
@@ -55,6 +72,7 @@ class NullMetrics:
     def observe_batch(self, n: int) -> None: pass
     def set_inflight(self, n: int) -> None: pass
     def add_idle_evictions(self, n: int) -> None: pass
+    def add_epoch(self, reason: str) -> None: pass
 
 
 @dataclass(frozen=True)
@@ -121,9 +139,12 @@ class _Camera:
     ledger: deque[tuple[int, int]] = field(default_factory=deque)   # (offset, last seq) of messages
     pending_starts: deque[int] = field(default_factory=deque)
     last_arrival: float = 0.0   # perf() when its last message was added
+    fps: float = 0.0            # pinned for the epoch
+    newest_ts: int = 0          # capture time of the newest frame added
+    ended: bool = False         # a newer epoch started: finish the waiting windows, then drop
 
 
-_DROP_FIELDS = (("duplicates", "duplicate"), ("late", "late"), ("gap_frames", "gap"))
+_DROP_FIELDS = (("duplicates", "duplicate"), ("late", "late"), ("gap_frames", "gap"), ("replayed", "replayed"))
 
 
 class Pipeline:
@@ -141,10 +162,12 @@ class Pipeline:
         self.class_names = tuple(self.spec.class_names)
         self.model_id = model_id(predictor.model_name, predictor.checkpoint_sha256)
         self._cameras: dict[CameraKey, _Camera] = {}
+        self._current: dict[tuple[TopicPartition, str], CameraKey] = {}   # each camera's newest epoch
+        self._ended: list[EmittedEvent] = []   # events of ended epochs, returned by the next step()
         self._pending: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
         self._floor: dict[TopicPartition, int] = {}   # the last commit point given out per partition
         self._next_offset: dict[TopicPartition, int] = {}
-        self._hints: dict[TopicPartition, dict[str, int]] = {}
+        self._hints: dict[TopicPartition, dict[str, resume.ResumePoint]] = {}
 
     # -- input --------------------------------------------------------------------------------
     def offer_messages(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Rejected]:
@@ -175,7 +198,7 @@ class Pipeline:
             except EnvelopeError as exc:
                 offer.rejected.append(Rejected(ref, exc))
                 continue
-            cam = self._camera(batch.camera_id, ref.tp, batch.source_fps)
+            cam = self._camera(batch, ref.tp)
             # The set of needed frames only shrinks as windows are emitted, so deciding it before
             # adding this poll's frames is safe (at worst a frame is decoded and then let go).
             windows, first = cam.windows, batch.first_seq
@@ -225,6 +248,7 @@ class Pipeline:
     def _add(self, batch: FrameBatch, ref: SourceRef, cam: _Camera, payloads: dict[int, Any]) -> None:
         cam.ledger.append((ref.offset, batch.last_seq))
         cam.last_arrival = self.perf()
+        cam.newest_ts = max(cam.newest_ts, max(batch.capture_ts_ns))
         stats = cam.windows.stats
         before = [getattr(stats, name) for name, _ in _DROP_FIELDS]
         now = self.perf()
@@ -255,7 +279,8 @@ class Pipeline:
 
     def step(self, *, force: bool = False) -> Outputs:
         """Run one batch if due (or if ``force`` and any window waits); returns its outputs."""
-        out = Outputs()
+        out = Outputs(events=self._ended)
+        self._ended = []
         if not self._pending or not (force or self.due()):
             return out
         taken = [self._pending.popleft() for _ in range(min(self.config.max_batch, len(self._pending)))]
@@ -282,7 +307,9 @@ class Pipeline:
                     model_name=self.predictor.model_name, checkpoint_sha256=self.predictor.checkpoint_sha256,
                     filled_frames=window.filled))
             for seg in cam.smoother.push(ref, [float(v) for v in p]):
-                out.events.append(self._event(window.camera_id, seg))
+                out.events.append(self._event(key, seg))
+            if cam.ended and not cam.pending_starts:
+                out.events += self._finish_epoch(key)
         out.windows = len(take)
         self.metrics.set_inflight(len(self._pending))
         return out
@@ -298,9 +325,7 @@ class Pipeline:
         idle = [key for key, cam in self._cameras.items()
                 if now - cam.last_arrival >= timeout and not cam.pending_starts]
         for key in idle:
-            cam = self._cameras.pop(key)
-            out.events += [self._event(key[1], seg) for seg in cam.smoother.close()]
-            cam.windows.clear()
+            out.events += self._finish_epoch(key)
             self._hints.get(key[0], {}).pop(key[1], None)
         if idle:
             self.metrics.add_idle_evictions(len(idle))
@@ -316,14 +341,23 @@ class Pipeline:
             total.windows += out.windows
         return total
 
-    def _event(self, camera_id: str, seg: Segment) -> EmittedEvent:
+    def _finish_epoch(self, key: CameraKey) -> list[EmittedEvent]:
+        """Close a camera epoch's open segment at its last window and drop its state."""
+        cam = self._cameras.pop(key)
+        if self._current.get(key[:2]) == key:
+            del self._current[key[:2]]
+        cam.windows.clear()
+        return [self._event(key, seg) for seg in cam.smoother.close()]
+
+    def _event(self, key: CameraKey, seg: Segment) -> EmittedEvent:
+        _, camera_id, epoch = key
         start, end = seg.first.start_seq, seg.last.end_seq
-        ev = ActionEvent(event_id=make_event_id(camera_id, start, end, self.model_id), camera_id=camera_id,
+        ev = ActionEvent(event_id=make_event_id(camera_id, start, end, self.model_id, epoch), camera_id=camera_id,
                          label=seg.label, confidence=round(seg.confidence, 6), start_seq=start, end_seq=end,
                          start_capture_ts_ns=seg.first.start_capture_ts_ns,
                          end_capture_ts_ns=seg.last.end_capture_ts_ns, model_name=self.predictor.model_name,
                          checkpoint_sha256=self.predictor.checkpoint_sha256, emitted_at=self.clock(),
-                         num_windows=seg.num_windows)
+                         num_windows=seg.num_windows, epoch=epoch)
         return EmittedEvent(ev, seg.newest_capture_ts_ns)
 
     # -- offsets, rebalance -------------------------------------------------------------------
@@ -345,8 +379,9 @@ class Pipeline:
         result: dict[TopicPartition, tuple[int, str]] = {}
         for tp, next_offset in self._next_offset.items():
             offset = next_offset
-            entries = {cam: resume.ResumeEntry(cam, r, live=False) for cam, r in self._hints.get(tp, {}).items()}
-            for key, cam in self._cameras.items():
+            entries = {cam: resume.ResumeEntry(cam, r.seq, r.epoch, live=False)
+                       for cam, r in self._hints.get(tp, {}).items()}
+            for key, cam in sorted(self._cameras.items(), key=lambda kv: kv[0][2], reverse=True):
                 if key[0] != tp:
                     continue
                 r = self.resume_point(key)
@@ -356,7 +391,8 @@ class Pipeline:
                     cam.ledger.popleft()
                 if cam.ledger:
                     offset = min(offset, min(o for o, _ in cam.ledger))
-                entries[key[1]] = resume.ResumeEntry(key[1], r, replay=bool(cam.ledger))
+                # newest epoch first, so an older one still open overwrites it: replay starts there
+                entries[key[1]] = resume.ResumeEntry(key[1], r, key[2], replay=bool(cam.ledger))
             offset = max(offset, self._floor.get(tp, 0))
             self._floor[tp] = offset
             meta, evicted = resume.encode(list(entries.values()))
@@ -385,6 +421,7 @@ class Pipeline:
         self._pending = kept
         for key in [k for k in self._cameras if k[0] == tp]:
             self._cameras.pop(key).windows.clear()
+            self._current.pop(key[:2], None)
         self._next_offset.pop(tp, None)
         self._hints.pop(tp, None)
         self._floor.pop(tp, None)
@@ -397,7 +434,7 @@ class Pipeline:
     def stats(self) -> dict[str, WindowStats]:
         """Window counters per camera (summed over partitions, if a camera arrived on several)."""
         out: dict[str, WindowStats] = {}
-        for (_, cam_id), cam in self._cameras.items():
+        for (_, cam_id, _), cam in self._cameras.items():
             if cam_id in out:
                 total = out[cam_id]
                 out[cam_id] = WindowStats(**{f: getattr(total, f) + getattr(cam.windows.stats, f)
@@ -411,19 +448,47 @@ class Pipeline:
         if ref.offset + 1 > nxt:
             self._next_offset[ref.tp] = ref.offset + 1
 
-    def _camera(self, camera_id: str, tp: TopicPartition, fps: float) -> _Camera:
-        key = (tp, camera_id)
-        cam = self._cameras.get(key)
-        if cam is None:
-            windows: CameraWindows[Any] = CameraWindows(camera_id, self.spec.clip, self.config.window,
-                                                        retain=self.predictor.retain, release=self.predictor.release)
-            windows.set_source_fps(fps)
-            hint = self._hints.get(tp, {}).get(camera_id)
-            if hint is not None:
-                windows.resume_at(hint)
-            smoother = Smoother(self.class_names, self.config.smoothing,
-                                max_gap_ns=int(self.config.window.max_gap_s * 1e9))
-            cam = _Camera(windows=windows, smoother=smoother, key=key)
-            self._cameras[key] = cam
-        return cam
+    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> _Camera:
+        """The camera state ``batch`` belongs to: the camera's current epoch, a new one (see the
+        module docstring), or the first, resumed from the committed hint if there is one."""
+        current = self._current.get((tp, batch.camera_id))
+        if current is None:
+            hint = self._hints.get(tp, {}).get(batch.camera_id)
+            return self._new_camera(tp, batch, hint.epoch if hint else 0, hint.seq if hint else None)
+        cam = self._cameras[current]
+        reason = self._epoch_reason(cam, batch)
+        if reason is None:
+            return cam
+        epoch = batch.capture_ts_ns[0]
+        log.info("camera %r on %s[%d]: new stream epoch %d (%s)", batch.camera_id, tp[0], tp[1], epoch, reason)
+        self.metrics.add_epoch(reason)
+        cam.ended = True
+        cam.windows.clear()   # its open window will not complete
+        if not cam.pending_starts:
+            self._ended += self._finish_epoch(current)
+        return self._new_camera(tp, batch, epoch, None)
 
+    def _epoch_reason(self, cam: _Camera, batch: FrameBatch) -> str | None:
+        if abs(batch.source_fps - cam.fps) > 1e-9 * cam.fps:
+            return "fps_change"
+        newest, next_start = cam.windows.newest, cam.windows.next_start
+        if newest is None:
+            return None
+        if batch.first_seq > newest + self.config.window.max_seq_jump:
+            return "seq_jump"
+        if next_start is not None and batch.last_seq < next_start and min(batch.capture_ts_ns) > cam.newest_ts:
+            return "restart"
+        return None
+
+    def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None) -> _Camera:
+        key = (tp, batch.camera_id, epoch)
+        windows: CameraWindows[Any] = CameraWindows(batch.camera_id, self.spec.clip, self.config.window,
+                                                    retain=self.predictor.retain, release=self.predictor.release)
+        windows.set_source_fps(batch.source_fps)
+        if resume_at is not None:
+            windows.resume_at(resume_at)
+        smoother = Smoother(self.class_names, self.config.smoothing, max_gap_ns=int(self.config.window.max_gap_s * 1e9))
+        cam = _Camera(windows=windows, smoother=smoother, key=key, fps=batch.source_fps)
+        self._cameras[key] = cam
+        self._current[(tp, batch.camera_id)] = key
+        return cam

@@ -94,12 +94,15 @@ class WindowConfig:
     max_fill: int = 1
     max_gap_s: float = 2.0          # no event spans a capture-time gap longer than this
     idle_timeout_s: float = 30.0    # a camera with no frames for this long is closed and evicted
+    max_seq_jump: int = 10_000      # a forward jump in sequence numbers beyond this starts a new epoch
 
     def __post_init__(self) -> None:
         if not self.max_gap_s > 0:
             raise ConfigError(f"windows.max_gap_s must be > 0, got {self.max_gap_s!r}")
         if not self.idle_timeout_s > 0:
             raise ConfigError(f"windows.idle_timeout_s must be > 0, got {self.idle_timeout_s!r}")
+        if self.max_seq_jump < 1:
+            raise ConfigError(f"windows.max_seq_jump must be >= 1, got {self.max_seq_jump!r}")
         if self.window_stride < 1:
             raise ConfigError(f"window_stride must be >= 1, got {self.window_stride!r}")
         if self.reorder_tolerance < 0:
@@ -137,6 +140,11 @@ class CameraWindows(Generic[T]):
     def next_start(self) -> int | None:
         """Start of the open window (the oldest not yet emitted), or None before any frame."""
         return self._next_start
+
+    @property
+    def newest(self) -> int | None:
+        """The highest sequence number accepted, or None before any frame."""
+        return self._newest
 
     @property
     def buffered(self) -> int:

@@ -84,7 +84,7 @@ def test_corrupt_message_leaves_state_and_counts_offset():
         pipe.offer_bytes(b"JUNKJUNKJUNK", SourceRef("frames", 0, 2))
     assert pipe.stats()["a"].frames_accepted == 4
     (offset, meta), = pipe.commit_points().values()
-    assert offset == 0 and resume.decode(meta) == {"a": 0}  # window 0 waits for inference: replay from 0
+    assert offset == 0 and resume.decode(meta) == {"a": (0, 0)}  # window 0 waits for inference: replay from 0
 
 
 def test_commit_point_holds_at_active_segment_then_moves():
@@ -92,7 +92,7 @@ def test_commit_point_holds_at_active_segment_then_moves():
     items = list(source(["a"], n=48, red=((8, 30),)))
     run_all(pipe, items[:5])   # frames 0..19: red windows 8..14 closed by max_windows, 16 opens another
     (offset, meta), = pipe.commit_points().values()
-    assert offset == 4 and resume.decode(meta) == {"a": 16}
+    assert offset == 4 and resume.decode(meta) == {"a": (16, 0)}
     run_all(pipe, items[5:])   # segment closed by max_windows / blue frames; next open window near the end
     (offset, meta), = pipe.commit_points().values()
     assert offset == 11
@@ -256,7 +256,7 @@ def test_camera_state_is_per_partition_and_commits_never_move_back():
     pipe.drain()
     points = pipe.commit_points()
     # partition 1's camera "a": windows 0..6 made one event (max 4 windows), window 8 opened another
-    assert points[("frames", 1)][0] == 102 and resume.decode(points[("frames", 1)][1]) == {"a": 8}
+    assert points[("frames", 1)][0] == 102 and resume.decode(points[("frames", 1)][1]) == {"a": (8, 0)}
     assert points[("frames", 0)][0] >= 1       # unaffected by partition 1
     before = points[("frames", 0)][0]
     pipe.offer_bytes(encode_frame_batch(solid_batch("a", 0, [RED] * 4)), SourceRef("frames", 0, 12))  # late
@@ -274,10 +274,10 @@ def test_commit_metadata_is_bounded_and_eviction_is_deterministic():
     assert again == meta and evicted_again == evicted           # the order of the input does not matter
     kept = resume.decode(meta)
     assert all(int(c[-4:]) % 3 == 0 for c in list(kept)[:50])   # cameras in the replay range kept first
-    assert kept == {e.camera_id: e.resume for e in entries if e.camera_id in kept}
-    odd = resume.ResumeEntry("cam;=%/é", 7)
-    assert resume.decode(resume.encode([odd])[0]) == {"cam;=%/é": 7}
-    assert resume.decode('{"v":1,"resume":{"a":16}}') == {"a": 16}   # version-1 commits still restore
+    assert kept == {e.camera_id: (e.resume, 0) for e in entries if e.camera_id in kept}
+    odd = resume.ResumeEntry("cam;=%/é", 7, epoch=1_700_000_000_123_456_789)
+    assert resume.decode(resume.encode([odd])[0]) == {"cam;=%/é": (7, 1_700_000_000_123_456_789)}
+    assert resume.decode('{"v":1,"resume":{"a":16}}') == {"a": (16, 0)}   # version-1 commits still restore
     assert resume.decode("garbage") == {} and resume.decode(None) == {}
 
 
@@ -338,3 +338,80 @@ def test_an_idle_camera_is_closed_evicted_and_stops_holding_the_commit():
     again.drain()
     again.perf.advance(31.0)
     assert [e.event.event_id for e in again.close_idle().events] == [e.event.event_id for e in closed]
+
+
+def _epoch_stream(second_start=0, *, fps2=25.0, t_gap_s=100.0):
+    """Camera "a": red/blue frames 0..47, then the ingester restarts at ``second_start`` 100 s
+    later (or with another fps) and sends 48 more."""
+    items = []
+    col = colours(48, ((8, 30),))
+    t1 = 1_700_000_000_000_000_000
+    t2 = t1 + int(t_gap_s * 1e9)
+    for first in range(0, 48, 4):
+        items.append(solid_batch("a", first, col[first:first + 4], t0_ns=t1))
+    for first in range(0, 48, 4):
+        items.append(solid_batch("a", second_start + first, col[first:first + 4], t0_ns=t2 - int(second_start * 1e9 / fps2),
+                                 fps=fps2))
+    return [(encode_frame_batch(b), SourceRef("frames", 0, i)) for i, b in enumerate(items)]
+
+
+def test_an_ingester_restarted_at_zero_is_a_new_epoch_not_late_frames():
+    from dataclasses import replace
+
+    from prometheus_client import CollectorRegistry
+
+    from stream.metrics import Metrics
+
+    metrics = Metrics(CollectorRegistry())
+    pipe = Pipeline(ScriptedPredictor(), config=replace(CFG, smoothing=replace(CFG.smoothing, max_windows=64)),
+                    metrics=metrics, clock=FakeClock())
+    events = run_all(pipe, _epoch_stream(0))
+    by_epoch = {}
+    for e in events:
+        by_epoch.setdefault(e.event.epoch, []).append((e.event.start_seq, e.event.end_seq))
+    assert sorted(by_epoch) == [0, 1_700_000_100_000_000_000]
+    assert by_epoch[0] == by_epoch[1_700_000_100_000_000_000] == [(8, 29)]   # the same frames, twice
+    assert len({e.event.event_id for e in events}) == 2                         # ids do not collide
+    assert pipe.stats()["a"].late == 0
+    assert metrics.registry.get_sample_value("soccerkd_stream_epochs_total", {"reason": "restart"}) == 1
+
+
+def test_a_forged_sequence_jump_does_not_blind_the_camera():
+    items = list(source(["a"], n=48, red=((0, 48),)))
+    real = solid_batch("a", 12, [RED] * 4)   # the forger copies a plausible capture time
+    forged = encode_frame_batch(FrameBatch(**{**real.__dict__, "first_seq": 10**9}))
+    pipe = Pipeline(ScriptedPredictor(), config=CFG)
+    run_all(pipe, items[:4] + [(forged, SourceRef("frames", 0, 99))])
+    after = run_all(pipe, [(v, SourceRef("frames", 0, 100 + i)) for i, (v, _) in enumerate(items[4:])])
+    assert pipe.stats()["a"].late == 0 and pipe.stats()["a"].frames_accepted == 32   # 16..47, a new epoch
+    assert after and max(e.event.end_seq for e in after) >= 40                  # real frames still make events
+
+
+def test_a_change_of_fps_pins_a_new_epoch_and_its_own_stride():
+    from soccerkd.spec import ClipSpec, InputSpec
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1, target_fps=12.5), size=8, resize=8,
+                     class_names=("red", "other"))
+    pipe = Pipeline(ScriptedPredictor(spec=spec), config=CFG)
+    items = _epoch_stream(48, fps2=50.0, t_gap_s=2.0)   # continues at seq 48 but at 50 fps
+    run_all(pipe, items)
+    epochs = sorted(k[2] for k in pipe._cameras)
+    assert len(epochs) == 1 and epochs[0] != 0      # the 25 fps epoch ended, the 50 fps one is current
+    cam = next(iter(pipe._cameras.values()))
+    assert cam.windows.stride() == 4 and cam.fps == 50.0   # 50 fps resampled to 12.5: stride 4
+
+
+@pytest.mark.parametrize("crash_after", [8, 12, 13, 15, 18])
+def test_a_replay_across_an_epoch_change_gives_the_same_ids(crash_after):
+    from dataclasses import replace
+
+    cfg = replace(CFG, smoothing=replace(CFG.smoothing, max_windows=64))
+    items = _epoch_stream(0)
+    full = {e.event.event_id for e in run_all(Pipeline(ScriptedPredictor(), config=cfg), items)}
+    first = Pipeline(ScriptedPredictor(), config=cfg)
+    seen = {e.event.event_id for e in run_all(first, items[:crash_after])}
+    (offset, meta), = first.commit_points().values()
+    second = Pipeline(ScriptedPredictor(), config=cfg)
+    second.restore(("frames", 0), meta)
+    replay = {e.event.event_id for e in run_all(second, [(v, r) for v, r in items if r.offset >= offset])}
+    assert seen | replay == full and replay <= full
