@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from stream.config import StreamConfig
 from stream.errors import StreamError
-from stream.metrics import Metrics, MetricsServer
+from stream.metrics import LoopHealth, Metrics, MetricsServer
 from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
 from stream.publisher import Publisher, PublishError
 
@@ -47,6 +47,7 @@ class StreamService:
         self.predictor = predictor
         self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
         self._stop = threading.Event()
+        self.health = LoopHealth(max_stall_s=config.liveness_timeout_s)  # /healthz: the loop ticks
         self._consumer: Any = None
         self._producer: Any = None
         self._publisher: Publisher | None = None
@@ -80,7 +81,8 @@ class StreamService:
 
         cfg = self.config.kafka
         if self.config.metrics_port is not None:
-            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready).start()
+            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready,
+                                         alive=self.health.alive).start()
         self._producer = k.make_producer(cfg)
         self._publisher = Publisher(self._producer)
         self._consumer = k.make_consumer(cfg)
@@ -92,6 +94,7 @@ class StreamService:
         last_commit = last_log = time.monotonic()
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self.health.tick()
                 # kafka-python abandons a join that does not finish within the poll timeout, and a
                 # busy loop of short polls then rejoins forever: give rebalances a long poll.
                 if k.group_busy(self._consumer):
