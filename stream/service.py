@@ -77,6 +77,8 @@ class StreamService:
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self, *, max_seconds: float | None = None) -> dict[str, int]:
+        from kafka.errors import KafkaConnectionError
+
         from stream import kafka as k
 
         cfg = self.config.kafka
@@ -101,7 +103,13 @@ class StreamService:
                     wait_ms = 1000
                 else:
                     wait_ms = 0 if self.pipeline.due() else max(1, min(100, int(self.config.batching.max_wait_ms)))
-                records = self._consumer.poll(timeout_ms=wait_ms)
+                try:
+                    records = self._consumer.poll(timeout_ms=wait_ms)
+                except KafkaConnectionError as exc:  # broker out of reach: not ready, keep trying
+                    self._broker_ok = False
+                    log.warning("poll: broker unreachable (%s); retrying", exc)
+                    self._stop.wait(0.5)
+                    continue
                 self._restore_new()
                 self._step_while_decoding([rec for recs in records.values() for rec in recs])
                 self._backpressure()
@@ -263,8 +271,11 @@ class StreamService:
             log.debug("lag unavailable: %s", exc)
 
     def _report(self) -> None:
+        from stream.kafka import broker_reachable
+
         try:
-            self._broker_ok = bool(self._consumer.bootstrap_connected()) or bool(self._assigned)
+            hb_s = self.config.kafka.heartbeat_interval_ms / 1000
+            self._broker_ok = broker_reachable(self._consumer, stale_after_s=3 * hb_s)
         except Exception as exc:
             log.warning("lag/broker check failed: %s", exc)
         log.info("messages=%d windows=%d events=%d dlq=%d pending=%d paused=%s", self.counts["messages"],
