@@ -1,0 +1,205 @@
+"""The teacher in shadow: runs the teacher on a sampled fraction of the student's windows, off the
+serving path, and tracks how often the two agree on the top-1 label (drift of the student on live
+video, which no offline evaluation sees).
+
+The student path only ever calls :meth:`ShadowRunner.offer`, which never blocks: a window is
+sampled with probability ``sample_rate``, and goes into a bounded queue, or is counted as dropped
+when the queue is full or the service says it has no spare capacity. One worker thread of its
+own runs the teacher on what is queued.
+
+Metrics (registered on the injected registry):
+
+* ``soccerkd_shadow_windows_total`` - windows the teacher classified;
+* ``soccerkd_shadow_dropped_total{reason}`` - sampled windows not compared: ``queue_full``,
+  ``busy`` (no spare capacity), ``error`` (the teacher raised);
+* ``soccerkd_shadow_agreement`` - share of the last ``agreement_window`` compared windows where
+  student and teacher have the same top-1 label;
+* ``soccerkd_shadow_confusion_total{student,teacher}`` - compared windows by both labels.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger("soccerkd.shadow")
+
+DROP_REASONS = ("queue_full", "busy", "error")
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """``shadow:`` of the stream config. Off while ``checkpoint`` is null."""
+
+    checkpoint: Optional[Path] = None
+    sample_rate: float = 0.05
+    queue_size: int = 32
+    max_batch: int = 8
+    agreement_window: int = 500
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        from soccerkd.errors import ConfigError
+
+        if not 0.0 < self.sample_rate <= 1.0:
+            raise ConfigError(f"shadow.sample_rate must be in (0, 1], got {self.sample_rate!r}")
+        for name in ("queue_size", "max_batch", "agreement_window"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"shadow.{name} must be >= 1, got {getattr(self, name)!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.checkpoint is not None
+
+
+class ShadowMetrics:
+    """The shadow metrics on ``registry``; every drop reason exists at 0 from the start."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.windows = Counter("soccerkd_shadow_windows", "Windows the shadow teacher classified", registry=registry)
+        self.dropped = Counter("soccerkd_shadow_dropped", "Sampled windows the teacher did not classify, by reason",
+                               ["reason"], registry=registry)
+        self.agreement = Gauge("soccerkd_shadow_agreement",
+                               "Share of recent compared windows where student and teacher top-1 labels agree",
+                               registry=registry)
+        self.confusion = Counter("soccerkd_shadow_confusion", "Compared windows by student and teacher top-1 label",
+                                 ["student", "teacher"], registry=registry)
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason=reason)
+
+
+class ShadowRunner:
+    """Runs ``teacher`` on sampled windows in its own thread; see the module docstring.
+
+    ``teacher.predict(windows)`` returns one probability row per window over ``teacher_classes``;
+    ``prepare(window)`` turns a student window into what the teacher takes (its own clip length,
+    size and normalisation), identity by default. Labels are compared by name, so the two class
+    lists may be in a different order but must name the same classes.
+    """
+
+    def __init__(self, teacher: Any, *, student_classes: Sequence[str], teacher_classes: Sequence[str],
+                 metrics: ShadowMetrics, sample_rate: float, queue_size: int = 32, max_batch: int = 8,
+                 agreement_window: int = 500, prepare: Callable[[Any], Any] | None = None,
+                 spare: Callable[[], bool] = lambda: True, rng: random.Random | None = None) -> None:
+        if set(student_classes) != set(teacher_classes):
+            raise ValueError(f"student and teacher must name the same classes, got {list(student_classes)!r} "
+                             f"and {list(teacher_classes)!r}")
+        if not 0.0 < sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
+        if queue_size < 1 or max_batch < 1 or agreement_window < 1:
+            raise ValueError(f"queue_size, max_batch and agreement_window must be >= 1, got "
+                             f"{queue_size!r}, {max_batch!r}, {agreement_window!r}")
+        self.teacher = teacher
+        self.student_classes = tuple(student_classes)
+        self.teacher_classes = tuple(teacher_classes)
+        self.metrics = metrics
+        self.sample_rate = sample_rate
+        self.max_batch = max_batch
+        self.prepare = prepare or (lambda w: w)
+        self.spare = spare
+        self._rng = rng or random.Random()
+        self._queue: queue.Queue[tuple[Any, str]] = queue.Queue(maxsize=queue_size)
+        self._recent: collections.deque[bool] = collections.deque(maxlen=agreement_window)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="shadow-teacher", daemon=True)
+
+    @classmethod
+    def from_config(cls, config: ShadowConfig, *, student_classes: Sequence[str], registry: CollectorRegistry,
+                    spare: Callable[[], bool] = lambda: True) -> "ShadowRunner":
+        """The teacher loaded from ``config.checkpoint`` with the service's torch predictor."""
+        from stream.inference import TorchPredictor
+
+        if config.checkpoint is None:
+            raise ValueError("shadow.checkpoint is not set")
+        teacher = TorchPredictor.from_checkpoint(config.checkpoint, device=config.device)
+        return cls(teacher, student_classes=student_classes, teacher_classes=teacher.class_names,
+                   metrics=ShadowMetrics(registry), sample_rate=config.sample_rate, queue_size=config.queue_size,
+                   max_batch=config.max_batch, agreement_window=config.agreement_window, spare=spare)
+
+    # -- student side: never blocks ----------------------------------------------------------
+    def offer(self, window: Any, student_probs: Sequence[float]) -> bool:
+        """Maybe queue ``window`` (with the student's probabilities) for the teacher; True if queued."""
+        if self._rng.random() >= self.sample_rate:
+            return False
+        if not self.spare():
+            self.metrics.dropped.labels(reason="busy").inc()
+            return False
+        label = self.student_classes[_argmax(student_probs)]
+        try:
+            self._queue.put_nowait((window, label))
+        except queue.Full:
+            self.metrics.dropped.labels(reason="queue_full").inc()
+            return False
+        return True
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "ShadowRunner":
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker after the batch in hand; what is still queued is not compared."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def agreement(self) -> float | None:
+        """Rolling top-1 agreement, or None before the first compared window."""
+        recent = list(self._recent)
+        return sum(recent) / len(recent) if recent else None
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until everything queued so far has been compared (for tests and shutdown)."""
+        _join_with_timeout(self._queue, timeout)
+
+    # -- worker --------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._compare(batch)
+            except Exception as exc:  # the teacher must never take the service down
+                log.warning("shadow teacher failed on %d window(s): %s", len(batch), exc)
+                self.metrics.dropped.labels(reason="error").inc(len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _compare(self, batch: list[tuple[Any, str]]) -> None:
+        probs = self.teacher.predict([self.prepare(w) for w, _ in batch])
+        for (_, student), row in zip(batch, probs):
+            teacher = self.teacher_classes[_argmax(row)]
+            self._recent.append(student == teacher)
+            self.metrics.confusion.labels(student=student, teacher=teacher).inc()
+        self.metrics.windows.inc(len(batch))
+        self.metrics.agreement.set(self.agreement or 0.0)
+
+
+def _argmax(values: Sequence[float]) -> int:
+    row = [float(v) for v in values]
+    return max(range(len(row)), key=row.__getitem__)
+
+
+def _join_with_timeout(q: "queue.Queue[Any]", timeout: float) -> None:
+    done = threading.Event()
+    threading.Thread(target=lambda: (q.join(), done.set()), daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"the shadow queue did not drain within {timeout} s")
