@@ -112,15 +112,20 @@ class ShadowRunner:
         self._thread = threading.Thread(target=self._work, name="shadow-teacher", daemon=True)
 
     @classmethod
-    def from_config(cls, config: ShadowConfig, *, student_classes: Sequence[str], registry: CollectorRegistry,
+    def from_config(cls, config: ShadowConfig, *, student_spec: Any, registry: CollectorRegistry,
                     spare: Callable[[], bool] = lambda: True) -> "ShadowRunner":
-        """The teacher loaded from ``config.checkpoint`` with the service's torch predictor."""
+        """The teacher loaded from ``config.checkpoint`` with the service's torch predictor.
+
+        The teacher gets the student's preprocessed windows, so both must share the clip layout
+        and frame size (:func:`check_same_input`); a teacher with its own needs its own preparer.
+        """
         from stream.inference import TorchPredictor
 
         if config.checkpoint is None:
             raise ValueError("shadow.checkpoint is not set")
         teacher = TorchPredictor.from_checkpoint(config.checkpoint, device=config.device)
-        return cls(teacher, student_classes=student_classes, teacher_classes=teacher.class_names,
+        check_same_input(student_spec, teacher.input_spec)
+        return cls(teacher, student_classes=student_spec.class_names, teacher_classes=teacher.class_names,
                    metrics=ShadowMetrics(registry), sample_rate=config.sample_rate, queue_size=config.queue_size,
                    max_batch=config.max_batch, agreement_window=config.agreement_window, spare=spare)
 
@@ -191,6 +196,24 @@ class ShadowRunner:
             self.metrics.confusion.labels(student=student, teacher=teacher).inc()
         self.metrics.windows.inc(len(batch))
         self.metrics.agreement.set(self.agreement or 0.0)
+
+
+def check_same_input(student_spec: Any, teacher_spec: Any) -> None:
+    """Raise ConfigError unless the teacher can take the student's preprocessed windows as they are.
+
+    Normalisation may differ (the torch predictor applies its own mean/std inside ``predict``);
+    clip layout, resize and crop size may not.
+    """
+    from soccerkd.errors import ConfigError
+
+    for name in ("clip", "size", "resize"):
+        if getattr(student_spec, name) != getattr(teacher_spec, name):
+            raise ConfigError(f"the shadow teacher needs {name}={getattr(teacher_spec, name)!r} but the student's "
+                              f"windows have {name}={getattr(student_spec, name)!r}; use a teacher with the "
+                              f"student's input spec, or give it its own preparer")
+    if set(student_spec.class_names) != set(teacher_spec.class_names):
+        raise ConfigError(f"student and teacher classes differ: {list(student_spec.class_names)!r} vs "
+                          f"{list(teacher_spec.class_names)!r}")
 
 
 def _argmax(values: Sequence[float]) -> int:

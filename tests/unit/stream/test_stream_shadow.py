@@ -148,3 +148,19 @@ def test_metrics_exist_at_zero_and_config_validates() -> None:
         ShadowConfig(sample_rate=0)
     with pytest.raises(ConfigError, match="queue_size"):
         ShadowConfig(queue_size=0)
+
+
+def test_teacher_must_take_the_students_windows_as_they_are() -> None:
+    from dataclasses import replace
+
+    from soccerkd.spec import ClipSpec, InputSpec
+    from stream.shadow import check_same_input
+
+    student = InputSpec(clip=ClipSpec(num_frames=8, frame_stride=2), size=112, resize=128, class_names=CLASSES)
+    check_same_input(student, replace(student, mean=(0.5, 0.5, 0.5), class_names=tuple(reversed(CLASSES))))
+    with pytest.raises(ConfigError, match="clip"):
+        check_same_input(student, replace(student, clip=ClipSpec(num_frames=16, frame_stride=2)))
+    with pytest.raises(ConfigError, match="size"):
+        check_same_input(student, replace(student, size=96))
+    with pytest.raises(ConfigError, match="classes"):
+        check_same_input(student, replace(student, class_names=("kick", "pass")))
