@@ -2,7 +2,8 @@
 serving path, and tracks how often the two agree on the top-1 label (drift of the student on live
 video, which no offline evaluation sees).
 
-The student path only ever calls :meth:`ShadowRunner.offer`, which never blocks: a window is
+The student path only ever calls :meth:`ShadowRunner.offer` (through :class:`ShadowedPredictor`,
+which wraps the student predictor), and that never blocks: a window is
 sampled with probability ``sample_rate``, and goes into a bounded queue, or is counted as dropped
 when the queue is full or the service says it has no spare capacity. One worker thread of its
 own runs the teacher on what is queued.
@@ -196,6 +197,27 @@ class ShadowRunner:
             self.metrics.confusion.labels(student=student, teacher=teacher).inc()
         self.metrics.windows.inc(len(batch))
         self.metrics.agreement.set(self.agreement or 0.0)
+
+
+class ShadowedPredictor:
+    """The student predictor, unchanged, that offers every window it classified to a shadow runner.
+
+    Wrapping the predictor is the whole hook: the service and pipeline need not know about the
+    teacher. ``offer`` never blocks, so the student's batch returns as fast as before.
+    """
+
+    def __init__(self, student: Any, shadow: ShadowRunner) -> None:
+        self.student = student
+        self.shadow = shadow
+
+    def predict(self, windows: Sequence[Any]) -> Any:
+        probs = self.student.predict(windows)
+        for window, row in zip(windows, probs):
+            self.shadow.offer(window, row)
+        return probs
+
+    def __getattr__(self, name: str) -> Any:  # input_spec, class_names, preprocess_frame, ...
+        return getattr(self.student, name)
 
 
 def check_same_input(student_spec: Any, teacher_spec: Any) -> None:

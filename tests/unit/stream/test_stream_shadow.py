@@ -164,3 +164,24 @@ def test_teacher_must_take_the_students_windows_as_they_are() -> None:
         check_same_input(student, replace(student, size=96))
     with pytest.raises(ConfigError, match="classes"):
         check_same_input(student, replace(student, class_names=("kick", "pass")))
+
+
+def test_shadowed_predictor_returns_the_students_answer_and_offers_each_window() -> None:
+    from stream.shadow import ShadowedPredictor
+
+    class Student:
+        input_spec = "spec"
+
+        def predict(self, windows):
+            return [probs("kick") for _ in windows]
+
+    reg = CollectorRegistry()
+    shadow = runner(ScriptedTeacher(lambda w: "pass"), reg).start()
+    wrapped = ShadowedPredictor(Student(), shadow)
+    try:
+        assert wrapped.predict([1, 2, 3]) == [probs("kick")] * 3
+        assert wrapped.input_spec == "spec"
+        shadow.drain()
+    finally:
+        shadow.close()
+    assert value(reg, "soccerkd_shadow_confusion_total", student="kick", teacher="pass") == 3
