@@ -80,10 +80,12 @@ class ShadowMetrics:
 class ShadowRunner:
     """Runs ``teacher`` on sampled windows in its own thread; see the module docstring.
 
-    ``teacher.predict(windows)`` returns one probability row per window over ``teacher_classes``;
-    ``prepare(window)`` turns a student window into what the teacher takes (its own clip length,
-    size and normalisation), identity by default. Labels are compared by name, so the two class
-    lists may be in a different order but must name the same classes.
+    ``prepare(window)`` runs in :meth:`offer`, on the student's thread and only for a window that
+    is queued: it must copy what the teacher needs out of the window (the student frees its frames
+    once its own batch is done). Identity by default. ``teacher.predict(prepared)`` then runs on the
+    worker thread and returns one probability row per window over ``teacher_classes``. Labels are
+    compared by name, so the two class lists may be in a different order but must name the same
+    classes.
     """
 
     def __init__(self, teacher: Any, *, student_classes: Sequence[str], teacher_classes: Sequence[str],
@@ -113,22 +115,24 @@ class ShadowRunner:
         self._thread = threading.Thread(target=self._work, name="shadow-teacher", daemon=True)
 
     @classmethod
-    def from_config(cls, config: ShadowConfig, *, student_spec: Any, registry: CollectorRegistry,
+    def from_config(cls, config: ShadowConfig, *, student: Any, registry: CollectorRegistry,
                     spare: Callable[[], bool] = lambda: True) -> "ShadowRunner":
-        """The teacher loaded from ``config.checkpoint`` with the service's torch predictor.
+        """The teacher of ``config.checkpoint`` next to ``student`` (a :class:`TorchPredictor`).
 
-        The teacher gets the student's preprocessed windows, so both must share the clip layout
-        and frame size (:func:`check_same_input`); a teacher with its own needs its own preparer.
+        The teacher reads the student's decoded frames (:class:`TorchShadowTeacher`), so both must
+        share the clip layout and frame size (:func:`check_same_input`).
         """
         from stream.inference import TorchPredictor
 
         if config.checkpoint is None:
             raise ValueError("shadow.checkpoint is not set")
-        teacher = TorchPredictor.from_checkpoint(config.checkpoint, device=config.device)
-        check_same_input(student_spec, teacher.input_spec)
-        return cls(teacher, student_classes=student_spec.class_names, teacher_classes=teacher.class_names,
+        model = TorchPredictor.from_checkpoint(config.checkpoint, device=config.device)
+        check_same_input(student.input_spec, model.input_spec)
+        teacher = TorchShadowTeacher(model, student)
+        return cls(teacher, student_classes=student.input_spec.class_names, teacher_classes=model.class_names,
                    metrics=ShadowMetrics(registry), sample_rate=config.sample_rate, queue_size=config.queue_size,
-                   max_batch=config.max_batch, agreement_window=config.agreement_window, spare=spare)
+                   max_batch=config.max_batch, agreement_window=config.agreement_window,
+                   prepare=teacher.prepare, spare=spare)
 
     # -- student side: never blocks ----------------------------------------------------------
     def offer(self, window: Any, student_probs: Sequence[float]) -> bool:
@@ -138,12 +142,17 @@ class ShadowRunner:
         if not self.spare():
             self.metrics.dropped.labels(reason="busy").inc()
             return False
-        label = self.student_classes[_argmax(student_probs)]
-        try:
-            self._queue.put_nowait((window, label))
-        except queue.Full:
+        if self._queue.full():  # the worker only ever takes items out, so this cannot become wrong
             self.metrics.dropped.labels(reason="queue_full").inc()
             return False
+        label = self.student_classes[_argmax(student_probs)]
+        try:
+            item = self.prepare(window)
+        except Exception as exc:
+            log.warning("shadow: preparing a window for the teacher failed: %s", exc)
+            self.metrics.dropped.labels(reason="error").inc()
+            return False
+        self._queue.put_nowait((item, label))
         return True
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -190,13 +199,39 @@ class ShadowRunner:
                     self._queue.task_done()
 
     def _compare(self, batch: list[tuple[Any, str]]) -> None:
-        probs = self.teacher.predict([self.prepare(w) for w, _ in batch])
+        probs = self.teacher.predict([item for item, _ in batch])
         for (_, student), row in zip(batch, probs):
             teacher = self.teacher_classes[_argmax(row)]
             self._recent.append(student == teacher)
             self.metrics.confusion.labels(student=student, teacher=teacher).inc()
         self.metrics.windows.inc(len(batch))
         self.metrics.agreement.set(self.agreement or 0.0)
+
+
+class TorchShadowTeacher:
+    """A teacher :class:`~stream.inference.TorchPredictor` fed from the student's frame store.
+
+    ``prepare`` copies one window's frames out of the student's store (one ``index_select``, on
+    the student's thread, so the student may release the slots right after); ``predict`` turns
+    the copies into the teacher's normalised input on the teacher's device and runs it.
+    """
+
+    def __init__(self, teacher: Any, student: Any) -> None:
+        self.teacher = teacher
+        self.student = student
+
+    def prepare(self, window: Any) -> Any:
+        import torch
+
+        index = torch.tensor([list(window.frames)], dtype=torch.long, device=self.student.store.device)
+        return self.student.store.gather(index)          # 1 x T x 3 x H x W uint8, a copy
+
+    def predict(self, clips: Sequence[Any]) -> Any:
+        import torch
+
+        t = self.teacher
+        x = torch.cat(list(clips)).to(t.device).permute(0, 2, 1, 3, 4).float()   # B x C x T x H x W
+        return t.predict_tensor(x.mul_(t._scale).add_(t._shift))
 
 
 class ShadowedPredictor:

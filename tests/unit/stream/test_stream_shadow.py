@@ -185,3 +185,41 @@ def test_shadowed_predictor_returns_the_students_answer_and_offers_each_window()
     finally:
         shadow.close()
     assert value(reg, "soccerkd_shadow_confusion_total", student="kick", teacher="pass") == 3
+
+
+def test_torch_teacher_copies_the_window_before_the_student_frees_its_slots() -> None:
+    import torch
+
+    from stream.framestore import FrameStore
+    from stream.shadow import TorchShadowTeacher
+
+    class Window:
+        frames = None
+
+    class Student:
+        store = FrameStore(4, device="cpu", capacity=8)
+
+    class Teacher:
+        device = torch.device("cpu")
+        _scale = 2.0
+        _shift = -1.0
+
+        def predict_tensor(self, x):
+            self.seen = x.clone()
+            return x.mean(dim=(1, 2, 3, 4), keepdim=False).unsqueeze(1).numpy()
+
+    student, teacher = Student(), Teacher()
+    slots = student.store.alloc(2)
+    for value, slot in zip((10, 20), slots):
+        student.store.tensor[slot] = value
+    window = Window()
+    window.frames = tuple(slots)
+    shadow_teacher = TorchShadowTeacher(teacher, student)
+    copy = shadow_teacher.prepare(window)
+    student.store.release(slots)          # the student is done with them ...
+    student.store.tensor[slots] = 255     # ... and the slots are reused
+    assert copy.shape == (1, 2, 3, 4, 4)
+    shadow_teacher.predict([copy, copy])
+    assert teacher.seen.shape == (2, 3, 2, 4, 4)                      # B x C x T x H x W
+    assert teacher.seen[:, :, 0].unique().tolist() == [10 * 2.0 - 1.0]  # the teacher's own normalisation
+    assert teacher.seen[:, :, 1].unique().tolist() == [20 * 2.0 - 1.0]
