@@ -53,21 +53,18 @@ class GatedPredictor:
         from stream.testing import ScriptedPredictor
 
         self._inner = ScriptedPredictor()
-        self.input_spec = self._inner.input_spec
-        self.model_name = self._inner.model_name
-        self.checkpoint_sha256 = self._inner.checkpoint_sha256
         self.gate = threading.Event()
         self.gate.set()
         self.blocked = threading.Event()
-
-    def preprocess_frame(self, rgb):
-        return self._inner.preprocess_frame(rgb)
 
     def predict(self, windows):
         if not self.gate.is_set():
             self.blocked.set()
             self.gate.wait(60)
         return self._inner.predict(windows)
+
+    def __getattr__(self, name):  # input_spec, prepare, retain, release, ...
+        return getattr(self._inner, name)
 
 
 def test_liveness_follows_the_loop_and_readiness_follows_the_broker(tmp_path):
