@@ -193,9 +193,11 @@ def broker_reachable(consumer: "KafkaConsumer", *, stale_after_s: float) -> bool
     heartbeat went out at most ``heartbeat_interval_ms`` before that, so "no coordinator and no
     heartbeat for ``stale_after_s``" means the broker has been out of reach that long.
     """
-    coordinator = getattr(consumer, "_coordinator", None)  # private, but the client version is pinned
+    # Private, but the client version is pinned. The attribute, not ``coordinator()``: that one
+    # marks the coordinator dead as a side effect, which is the IO thread's business.
+    coordinator = getattr(consumer, "_coordinator", None)
     try:
-        if coordinator is not None and coordinator.coordinator() is not None:
+        if coordinator is not None and getattr(coordinator, "coordinator_id", None) is not None:
             return True
         metrics = consumer.metrics() or {}
     except Exception:

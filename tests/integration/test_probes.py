@@ -130,10 +130,10 @@ def test_liveness_follows_the_loop_and_readiness_follows_the_broker(tmp_path):
             # The broker goes away: not ready, but alive (restarting would not bring it back).
             # Stop it with nothing left to publish: a failed publish stops the service by design.
             deadline = time.monotonic() + 20
-            while service.pipeline.pending or service._futures:
+            while service.pipeline.pending:
                 assert time.monotonic() < deadline, "the service did not catch up"
                 time.sleep(0.1)
-            time.sleep(1.0)  # one commit interval: the last events are acknowledged
+            time.sleep(1.5)  # a few commit intervals: the last events are acknowledged
             assert get(port, "/readyz")[0] == 200
             t_stop = time.monotonic()
             broker.stop()
