@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.soccerkd-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup jars test test-unit test-integration demo clean
+.PHONY: setup jars tools test test-unit test-integration demo clean
 
 setup: $(STAMP) jars
 
@@ -19,6 +19,19 @@ $(STAMP): pyproject.toml
 
 jars: $(STAMP)
 	@$(PY) -c "from stream.broker import ensure_jars; ensure_jars(quiet=False)"
+
+# Debian packages the deploy tests use: promtool (`prometheus`) and `docker-compose` (config
+# check of deploy/compose/compose.yaml). Installs only what is missing; needs root or sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools:
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS) tests

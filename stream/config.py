@@ -9,6 +9,7 @@ from typing import Literal, Optional
 from soccerkd.errors import ConfigError
 
 from stream.pipeline import PipelineConfig
+from stream.shadow import ShadowConfig
 from stream.smoothing import SmoothingConfig
 from stream.windowing import WindowConfig
 
@@ -98,15 +99,22 @@ class StreamConfig:
     windows: WindowConfig = field(default_factory=WindowConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
     metrics_port: Optional[int] = None
     log_every_s: float = 10.0
     decode_threads: int = 1   # JPEG decode + resize threads (OpenCV releases the GIL); >1 on many-core hosts
+    # /healthz fails once the main loop has not ticked for this long (a hung inference call or
+    # flush); below kafka.max_poll_interval_ms, after which the group drops the member anyway.
+    liveness_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.decode_threads < 1:
             raise ConfigError(f"decode_threads must be >= 1, got {self.decode_threads!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
             raise ConfigError(f"metrics_port must be 0..65535 or null, got {self.metrics_port!r}")
+        if not 0 < self.liveness_timeout_s < self.kafka.max_poll_interval_ms / 1000:
+            raise ConfigError(f"liveness_timeout_s must be > 0 and below kafka.max_poll_interval_ms "
+                              f"({self.kafka.max_poll_interval_ms} ms), got {self.liveness_timeout_s!r}")
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(window=self.windows, smoothing=self.smoothing, max_batch=self.batching.max_batch,

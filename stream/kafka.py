@@ -190,3 +190,25 @@ def lag(consumer: "KafkaConsumer") -> dict[TopicPartition, int]:
         if pos is not None:
             out[(part.topic, part.partition)] = max(0, hw - pos)
     return out
+
+
+def broker_reachable(consumer: "KafkaConsumer", *, stale_after_s: float) -> bool:
+    """Whether the consumer still talks to its group coordinator, for ``/readyz``.
+
+    kafka-python keeps the assignment when the broker goes away, and ``bootstrap_connected()``
+    only reports a bootstrap in progress, so neither notices a lost broker. The coordinator is
+    forgotten on the first failed request, which also happens for a moment when it moves; a
+    heartbeat went out at most ``heartbeat_interval_ms`` before that, so "no coordinator and no
+    heartbeat for ``stale_after_s``" means the broker has been out of reach that long.
+    """
+    # Private, but the client version is pinned. The attribute, not ``coordinator()``: that one
+    # marks the coordinator dead as a side effect, which is the IO thread's business.
+    coordinator = getattr(consumer, "_coordinator", None)
+    try:
+        if coordinator is not None and getattr(coordinator, "coordinator_id", None) is not None:
+            return True
+        metrics = consumer.metrics() or {}
+    except Exception:
+        return False
+    ages = [v for group in metrics.values() for name, v in group.items() if name == "last-heartbeat-seconds-ago"]
+    return bool(ages) and min(ages) <= stale_after_s

@@ -1,15 +1,21 @@
 """Prometheus metrics of the service (registry injected) and the HTTP endpoint with health probes.
 
-``/metrics`` serves the registry in the text exposition format, ``/healthz`` answers 200 while
-the process runs, ``/readyz`` answers 200 only when the readiness callback says so (partitions
+``/metrics`` serves the registry in the text exposition format. ``/healthz`` (liveness) answers
+200 while the main loop keeps ticking (:class:`LoopHealth`) and 503 once it has stalled longer
+than its bound. ``/readyz`` answers 200 only when the readiness callback says so (partitions
 assigned, model loaded, broker reachable) and 503 with the reason otherwise.
+
+Labelled counters whose labels are known in advance (dead-letter and dropped-frame reasons) are
+created at 0: a series that first appears with value 1 is invisible to ``increase()``/``rate()``,
+so the first dead letter of a reason would never fire an alert.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -17,12 +23,33 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 STAGES = ("decode", "preprocess", "inference", "publish")
+# Reasons the windowing rules count frames as dropped (stream.pipeline's _DROP_FIELDS).
+DROP_REASONS = ("duplicate", "late", "gap")
+
+
+def envelope_reasons() -> tuple[str, ...]:
+    """Every ``reason`` of :class:`stream.messages.EnvelopeError` and its subclasses, sorted.
+
+    Read from the exception classes, so a new kind of envelope fault gets its zero series without
+    a second list to keep in step.
+    """
+    from stream.messages import EnvelopeError
+
+    seen: set[str] = set()
+    todo: list[type] = [EnvelopeError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls.reason)  # type: ignore[attr-defined]
+        todo.extend(cls.__subclasses__())
+    return tuple(sorted(seen))
 
 
 class Metrics:
     """Every service metric, registered on ``registry`` (tests pass a fresh ``CollectorRegistry``)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 dlq_reasons: Iterable[str] | None = None,
+                 drop_reasons: Iterable[str] = DROP_REASONS) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.event_latency = Histogram("soccerkd_event_latency_seconds",
@@ -51,6 +78,10 @@ class Metrics:
                                        "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
             self.stage.labels(stage=stage)
+        for reason in (envelope_reasons() if dlq_reasons is None else dlq_reasons):
+            self.dlq.labels(reason=reason)
+        for reason in drop_reasons:
+            self.dropped.labels(reason=reason)
 
     # PipelineMetrics protocol
     def observe_stage(self, stage: str, seconds: float) -> None:
@@ -102,11 +133,53 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class LoopHealth:
+    """Liveness of the main loop: it calls :meth:`tick` once per iteration, the probe asks :meth:`alive`.
+
+    The HTTP server answers from its own thread, so "the server answered" proves nothing about a
+    poll loop stuck in a hung inference call, a deadlock or an endless ``flush``. ``alive`` is
+    false once the last tick is older than ``max_stall_s``. Choose the bound below the consumer's
+    ``max_poll_interval_ms``: a loop that stalls that long is thrown out of the group anyway, and
+    restarting the pod first gets its partitions back sooner (static membership).
+
+    Before the first tick the loop has not started (model loading, joining): ``alive`` is true
+    and the startup probe is what bounds that phase.
+
+    >>> now = [100.0]
+    >>> h = LoopHealth(max_stall_s=30, clock=lambda: now[0])
+    >>> h.alive()
+    (True, 'loop not started yet')
+    >>> h.tick(); now[0] += 31
+    >>> h.alive()
+    (False, 'main loop stalled: last tick 31.0 s ago (bound 30 s)')
+    """
+
+    def __init__(self, *, max_stall_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not max_stall_s > 0:
+            raise ValueError(f"max_stall_s must be > 0, got {max_stall_s!r}")
+        self.max_stall_s = max_stall_s
+        self._clock = clock
+        self._last: float | None = None
+
+    def tick(self) -> None:
+        self._last = self._clock()
+
+    def alive(self) -> tuple[bool, str]:
+        last = self._last
+        if last is None:
+            return True, "loop not started yet"
+        age = self._clock() - last
+        if age > self.max_stall_s:
+            return False, f"main loop stalled: last tick {age:.1f} s ago (bound {self.max_stall_s:g} s)"
+        return True, f"ok (last tick {age:.1f} s ago)"
+
+
 class MetricsServer:
     """Serves ``/metrics``, ``/healthz`` and ``/readyz`` on a background thread."""
 
     def __init__(self, metrics: Metrics, *, port: int, host: str = "0.0.0.0",
-                 ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok")) -> None:
+                 ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
+                 alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok")) -> None:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -115,7 +188,8 @@ class MetricsServer:
                 if path == "/metrics":
                     self._send(200, metrics.exposition(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
-                    self._send(200, b"ok\n")
+                    ok, why = owner.alive()
+                    self._send(200 if ok else 503, (why + "\n").encode())
                 elif path == "/readyz":
                     ok, why = owner.ready()
                     self._send(200 if ok else 503, (why + "\n").encode())
@@ -133,6 +207,7 @@ class MetricsServer:
                 pass
 
         self.ready = ready
+        self.alive = alive
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)

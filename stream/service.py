@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from stream.config import StreamConfig
 from stream.errors import StreamError
-from stream.metrics import Metrics, MetricsServer
+from stream.metrics import LoopHealth, Metrics, MetricsServer
 from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
 from stream.publisher import Publisher, PublishError
 
@@ -36,6 +36,7 @@ class StreamService:
         self.config = config
         self.metrics = metrics or Metrics()
         self.clock = clock
+        self._owns_predictor = predictor is None   # an injected predictor is its owner's to close
         if predictor is None:
             from stream.inference import TorchPredictor
 
@@ -43,10 +44,18 @@ class StreamService:
             predictor = TorchPredictor.from_checkpoint(m.checkpoint, device=m.device, amp=m.amp,
                                                        cpu_threads=m.cpu_threads, decode=m.decode,
                                                        decode_threads=config.decode_threads, jpeg_draft=m.jpeg_draft)
-        self._owns_predictor = predictor is None   # an injected predictor is its owner's to close
+        self.shadow: Any = None
+        if config.shadow.enabled:   # the teacher on a sample of windows, on spare capacity only
+            from stream.shadow import ShadowedPredictor, ShadowRunner
+
+            self.shadow = ShadowRunner.from_config(
+                config.shadow, student=predictor, registry=self.metrics.registry,
+                spare=lambda: self.pipeline.pending < config.batching.max_batch).start()
+            predictor = ShadowedPredictor(predictor, self.shadow)
         self.predictor = predictor
         self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
         self._stop = threading.Event()
+        self.health = LoopHealth(max_stall_s=config.liveness_timeout_s)  # /healthz: the loop ticks
         self._consumer: Any = None
         self._producer: Any = None
         self._publisher: Publisher | None = None
@@ -76,11 +85,14 @@ class StreamService:
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self, *, max_seconds: float | None = None) -> dict[str, int]:
+        from kafka.errors import KafkaConnectionError
+
         from stream import kafka as k
 
         cfg = self.config.kafka
         if self.config.metrics_port is not None:
-            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready).start()
+            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready,
+                                         alive=self.health.alive).start()
         exactly_once = cfg.delivery == "exactly_once"
         self._producer = k.make_producer(cfg, transactional=exactly_once)
         self._publisher = Publisher(self._producer, transactional=exactly_once)
@@ -93,13 +105,20 @@ class StreamService:
         last_commit = last_log = time.monotonic()
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self.health.tick()
                 # kafka-python abandons a join that does not finish within the poll timeout, and a
                 # busy loop of short polls then rejoins forever: give rebalances a long poll.
                 if k.group_busy(self._consumer):
                     wait_ms = 1000
                 else:
                     wait_ms = 0 if self.pipeline.due() else max(1, min(100, int(self.config.batching.max_wait_ms)))
-                records = self._consumer.poll(timeout_ms=wait_ms)
+                try:
+                    records = self._consumer.poll(timeout_ms=wait_ms)
+                except KafkaConnectionError as exc:  # broker out of reach: not ready, keep trying
+                    self._broker_ok = False
+                    log.warning("poll: broker unreachable (%s); retrying", exc)
+                    self._stop.wait(0.5)
+                    continue
                 self._restore_new()
                 self._step_while_decoding([rec for recs in records.values() for rec in recs])
                 self._backpressure()
@@ -269,8 +288,11 @@ class StreamService:
             log.debug("lag unavailable: %s", exc)
 
     def _report(self) -> None:
+        from stream.kafka import broker_reachable
+
         try:
-            self._broker_ok = bool(self._consumer.bootstrap_connected()) or bool(self._assigned)
+            hb_s = self.config.kafka.heartbeat_interval_ms / 1000
+            self._broker_ok = broker_reachable(self._consumer, stale_after_s=3 * hb_s)
         except Exception as exc:
             log.warning("lag/broker check failed: %s", exc)
         log.info("messages=%d windows=%d events=%d dlq=%d pending=%d paused=%s", self.counts["messages"],
@@ -293,6 +315,8 @@ class StreamService:
                 log.warning("producer close: %s", exc)
         if self._server is not None:
             self._server.stop()
+        if self.shadow is not None:
+            self.shadow.close()
         if self._owns_predictor and hasattr(self.predictor, "close"):
             self.predictor.close()
         self._consumer = self._producer = self._server = None
