@@ -24,7 +24,8 @@ STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 STAGES = ("decode", "preprocess", "inference", "publish")
 # Reasons the windowing rules count frames as dropped (stream.pipeline's _DROP_FIELDS).
-DROP_REASONS = ("duplicate", "late", "gap")
+DROP_REASONS = ("duplicate", "late", "gap", "replayed")
+EPOCH_REASONS = ("fps_change", "seq_jump", "restart")   # stream.pipeline's new-epoch rules
 
 
 def envelope_reasons() -> tuple[str, ...]:
@@ -74,6 +75,8 @@ class Metrics:
                                       "windows.idle_timeout_s without frames", registry=r)
         self.epochs = Counter("soccerkd_stream_epochs", "New stream epochs of a camera, by reason "
                               "(fps_change, seq_jump, restart)", ["reason"], registry=r)
+        for reason in EPOCH_REASONS:
+            self.epochs.labels(reason=reason)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
