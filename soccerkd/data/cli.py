@@ -18,7 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
     synth.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
     synth.add_argument("--workers", type=int, default=1, help="processes rendering in parallel (default 1)")
+    synth.add_argument("--version", type=int, default=3, choices=(2, 3),
+                       help="generator version (default 3: classes need time; 2: the demo's older clips)")
     synth.set_defaults(handler=_synth)
+
+    probe = sub.add_parser("probe", help="how much one frame of procedural clips gives away: a single-frame "
+                                         "probe against a same-budget clip model (no rendering)")
+    probe.add_argument("--version", type=int, default=3, choices=(2, 3), help="generator version (default 3)")
+    probe.add_argument("--size", default="128x96", help="frame size WIDTHxHEIGHT (default 128x96)")
+    probe.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
+    probe.add_argument("--train-per-class", type=int, default=150, help="training clips per class (default 150)")
+    probe.add_argument("--test-per-class", type=int, default=60, help="held-out clips per class (default 60)")
+    probe.add_argument("--seed", type=int, default=0, help="generator and probe seed (default 0)")
+    probe.set_defaults(handler=_probe)
 
     split = sub.add_parser("split", help="write a seeded, stratified train/val/test manifest for a dataset")
     split.add_argument("root", type=Path, help="dataset root with one folder per class")
@@ -41,13 +53,26 @@ def _synth(args: argparse.Namespace) -> int:
     from soccerkd.data.synth import SynthConfig, generate_dataset, parse_size
 
     w, h = parse_size(args.size)
-    cfg = SynthConfig(width=w, height=h, num_frames=args.frames, fps=args.fps)
+    cfg = SynthConfig(width=w, height=h, num_frames=args.frames, fps=args.fps, version=args.version)
     res = generate_dataset(args.out, clips_per_class=args.clips_per_class, seed=args.seed, cfg=cfg,
                            workers=args.workers)
     print(f"wrote {res['clips']} clips to {args.out} in {res['seconds']:.1f} s ({res['clips_per_s']:.1f} clips/s)")
     for split, counts in res["counts"].items():
         print(f"  {split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))
     print(f"manifest: {res['manifest']}")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import json
+
+    from soccerkd.data.probe import run_probe
+    from soccerkd.data.synth import SynthConfig, parse_size
+
+    w, h = parse_size(args.size)
+    res = run_probe(SynthConfig(width=w, height=h, num_frames=args.frames, version=args.version),
+                    train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
+    print(json.dumps({"version": args.version, "seed": args.seed, **res.as_dict()}))
     return 0
 
 

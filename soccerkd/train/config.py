@@ -110,8 +110,13 @@ class KDConfig:
     teacher_checkpoint: str | None = None
     alpha: float = 0.95
     temperature: float = 6.0
+    # How the KL is averaged: "batchmean" (true KL per sample) or "mean" (upstream nn.KLDivLoss()
+    # default, = batchmean / num_classes). See soccerkd/kd/loss.py for the alpha equivalence.
+    kl_reduction: Literal["batchmean", "mean"] = "batchmean"
 
     def __post_init__(self) -> None:
+        _check(self.kl_reduction in ("batchmean", "mean"), "kd.kl_reduction", self.kl_reduction,
+               "must be batchmean or mean")
         _check(0.0 <= self.alpha <= 1.0, "kd.alpha", self.alpha, "must be in [0, 1]")
         _check(self.temperature > 0, "kd.temperature", self.temperature, "must be > 0")
 

@@ -229,7 +229,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         teacher, renorm, teacher_meta = load_teacher(cfg, spec, device)
         if renorm is not None:
             teacher = nn.Sequential(renorm, teacher)
-        task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
+        task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature,
+                                kl_reduction=cfg.kd.kl_reduction)
     else:
         task = DistillationTask(model)
     optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
