@@ -28,9 +28,14 @@ class ModelConfig:
     # None = random init; a torchvision enum name (e.g. "DEFAULT"), or a local weights file path.
     weights: str | None = None
     frames: int = 8
+    # Key layout of a weights file: auto (guess from the keys), torchvision, mit_tsm or mmaction2
+    # (soccerkd.models.layouts). Only passed to the model when not "auto".
+    weights_layout: str = "auto"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check(self.weights_layout in ("auto", "torchvision", "mit_tsm", "mmaction2"), "model.weights_layout",
+               self.weights_layout, "must be auto, torchvision, mit_tsm or mmaction2")
         _check(bool(self.name), "model.name", self.name, "must be a model name")
         _check(self.frames >= 1, "model.frames", self.frames, "must be >= 1")
 

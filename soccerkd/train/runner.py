@@ -207,8 +207,9 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     if model_factory is None:
         from soccerkd.models import create_model as model_factory
     names = tuple(class_names) if class_names is not None else default_class_names(cfg)
+    layout = {} if cfg.model.weights_layout == "auto" else {"weights_layout": cfg.model.weights_layout}
     model = model_factory(cfg.model.name, num_classes=len(names), weights=cfg.model.weights,
-                          frames=cfg.model.frames, **cfg.model.kwargs)
+                          frames=cfg.model.frames, **layout, **cfg.model.kwargs)
     spec = build_input_spec(cfg, model, names)
     try:
         model.input_spec = spec
@@ -261,7 +262,12 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
             set_rng_state(ckpt["rng_state"], generator)
         log(f"resumed from {resume} at epoch {start_epoch}")
 
-    common = {"model_name": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs), "input_spec": spec.to_dict(),
+    # the resolved shift placement is saved, so a checkpoint rebuilds the same network even if a
+    # default changes (ResNet-101 went from every block to every other block)
+    model_kwargs = dict(cfg.model.kwargs)
+    if getattr(model, "shift_every", None) is not None:
+        model_kwargs.setdefault("shift_every", int(model.shift_every))
+    common = {"model_name": cfg.model.name, "model_kwargs": model_kwargs, "input_spec": spec.to_dict(),
               "class_names": list(names), "config": to_dict(cfg), "run": cfg.run}
     if teacher_meta is not None:
         common["teacher"] = {k: teacher_meta[k] for k in ("model_name", "checkpoint_sha256", "checkpoint_path")}
