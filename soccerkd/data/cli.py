@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("--classes", nargs="+", default=None,
                        help="class names (default: every class folder found)")
     split.add_argument("--out", type=Path, default=None, help="manifest path (default ROOT/manifest.json)")
+    split.add_argument("--group-by", default=None, metavar="REGEX|CSV",
+                       help="keep groups (e.g. source matches) within one split: a regex on the relative "
+                            "path (first capture group = group) or a CSV of path,group rows")
     split.set_defaults(handler=_split)
 
     insp = sub.add_parser("inspect", help="print class counts, durations, fps, resolution; write a contact sheet")
@@ -78,10 +81,16 @@ def _probe(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace) -> int:
     from soccerkd.data.datasets import discover_classes, scan_videos
-    from soccerkd.data.splits import MANIFEST_NAME, make_split, write_manifest
+    from soccerkd.data.splits import MANIFEST_NAME, make_grouped_split, make_split, read_groups, write_manifest
 
     classes = tuple(args.classes) if args.classes else discover_classes(args.root)
-    manifest = make_split(scan_videos(args.root, classes), classes, seed=args.seed, fractions=args.fractions)
+    videos = scan_videos(args.root, classes)
+    if args.group_by:
+        manifest = make_grouped_split(videos, classes, read_groups(videos, args.group_by), seed=args.seed,
+                                      fractions=args.fractions, extra={"group_by": args.group_by})
+        print(f"{len(manifest.extra['groups'])} groups, each in one split")
+    else:
+        manifest = make_split(videos, classes, seed=args.seed, fractions=args.fractions)
     path = write_manifest(manifest, args.out or args.root / MANIFEST_NAME)
     for split, counts in manifest.counts().items():
         print(f"{split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))

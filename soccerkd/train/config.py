@@ -50,6 +50,8 @@ class DataConfig:
     manifest: Path | None = None
     split_seed: int = 0
     frame_stride: int = 2
+    # Sample clips at this frame rate instead (stride = round(source_fps / target_fps)); None = frame_stride.
+    target_fps: float | None = None
     size: int = 64
     resize: int = 72
     # Uniform clips per video at evaluation (video accuracy = mean softmax over these K clips).
@@ -71,6 +73,7 @@ class DataConfig:
             _check(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "must be >= 1")
         _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+        _check(self.target_fps is None or self.target_fps > 0, "data.target_fps", self.target_fps, "must be > 0 or null")
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,10 @@ class KDConfig:
     # How the KL is averaged: "batchmean" (true KL per sample) or "mean" (upstream nn.KLDivLoss()
     # default, = batchmean / num_classes). See soccerkd/kd/loss.py for the alpha equivalence.
     kl_reduction: Literal["batchmean", "mean"] = "batchmean"
+    # A teacher trained on another split manifest, or with another frame stride / fps / resize,
+    # is refused unless this is true (its soft targets would then come from other inputs or from
+    # the student's val/test videos).
+    allow_mismatch: bool = False
 
     def __post_init__(self) -> None:
         _check(self.kl_reduction in ("batchmean", "mean"), "kd.kl_reduction", self.kl_reduction,

@@ -118,7 +118,8 @@ def build_input_spec(cfg: TrainConfig, model: nn.Module, class_names: Sequence[s
     base: InputSpec = getattr(model, "input_spec", None) or InputSpec()
     return dataclasses.replace(
         base,
-        clip=ClipSpec(num_frames=cfg.model.frames, frame_stride=cfg.data.frame_stride),
+        clip=ClipSpec(num_frames=cfg.model.frames, frame_stride=cfg.data.frame_stride,
+                      target_fps=cfg.data.target_fps if cfg.data.target_fps is not None else base.clip.target_fps),
         size=cfg.data.size, resize=cfg.data.resize,
         mean=cfg.data.mean or base.mean, std=cfg.data.std or base.std,
         class_names=tuple(class_names))
@@ -150,10 +151,34 @@ class Renormalize(nn.Module):
         return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
 
 
-def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device) -> tuple[nn.Module, Any, dict]:
+def teacher_mismatches(tspec: InputSpec, spec: InputSpec, teacher_manifest: str | None,
+                       manifest: str | None) -> list[str]:
+    """What differs between the data a teacher was trained on and this run's (empty when nothing)."""
+    out = []
+    if teacher_manifest != manifest:
+        out.append(f"split manifest sha256 {str(teacher_manifest)[:12]} (teacher) vs {str(manifest)[:12]} (this run)"
+                   + ("; the teacher checkpoint records none" if teacher_manifest is None else ""))
+    for name, a, b in (("frame stride", tspec.clip.frame_stride, spec.clip.frame_stride),
+                       ("target fps", tspec.clip.target_fps, spec.clip.target_fps),
+                       ("resize", tspec.resize, spec.resize)):
+        if a != b:
+            out.append(f"{name} {a} (teacher) vs {b} (this run)")
+    return out
+
+
+def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device, *, manifest_sha256: str | None = None,
+                 log: Callable[[str], None] = print) -> tuple[nn.Module, Any, dict]:
     path = cfg.teacher_path()
     assert path is not None  # TrainConfig guarantees it for run == "kd"
     teacher, tspec, meta = load_model(path, device=str(device))
+    problems = teacher_mismatches(tspec, spec, meta.get("manifest_sha256"), manifest_sha256)
+    if problems and not cfg.kd.allow_mismatch:
+        raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} was trained on other data or inputs: "
+                          + "; ".join(problems) + ". Train the teacher on this manifest with the same "
+                          "data.frame_stride/target_fps/resize, or pass --set kd.allow_mismatch=true")
+    if problems:
+        log("WARNING kd.allow_mismatch: teacher differs: " + "; ".join(problems))
+    meta["mismatch"] = problems
     if tuple(tspec.class_names) != tuple(spec.class_names):
         raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} predicts {list(tspec.class_names)} "
                           f"but the data has classes {list(spec.class_names)}")
@@ -165,6 +190,14 @@ def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device) -> tup
     if tuple(tspec.mean) != tuple(spec.mean) or tuple(tspec.std) != tuple(spec.std):
         renorm = Renormalize(spec, tspec).to(device)
     return teacher, renorm, meta
+
+
+def _manifest_hash(cfg: TrainConfig) -> str | None:
+    from soccerkd.data.splits import manifest_sha256, read_manifest
+    from soccerkd.train.data import manifest_path
+
+    path = manifest_path(cfg)
+    return manifest_sha256(read_manifest(path)) if path.is_file() else None
 
 
 def _write_history(out: Path, history: list[dict[str, Any]], title: str) -> None:
@@ -217,6 +250,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         pass
     model.to(device)
     splits = (datasets or default_datasets)(cfg, spec)
+    manifest_hash = None if datasets is not None else _manifest_hash(cfg)
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
@@ -227,7 +261,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
 
     teacher_meta: dict[str, Any] | None = None
     if cfg.run == "kd":
-        teacher, renorm, teacher_meta = load_teacher(cfg, spec, device)
+        teacher, renorm, teacher_meta = load_teacher(cfg, spec, device, manifest_sha256=manifest_hash, log=log)
         if renorm is not None:
             teacher = nn.Sequential(renorm, teacher)
         task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature,
@@ -270,7 +304,9 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     common = {"model_name": cfg.model.name, "model_kwargs": model_kwargs, "input_spec": spec.to_dict(),
               "class_names": list(names), "config": to_dict(cfg), "run": cfg.run}
     if teacher_meta is not None:
-        common["teacher"] = {k: teacher_meta[k] for k in ("model_name", "checkpoint_sha256", "checkpoint_path")}
+        common["teacher"] = {k: teacher_meta.get(k) for k in ("model_name", "checkpoint_sha256", "checkpoint_path",
+                                                               "manifest_sha256", "mismatch")}
+    common["manifest_sha256"] = manifest_hash
     title = f"{cfg.run}: {cfg.model.name} seed {cfg.seed}"
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):

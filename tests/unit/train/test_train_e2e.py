@@ -51,6 +51,22 @@ progress: false
     assert metrics["video_acc"] == pytest.approx(summary["test_video_acc"])
     assert (run / "eval_test" / "confusion_test.png").is_file()
 
+    # the checkpoint knows its manifest; KD refuses a teacher trained on another split or stride
+    from soccerkd.data.splits import manifest_sha256, read_manifest
+    from soccerkd.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "best.pt")["manifest_sha256"] == manifest_sha256(read_manifest(data / "manifest.json"))
+    kd = ["train", "--config", str(cfg), "--set", "run=kd", "--set", f"kd.teacher_checkpoint={run / 'best.pt'}",
+          "--set", "max_steps_per_epoch=1"]
+    assert main(kd + ["--out", str(tmp_path / "kd_stride"), "--set", "data.frame_stride=1"]) == 2
+    assert "frame stride 2 (teacher) vs 1" in capsys.readouterr().err
+    assert main(kd + ["--out", str(tmp_path / "kd_split"), "--set", "data.split_seed=5",
+                      "--set", f"data.manifest={tmp_path / 'other.json'}"]) == 2
+    assert "split manifest" in capsys.readouterr().err
+    assert main(kd + ["--out", str(tmp_path / "kd_ok"), "--set", "data.frame_stride=1",
+                      "--set", "kd.allow_mismatch=true"]) == 0
+    assert load_checkpoint(tmp_path / "kd_ok" / "best.pt")["teacher"]["mismatch"]
+
 
 def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     from soccerkd.train.sweep import run_sweep
