@@ -104,7 +104,8 @@ class ClipDataset(Dataset):
 
     def __init__(self, videos: Sequence[VideoRecord], input_spec: InputSpec, *, train: bool,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
-                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS) -> None:
+                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
+                 seed: int | None = None) -> None:
         if not videos:
             raise DataError("a clip dataset needs at least one video")
         sampling = sampling or ("random" if train else "uniform")
@@ -117,6 +118,11 @@ class ClipDataset(Dataset):
         self.input_spec = input_spec
         self.train, self.sampling, self.clips_per_video = train, sampling, k
         self.folder_fps = folder_fps
+        # seed=None: random draws come from torch's global generator (DataLoader seeds each worker);
+        # an int: item i of epoch e draws from its own generator seeded by (seed, e, i), so a run
+        # gives the same clips whatever the number of workers, and a resumed run the same as an
+        # uninterrupted one (call set_epoch before each epoch)
+        self.seed, self.epoch = seed, 0
         self.transform = build_transform(input_spec, train=train)
         self._memory: dict[int, tuple[np.ndarray, float]] | None = None
         self._cache_dir: Path | None = None
@@ -138,6 +144,17 @@ class ClipDataset(Dataset):
     def video_labels(self) -> list[int]:
         return [v.label for v in self.videos]
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose random draws the next items make (with ``seed`` set)."""
+        self.epoch = int(epoch)
+
+    def item_generator(self, item: int) -> torch.Generator | None:
+        """The generator item ``item`` of the current epoch draws from (None without ``seed``)."""
+        if self.seed is None:
+            return None
+        state = np.random.SeedSequence([int(self.seed) % 2**32, self.epoch, int(item)]).generate_state(2)
+        return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
     def video_index_of(self, item: int) -> int:
         return item // self.clips_per_video
 
@@ -148,10 +165,12 @@ class ClipDataset(Dataset):
         if not 0 <= item < len(self):
             raise IndexError(f"item {item} out of range 0..{len(self) - 1}")
         vi, k = divmod(item, self.clips_per_video)
-        frames = self.read_clip_frames(vi, k)
-        return self.transform(frames), self.videos[vi].label, vi
+        gen = self.item_generator(item)
+        frames = self.read_clip_frames(vi, k, generator=gen)
+        return self.transform(frames, generator=gen), self.videos[vi].label, vi
 
-    def read_clip_frames(self, video_index: int, clip: int = 0) -> np.ndarray:
+    def read_clip_frames(self, video_index: int, clip: int = 0,
+                         generator: torch.Generator | None = None) -> np.ndarray:
         """The uint8 ``T×H×W×3`` frames of one clip of a video (random or uniform clip ``clip``)."""
         spec = self.input_spec.clip
         cached = self._cached(video_index)
@@ -164,7 +183,7 @@ class ClipDataset(Dataset):
             n, fps = reader.info.num_frames, reader.info.fps
         try:
             if self.sampling == "random":
-                start = int(torch.randint(0, max_start(n, spec, fps) + 1, ()))
+                start = int(torch.randint(0, max_start(n, spec, fps) + 1, (), generator=generator))
             else:
                 start = uniform_clip_starts(n, spec, self.clips_per_video, fps)[clip]
             idx = clip_indices(start, n, spec, fps)
@@ -254,12 +273,13 @@ class VideoFolder(ClipDataset):
     def __init__(self, root: str | Path, input_spec: InputSpec, *, split: str = "train",
                  manifest: str | Path | SplitManifest | None = None, train: bool | None = None,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
-                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS) -> None:
+                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
+                 seed: int | None = None) -> None:
         self.root = Path(root)
         self.split = split
         super().__init__(records_for(root, input_spec, split=split, manifest=manifest), input_spec,
                          train=(split == "train") if train is None else train, sampling=sampling,
-                         clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps)
+                         clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps, seed=seed)
 
 
 class SoccerDB1(VideoFolder):

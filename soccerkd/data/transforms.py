@@ -3,7 +3,8 @@
 Evaluation: resize the shorter side to ``spec.resize``, centre-crop ``spec.size``, scale to [0, 1],
 normalise with ``spec.mean``/``spec.std``. Training: a random resized crop (area and aspect ratio
 drawn once per clip, so every frame gets the same crop) and a horizontal flip with p = 0.5.
-Randomness comes from torch's global generator, which DataLoader seeds per worker.
+Randomness comes from the ``generator`` passed in (the dataset derives one per sample from
+(seed, epoch, index), so results do not depend on which worker ran a sample), else torch's global one.
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ class ClipTransform:
         self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(3, 1, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32).view(3, 1, 1, 1)
 
-    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+    def __call__(self, frames: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be T×H×W×3, got shape {frames.shape}")
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # T×3×H×W
-        x = self._random_crop(x) if self.train else self._centre_crop(x)
-        if self.train and self.flip_p > 0 and torch.rand(()).item() < self.flip_p:
+        x = self._random_crop(x, generator) if self.train else self._centre_crop(x)
+        if self.train and self.flip_p > 0 and torch.rand((), generator=generator).item() < self.flip_p:
             x = x.flip(-1)
         x = x.permute(1, 0, 2, 3).div_(255.0)  # 3×T×S×S
         return ((x - self._mean) / self._std).contiguous()
@@ -53,17 +54,17 @@ class ClipTransform:
         x = self._resize(x, nh, nw)
         return x[..., top:top + self.spec.size, left:left + self.spec.size]
 
-    def _random_crop(self, x: torch.Tensor) -> torch.Tensor:
+    def _random_crop(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         area = h * w
         log_r = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
-            target = area * float(torch.empty(()).uniform_(*self.scale))
-            aspect = math.exp(float(torch.empty(()).uniform_(*log_r)))
+            target = area * float(torch.empty(()).uniform_(*self.scale, generator=generator))
+            aspect = math.exp(float(torch.empty(()).uniform_(*log_r, generator=generator)))
             cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
             if 0 < cw <= w and 0 < ch <= h:
-                top = int(torch.randint(0, h - ch + 1, ()))
-                left = int(torch.randint(0, w - cw + 1, ()))
+                top = int(torch.randint(0, h - ch + 1, (), generator=generator))
+                left = int(torch.randint(0, w - cw + 1, (), generator=generator))
                 break
         else:  # fall back to the largest centred square, as torchvision does
             ch = cw = min(h, w)

@@ -150,6 +150,8 @@ class TrainConfig:
     # "auto" = cuda when available, else cpu.
     device: str = "auto"
     amp: bool = True
+    # cuDNN deterministic kernels, no autotuning (slower); for bit-exact reruns on one GPU.
+    deterministic: bool = False
     # CPU threads for torch (None = torch's default).
     threads: int | None = None
     out_dir: Path = Path("runs/train")

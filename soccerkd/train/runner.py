@@ -79,11 +79,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_loader(dataset: Any, *, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
-                generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
+                generator: torch.Generator | None = None, persistent: bool = True) -> torch.utils.data.DataLoader:
+    """``persistent=False`` re-creates the workers every epoch, so they see ``dataset.set_epoch``."""
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
         pin_memory=device.type == "cuda", drop_last=False, generator=generator,
-        worker_init_fn=_worker_init if num_workers else None, persistent_workers=num_workers > 0)
+        worker_init_fn=_worker_init if num_workers else None, persistent_workers=num_workers > 0 and persistent)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """``deterministic=True``: cuDNN picks deterministic kernels (no benchmark autotuning) and torch
+    warns about any other non-deterministic op; cuBLAS gets the workspace setting it needs."""
+    if not deterministic:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def make_optimizer(cfg: TrainConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
@@ -234,6 +246,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
+    configure_determinism(cfg.deterministic)
     device = resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
 
@@ -254,8 +267,10 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
+    # workers are re-created each epoch so the per-item draws follow dataset.set_epoch (exact resume)
     train_loader = make_loader(splits["train"], batch_size=cfg.data.batch_size, shuffle=True,
-                               num_workers=cfg.data.num_workers, device=device, generator=generator)
+                               num_workers=cfg.data.num_workers, device=device, generator=generator,
+                               persistent=not hasattr(splits["train"], "set_epoch"))
     val_loader, test_loader = (make_loader(splits[s], batch_size=cfg.data.eval_batch_size, shuffle=False,
                                            num_workers=cfg.data.num_workers, device=device) for s in ("val", "test"))
 
@@ -311,6 +326,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         lr = optimizer.param_groups[0]["lr"]
+        if hasattr(splits["train"], "set_epoch"):
+            splits["train"].set_epoch(epoch)
         tr = train_one_epoch(task, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp,
                              max_steps=cfg.max_steps_per_epoch, progress=cfg.progress,
                              desc=f"epoch {epoch + 1}/{cfg.epochs}")
