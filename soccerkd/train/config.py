@@ -175,3 +175,19 @@ class TrainConfig:
         if self.kd.teacher_checkpoint is None:
             return None
         return Path(self.kd.teacher_checkpoint.replace("{seed}", str(self.seed)))
+
+
+def config_sha256(cfg: TrainConfig) -> str:
+    """Hex sha256 of everything in ``cfg`` that can change a run's result (not out_dir, progress).
+
+    Stored in each run's ``summary.json``; ``soccerkd sweep`` compares it before reusing a run.
+    """
+    import hashlib
+    import json
+
+    from soccerkd.config import to_dict
+
+    d = to_dict(cfg)
+    for key in ("out_dir", "progress"):
+        d.pop(key, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

@@ -25,7 +25,7 @@ from soccerkd.config import dump_config, from_dict, to_dict
 from soccerkd.errors import CheckpointError, ConfigError
 from soccerkd.spec import ClipSpec, InputSpec
 from soccerkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
-from soccerkd.train.config import TrainConfig
+from soccerkd.train.config import TrainConfig, config_sha256
 from soccerkd.kd import DistillationTask
 from soccerkd.train.loop import evaluate, train_one_epoch
 from soccerkd.train.plots import plot_confusion, plot_curves
@@ -370,9 +370,12 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                "test_macro_f1": test["macro_f1"], "train_seconds": time.perf_counter() - t0}
     if cfg.run == "kd":
         summary.update(alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
+    summary["config_sha256"] = config_sha256(cfg)
+    summary["manifest_sha256"] = manifest_hash
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    log(f"test (best epoch {summary['best_epoch']}): video {test['video_acc']:.3f} clip {test['clip_acc']:.3f} "
-        f"frame {test['frame_acc']:.3f} -> {out}")
+    frame = "" if test["frame_acc"] is None else f" frame {test['frame_acc']:.3f}"
+    log(f"test (best epoch {summary['best_epoch']}): video {test['video_acc']:.3f} clip {test['clip_acc']:.3f}"
+        f"{frame} -> {out}")
     return summary
 
 

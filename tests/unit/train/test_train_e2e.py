@@ -91,6 +91,44 @@ def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     assert "55.0 ± 7.1" in table and "kd/a0.9_T4" in table
 
 
+def test_sweep_shows_test_only_for_the_cell_chosen_on_val_and_checks_reused_configs(tmp_path):
+    import dataclasses
+
+    from soccerkd.errors import ConfigError
+    from soccerkd.train.config import config_sha256
+    from soccerkd.train.sweep import run_sweep
+
+    cfg = tmp_path / "kd.yaml"
+    cfg.write_text("run: kd\nkd: {teacher_checkpoint: t.pt}\n")
+
+    def fake_train(c):
+        val = {0.5: 0.6, 0.9: 0.7}[c.kd.alpha]
+        return {"seed": c.seed, "test_video_acc": 0.4, "test_clip_acc": 0.4, "test_frame_acc": None,
+                "best_val_video_acc": val, "config_sha256": config_sha256(c)}
+
+    report = run_sweep([cfg], seeds=[0], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
+                       train=fake_train, log=lambda *_: None)
+    low, high = report["rows"]
+    assert high["chosen_on_val"] and "test_video_acc" in high
+    assert not low["chosen_on_val"] and "test_video_acc" not in low and "best_val_video_acc" in low
+    table = (tmp_path / "sw" / "sweep.md").read_text()
+    assert "(val only)" in table and "(clip model)" in table
+    # reuse: same config -> reused; another config in the same place -> refused
+    for seed_dir in (tmp_path / "sw").glob("*/seed0"):
+        seed_dir.mkdir(parents=True, exist_ok=True)
+    for row, alpha in ((low, 0.5), (high, 0.9)):
+        d = tmp_path / "sw" / row["cell"] / "seed0"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "summary.json").write_text(json.dumps(report["runs"][row["cell"]][0]))
+    calls = []
+    run_sweep([cfg], seeds=[0], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
+              train=lambda c: calls.append(c), log=lambda *_: None)
+    assert calls == []
+    with pytest.raises(ConfigError, match="another config"):
+        run_sweep([cfg], seeds=[0], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
+                  overrides=["epochs=3"], train=fake_train, log=lambda *_: None)
+
+
 def test_cli_user_errors_exit_2_with_the_bad_value(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
