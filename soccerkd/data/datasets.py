@@ -10,6 +10,12 @@ model's :class:`InputSpec` says, ``label`` indexes ``input_spec.class_names`` an
 indexes ``dataset.videos``. Sampling ``"random"`` (training) draws one random clip per video and
 item; ``"uniform"`` (evaluation) gives ``clips_per_video`` evenly spaced clips per video, one item
 each, so video accuracy is the mean softmax over a video's items.
+
+``clip_layout="stride"`` (default) takes T frames every ``stride`` frames from a start;
+``clip_layout="segments"`` is TSN-style (:func:`soccerkd.data.clips.segment_indices`): one frame from
+each of T equal segments of the whole video, at a random offset per segment in training and at
+offset ``(k + 0.5) / K`` for evaluation clip k of K, so the K clips differ and each spans the video
+(with strides, K clips of a 25-frame video start at frames 0..3 and nearly coincide).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from soccerkd.data.clips import clip_indices, max_start, uniform_clip_starts
+from soccerkd.data.clips import (clip_indices, eval_segment_offsets, max_start, segment_indices,
+                                 uniform_clip_starts)
 from soccerkd.data.decode import (DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_video)
 from soccerkd.data.splits import MANIFEST_NAME, SplitManifest, read_manifest
 from soccerkd.data.transforms import build_transform
@@ -32,6 +39,8 @@ from soccerkd.errors import ConfigError, DataError
 from soccerkd.spec import SOCCERDB1_CLASSES, InputSpec
 
 Sampling = Literal["random", "uniform"]
+ClipLayout = Literal["stride", "segments"]
+CLIP_LAYOUTS = ("stride", "segments")
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ class ClipDataset(Dataset):
     def __init__(self, videos: Sequence[VideoRecord], input_spec: InputSpec, *, train: bool,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride") -> None:
         if not videos:
             raise DataError("a clip dataset needs at least one video")
         sampling = sampling or ("random" if train else "uniform")
@@ -118,6 +127,9 @@ class ClipDataset(Dataset):
         self.input_spec = input_spec
         self.train, self.sampling, self.clips_per_video = train, sampling, k
         self.folder_fps = folder_fps
+        if clip_layout not in CLIP_LAYOUTS:
+            raise ConfigError(f"clip_layout must be one of {CLIP_LAYOUTS}, got {clip_layout!r}")
+        self.clip_layout = clip_layout
         # seed=None: random draws come from torch's global generator (DataLoader seeds each worker);
         # an int: item i of epoch e draws from its own generator seeded by (seed, e, i), so a run
         # gives the same clips whatever the number of workers, and a resumed run the same as an
@@ -182,11 +194,16 @@ class ClipDataset(Dataset):
             reader = open_video(self.videos[video_index].path, folder_fps=self.folder_fps)
             n, fps = reader.info.num_frames, reader.info.fps
         try:
-            if self.sampling == "random":
+            if self.clip_layout == "segments":
+                offsets = (torch.rand(spec.num_frames, generator=generator).clamp_(max=0.999999).tolist()
+                           if self.sampling == "random" else eval_segment_offsets(self.clips_per_video)[clip])
+                idx = segment_indices(n, spec.num_frames, offsets)
+            elif self.sampling == "random":
                 start = int(torch.randint(0, max_start(n, spec, fps) + 1, (), generator=generator))
+                idx = clip_indices(start, n, spec, fps)
             else:
                 start = uniform_clip_starts(n, spec, self.clips_per_video, fps)[clip]
-            idx = clip_indices(start, n, spec, fps)
+                idx = clip_indices(start, n, spec, fps)
             return np.asarray(full[list(idx)]) if reader is None else reader.read(idx)
         finally:
             if reader is not None:
@@ -274,12 +291,13 @@ class VideoFolder(ClipDataset):
                  manifest: str | Path | SplitManifest | None = None, train: bool | None = None,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride") -> None:
         self.root = Path(root)
         self.split = split
         super().__init__(records_for(root, input_spec, split=split, manifest=manifest), input_spec,
                          train=(split == "train") if train is None else train, sampling=sampling,
-                         clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps, seed=seed)
+                         clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps, seed=seed,
+                         clip_layout=clip_layout)
 
 
 class SoccerDB1(VideoFolder):

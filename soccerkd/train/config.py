@@ -54,7 +54,11 @@ class DataConfig:
     target_fps: float | None = None
     size: int = 64
     resize: int = 72
-    # Uniform clips per video at evaluation (video accuracy = mean softmax over these K clips).
+    # How a clip's frames are laid out: "stride" (T frames every frame_stride from a start; what the
+    # streaming service sees) or "segments" (TSN: one frame from each of T equal segments of the whole
+    # video; for short, trimmed clips such as SoccerDB1's 25 frames). See soccerkd/data/datasets.py.
+    clip_layout: Literal["stride", "segments"] = "stride"
+    # Clips per video at evaluation (video accuracy = mean softmax over these K clips).
     eval_clips: int = 4
     # Random clips drawn per training video per epoch.
     train_clips: int = 1
@@ -73,6 +77,8 @@ class DataConfig:
             _check(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "must be >= 1")
         _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+        _check(self.clip_layout in ("stride", "segments"), "data.clip_layout", self.clip_layout,
+               "must be stride or segments")
         _check(self.target_fps is None or self.target_fps > 0, "data.target_fps", self.target_fps, "must be > 0 or null")
 
 
