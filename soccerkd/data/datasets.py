@@ -114,7 +114,7 @@ class ClipDataset(Dataset):
     def __init__(self, videos: Sequence[VideoRecord], input_spec: InputSpec, *, train: bool,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None, clip_layout: ClipLayout = "stride") -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
         if not videos:
             raise DataError("a clip dataset needs at least one video")
         sampling = sampling or ("random" if train else "uniform")
@@ -135,7 +135,10 @@ class ClipDataset(Dataset):
         # gives the same clips whatever the number of workers, and a resumed run the same as an
         # uninterrupted one (call set_epoch before each epoch)
         self.seed, self.epoch = seed, 0
-        self.transform = build_transform(input_spec, train=train)
+        # fast: the memory cache holds each video already resized (decode and resize once) and items
+        # are uint8 crops, normalised on the device by DeviceNormalize
+        self.fast = fast
+        self.transform = build_transform(input_spec, train=train, uint8=fast)
         self._memory: dict[int, tuple[np.ndarray, float]] | None = None
         self._cache_dir: Path | None = None
         if cache == "memory":
@@ -230,7 +233,9 @@ class ClipDataset(Dataset):
                 (self._cache_dir / f"{key}.fps").write_text(repr(entry[1]))
                 os.replace(tmp, npy)
         if self._memory is not None:
-            self._memory[vi] = (np.asarray(entry[0]), entry[1])
+            frames = self.transform.pre_resize(np.asarray(entry[0])) if self.fast else np.asarray(entry[0])
+            entry = (frames, entry[1])
+            self._memory[vi] = entry
         return entry
 
     def preload(self, *, progress: bool = True) -> "ClipDataset":
@@ -291,13 +296,13 @@ class VideoFolder(ClipDataset):
                  manifest: str | Path | SplitManifest | None = None, train: bool | None = None,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None, clip_layout: ClipLayout = "stride") -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
         self.root = Path(root)
         self.split = split
         super().__init__(records_for(root, input_spec, split=split, manifest=manifest), input_spec,
                          train=(split == "train") if train is None else train, sampling=sampling,
                          clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps, seed=seed,
-                         clip_layout=clip_layout)
+                         clip_layout=clip_layout, fast=fast)
 
 
 class SoccerDB1(VideoFolder):

@@ -71,6 +71,10 @@ class DataConfig:
     augment: bool = True
     # Decoded-video cache: None, "memory" (decode each video once per process) or a directory.
     cache: str | None = None
+    # Fast loader: the memory cache keeps each video resized once, items are uint8 crops, and
+    # scaling/normalising runs on the device (the GPU when there is one). Off by default because
+    # the uint8 rounding changes inputs by up to 0.5/255 versus the float path.
+    fast_loader: bool = False
 
     def __post_init__(self) -> None:
         for key in ("frame_stride", "size", "resize", "eval_clips", "train_clips", "batch_size", "eval_batch_size"):

@@ -283,6 +283,9 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                                 kl_reduction=cfg.kd.kl_reduction)
     else:
         task = DistillationTask(model)
+    from soccerkd.data.transforms import DeviceNormalize
+
+    prepare = DeviceNormalize(spec).to(device) if cfg.data.fast_loader else None
     optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scheduler = make_scheduler(cfg, optimizer)
     use_amp = cfg.amp and device.type == "cuda"
@@ -328,12 +331,12 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         lr = optimizer.param_groups[0]["lr"]
         if hasattr(splits["train"], "set_epoch"):
             splits["train"].set_epoch(epoch)
-        tr = train_one_epoch(task, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp,
+        tr = train_one_epoch(task, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp, prepare=prepare,
                              max_steps=cfg.max_steps_per_epoch, progress=cfg.progress,
                              desc=f"epoch {epoch + 1}/{cfg.epochs}")
         scheduler.step()
         va = evaluate(model, val_loader, class_names=names, device=device, amp=use_amp,
-                      frames_per_clip=spec.clip.num_frames, progress=cfg.progress, desc="val")
+                      frames_per_clip=spec.clip.num_frames, progress=cfg.progress, prepare=prepare, desc="val")
         row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in tr.items()},
                **{f"val_{k}": va[k] for k in ("loss", "clip_acc", "video_acc", "video_acc_upstream",
                                               "frame_acc", "macro_f1")},
@@ -357,7 +360,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     best_ckpt = load_checkpoint(out / "best.pt")
     model.load_state_dict(best_ckpt["model_state"])
     test = evaluate(model, test_loader, class_names=names, device=device, amp=use_amp,
-                    frames_per_clip=spec.clip.num_frames, progress=cfg.progress, desc="test")
+                    frames_per_clip=spec.clip.num_frames, progress=cfg.progress, prepare=prepare, desc="test")
     test["best_epoch"] = best_ckpt["epoch"]
     test["checkpoint"] = str(out / "best.pt")
     (out / "test_metrics.json").write_text(json.dumps(test, indent=2))
