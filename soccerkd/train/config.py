@@ -200,4 +200,6 @@ def config_sha256(cfg: TrainConfig) -> str:
     d = to_dict(cfg)
     for key in ("out_dir", "progress"):
         d.pop(key, None)
+    if cfg.kd.teacher_checkpoint:  # "{seed}" resolved, so a sweep's plan matches the run it made
+        d["kd"]["teacher_checkpoint"] = str(cfg.teacher_path())
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
