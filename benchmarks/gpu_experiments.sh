@@ -12,7 +12,7 @@
 #         (default 20), ALPHAS (default "0.5 0.9"), TEMPS (default "4"), SEEDS (default "0 1 2"),
 #         PY (python; default .venv/bin/python if present, else python3), EXTRA_SET (extra
 #         space-separated config overrides for every run), REQUIRE_CUDA (default 1; 0 = CPU smoke test).
-# Writes: $OUT/sweep.md, $OUT/sweep.json (the table), $OUT/runs/<cell>/seed<S>/{summary.json,
+# Writes: $OUT/sweep.md, $OUT/sweep.json (the table), $OUT/val_curves.png (val accuracy per epoch), $OUT/runs/<cell>/seed<S>/{summary.json,
 #         test_metrics.json,metrics.csv,curves.png,confusion_test.png,config.yaml,train.log},
 #         $OUT/synth.json, $OUT/env.txt. Checkpoints stay in $WORK (too large to ship back).
 set -euo pipefail
@@ -106,8 +106,14 @@ cells = plan_cells([f"{cfg}/{n}.yaml" for n in ("gpu_synth_teacher_r101", "gpu_s
                    alphas=[float(a) for a in alphas.split(",")], temperatures=[float(t) for t in temps.split(",")], out=out)
 runs = {c.tag: [json.loads(p.read_text()) for p in sorted((out / c.tag).glob("seed*/summary.json"))] for c in cells}
 _write(out, cells, runs, [int(s) for s in seeds.split(",")])
+from soccerkd.train.plots import plot_val_accuracy
+groups = {"teacher R101": sorted((out / "gpu_synth_teacher_r101").glob("seed*")),
+          "student R18": sorted((out / "gpu_synth_student_r18").glob("seed*")),
+          "KD R18 (all α, T)": sorted((out / "gpu_synth_kd_r101_r18").glob("*/seed*"))}
+plot_val_accuracy({k: v for k, v in groups.items() if v}, out / "val_curves.png",
+                  title="val video accuracy per epoch (generator v3)", chance=0.25)
 PYEOF
-cp "$SWEEP/sweep.md" "$SWEEP/sweep.json" "$OUT/"
+cp "$SWEEP/sweep.md" "$SWEEP/sweep.json" "$SWEEP/val_curves.png" "$OUT/"
 (cd "$SWEEP" && find . -type f \( -name '*.json' -o -name '*.csv' -o -name '*.png' -o -name '*.yaml' -o -name '*.log' \) \
     -not -path './sweep.*' -print0 | while IFS= read -r -d '' f; do mkdir -p "$OUT/runs/$(dirname "$f")"; cp "$f" "$OUT/runs/$f"; done)
 log "done; results in $OUT/sweep.md"

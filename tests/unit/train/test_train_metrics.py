@@ -50,3 +50,16 @@ def test_inconsistent_video_labels_and_bad_labels_are_errors():
 def test_softmax_rows_sum_to_one():
     p = softmax(np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]]))
     np.testing.assert_allclose(p, [[0.5, 0.5], [0.25, 0.75]])
+
+
+def test_plot_val_accuracy(tmp_path):
+    import json
+
+    from soccerkd.train.plots import plot_val_accuracy
+
+    for name, accs in (("t", [0.3, 0.5]), ("s", [0.25, 0.4])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            [{"epoch": i + 1, "val_video_acc": a} for i, a in enumerate(accs)]))
+    out = plot_val_accuracy({"teacher": [tmp_path / "t"], "student": [tmp_path / "s"]}, tmp_path / "v.png", chance=0.25)
+    assert out.stat().st_size > 1000
