@@ -18,7 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
     synth.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
     synth.add_argument("--workers", type=int, default=1, help="processes rendering in parallel (default 1)")
+    synth.add_argument("--version", type=int, default=3, choices=(2, 3),
+                       help="generator version (default 3: classes need time; 2: the demo's older clips)")
     synth.set_defaults(handler=_synth)
+
+    probe = sub.add_parser("probe", help="how much one frame of procedural clips gives away: a single-frame "
+                                         "probe against a same-budget clip model (no rendering)")
+    probe.add_argument("--version", type=int, default=3, choices=(2, 3), help="generator version (default 3)")
+    probe.add_argument("--size", default="128x96", help="frame size WIDTHxHEIGHT (default 128x96)")
+    probe.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
+    probe.add_argument("--train-per-class", type=int, default=150, help="training clips per class (default 150)")
+    probe.add_argument("--test-per-class", type=int, default=60, help="held-out clips per class (default 60)")
+    probe.add_argument("--seed", type=int, default=0, help="generator and probe seed (default 0)")
+    probe.set_defaults(handler=_probe)
 
     split = sub.add_parser("split", help="write a seeded, stratified train/val/test manifest for a dataset")
     split.add_argument("root", type=Path, help="dataset root with one folder per class")
@@ -28,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("--classes", nargs="+", default=None,
                        help="class names (default: every class folder found)")
     split.add_argument("--out", type=Path, default=None, help="manifest path (default ROOT/manifest.json)")
+    split.add_argument("--group-by", default=None, metavar="REGEX|CSV",
+                       help="keep groups (e.g. source matches) within one split: a regex on the relative "
+                            "path (first capture group = group) or a CSV of path,group rows")
     split.set_defaults(handler=_split)
 
     insp = sub.add_parser("inspect", help="print class counts, durations, fps, resolution; write a contact sheet")
@@ -41,7 +56,7 @@ def _synth(args: argparse.Namespace) -> int:
     from soccerkd.data.synth import SynthConfig, generate_dataset, parse_size
 
     w, h = parse_size(args.size)
-    cfg = SynthConfig(width=w, height=h, num_frames=args.frames, fps=args.fps)
+    cfg = SynthConfig(width=w, height=h, num_frames=args.frames, fps=args.fps, version=args.version)
     res = generate_dataset(args.out, clips_per_class=args.clips_per_class, seed=args.seed, cfg=cfg,
                            workers=args.workers)
     print(f"wrote {res['clips']} clips to {args.out} in {res['seconds']:.1f} s ({res['clips_per_s']:.1f} clips/s)")
@@ -51,12 +66,31 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe(args: argparse.Namespace) -> int:
+    import json
+
+    from soccerkd.data.probe import run_probe
+    from soccerkd.data.synth import SynthConfig, parse_size
+
+    w, h = parse_size(args.size)
+    res = run_probe(SynthConfig(width=w, height=h, num_frames=args.frames, version=args.version),
+                    train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
+    print(json.dumps({"version": args.version, "seed": args.seed, **res.as_dict()}))
+    return 0
+
+
 def _split(args: argparse.Namespace) -> int:
     from soccerkd.data.datasets import discover_classes, scan_videos
-    from soccerkd.data.splits import MANIFEST_NAME, make_split, write_manifest
+    from soccerkd.data.splits import MANIFEST_NAME, make_grouped_split, make_split, read_groups, write_manifest
 
     classes = tuple(args.classes) if args.classes else discover_classes(args.root)
-    manifest = make_split(scan_videos(args.root, classes), classes, seed=args.seed, fractions=args.fractions)
+    videos = scan_videos(args.root, classes)
+    if args.group_by:
+        manifest = make_grouped_split(videos, classes, read_groups(videos, args.group_by), seed=args.seed,
+                                      fractions=args.fractions, extra={"group_by": args.group_by})
+        print(f"{len(manifest.extra['groups'])} groups, each in one split")
+    else:
+        manifest = make_split(videos, classes, seed=args.seed, fractions=args.fractions)
     path = write_manifest(manifest, args.out or args.root / MANIFEST_NAME)
     for split, counts in manifest.counts().items():
         print(f"{split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))

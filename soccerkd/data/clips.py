@@ -93,6 +93,40 @@ def uniform_clips(num_video_frames: int, spec: ClipSpec, num_clips: int,
                  for s in uniform_clip_starts(num_video_frames, spec, num_clips, fps))
 
 
+def segment_indices(num_video_frames: int, num_frames: int, offsets: float | Sequence[float]) -> tuple[int, ...]:
+    """TSN-style sampling: the video is cut into ``num_frames`` equal segments and one frame is taken
+    from each, at ``offset`` (0 <= offset < 1) of the way through its segment; so every clip spans
+    the whole video whatever its length. ``offsets`` is one number for all segments (evaluation:
+    clip k of K uses ``(k + 0.5) / K``) or one per segment (training: random).
+
+    >>> segment_indices(25, 8, 0.5)
+    (1, 4, 7, 10, 14, 17, 20, 23)
+    >>> segment_indices(25, 8, [0.0] * 8)
+    (0, 3, 6, 9, 12, 15, 18, 21)
+    >>> segment_indices(4, 8, 0.5)
+    (0, 0, 1, 1, 2, 2, 3, 3)
+    """
+    _check_length(num_video_frames)
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ConfigError(f"num_frames must be an integer >= 1, got {num_frames!r}")
+    offs = [float(offsets)] * num_frames if isinstance(offsets, (int, float)) else [float(o) for o in offsets]
+    if len(offs) != num_frames or any(not 0.0 <= o < 1.0 for o in offs):
+        raise ConfigError(f"offsets must be {num_frames} numbers in [0, 1), got {offsets!r}")
+    seg = num_video_frames / num_frames
+    return tuple(min(int(seg * i + seg * o), num_video_frames - 1) for i, o in enumerate(offs))
+
+
+def eval_segment_offsets(num_clips: int) -> tuple[float, ...]:
+    """Offsets of the ``num_clips`` evaluation clips under segment sampling: ``(k + 0.5) / K``.
+
+    >>> eval_segment_offsets(2)
+    (0.25, 0.75)
+    """
+    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1:
+        raise ConfigError(f"num_clips must be an integer >= 1, got {num_clips!r}")
+    return tuple((k + 0.5) / num_clips for k in range(num_clips))
+
+
 def sorted_unique(indices: Sequence[int]) -> list[int]:
     """The distinct indices in increasing order (what a decoder must actually read)."""
     return sorted(set(indices))

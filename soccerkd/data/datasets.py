@@ -10,6 +10,12 @@ model's :class:`InputSpec` says, ``label`` indexes ``input_spec.class_names`` an
 indexes ``dataset.videos``. Sampling ``"random"`` (training) draws one random clip per video and
 item; ``"uniform"`` (evaluation) gives ``clips_per_video`` evenly spaced clips per video, one item
 each, so video accuracy is the mean softmax over a video's items.
+
+``clip_layout="stride"`` (default) takes T frames every ``stride`` frames from a start;
+``clip_layout="segments"`` is TSN-style (:func:`soccerkd.data.clips.segment_indices`): one frame from
+each of T equal segments of the whole video, at a random offset per segment in training and at
+offset ``(k + 0.5) / K`` for evaluation clip k of K, so the K clips differ and each spans the video
+(with strides, K clips of a 25-frame video start at frames 0..3 and nearly coincide).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from soccerkd.data.clips import clip_indices, max_start, uniform_clip_starts
+from soccerkd.data.clips import (clip_indices, eval_segment_offsets, max_start, segment_indices,
+                                 uniform_clip_starts)
 from soccerkd.data.decode import (DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_video)
 from soccerkd.data.splits import MANIFEST_NAME, SplitManifest, read_manifest
 from soccerkd.data.transforms import build_transform
@@ -32,6 +39,8 @@ from soccerkd.errors import ConfigError, DataError
 from soccerkd.spec import SOCCERDB1_CLASSES, InputSpec
 
 Sampling = Literal["random", "uniform"]
+ClipLayout = Literal["stride", "segments"]
+CLIP_LAYOUTS = ("stride", "segments")
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,8 @@ class ClipDataset(Dataset):
 
     def __init__(self, videos: Sequence[VideoRecord], input_spec: InputSpec, *, train: bool,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
-                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS) -> None:
+                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
         if not videos:
             raise DataError("a clip dataset needs at least one video")
         sampling = sampling or ("random" if train else "uniform")
@@ -117,7 +127,18 @@ class ClipDataset(Dataset):
         self.input_spec = input_spec
         self.train, self.sampling, self.clips_per_video = train, sampling, k
         self.folder_fps = folder_fps
-        self.transform = build_transform(input_spec, train=train)
+        if clip_layout not in CLIP_LAYOUTS:
+            raise ConfigError(f"clip_layout must be one of {CLIP_LAYOUTS}, got {clip_layout!r}")
+        self.clip_layout = clip_layout
+        # seed=None: random draws come from torch's global generator (DataLoader seeds each worker);
+        # an int: item i of epoch e draws from its own generator seeded by (seed, e, i), so a run
+        # gives the same clips whatever the number of workers, and a resumed run the same as an
+        # uninterrupted one (call set_epoch before each epoch)
+        self.seed, self.epoch = seed, 0
+        # fast: the memory cache holds each video already resized (decode and resize once) and items
+        # are uint8 crops, normalised on the device by DeviceNormalize
+        self.fast = fast
+        self.transform = build_transform(input_spec, train=train, uint8=fast)
         self._memory: dict[int, tuple[np.ndarray, float]] | None = None
         self._cache_dir: Path | None = None
         if cache == "memory":
@@ -138,6 +159,17 @@ class ClipDataset(Dataset):
     def video_labels(self) -> list[int]:
         return [v.label for v in self.videos]
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose random draws the next items make (with ``seed`` set)."""
+        self.epoch = int(epoch)
+
+    def item_generator(self, item: int) -> torch.Generator | None:
+        """The generator item ``item`` of the current epoch draws from (None without ``seed``)."""
+        if self.seed is None:
+            return None
+        state = np.random.SeedSequence([int(self.seed) % 2**32, self.epoch, int(item)]).generate_state(2)
+        return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
     def video_index_of(self, item: int) -> int:
         return item // self.clips_per_video
 
@@ -148,10 +180,12 @@ class ClipDataset(Dataset):
         if not 0 <= item < len(self):
             raise IndexError(f"item {item} out of range 0..{len(self) - 1}")
         vi, k = divmod(item, self.clips_per_video)
-        frames = self.read_clip_frames(vi, k)
-        return self.transform(frames), self.videos[vi].label, vi
+        gen = self.item_generator(item)
+        frames = self.read_clip_frames(vi, k, generator=gen)
+        return self.transform(frames, generator=gen), self.videos[vi].label, vi
 
-    def read_clip_frames(self, video_index: int, clip: int = 0) -> np.ndarray:
+    def read_clip_frames(self, video_index: int, clip: int = 0,
+                         generator: torch.Generator | None = None) -> np.ndarray:
         """The uint8 ``T×H×W×3`` frames of one clip of a video (random or uniform clip ``clip``)."""
         spec = self.input_spec.clip
         cached = self._cached(video_index)
@@ -163,11 +197,16 @@ class ClipDataset(Dataset):
             reader = open_video(self.videos[video_index].path, folder_fps=self.folder_fps)
             n, fps = reader.info.num_frames, reader.info.fps
         try:
-            if self.sampling == "random":
-                start = int(torch.randint(0, max_start(n, spec, fps) + 1, ()))
+            if self.clip_layout == "segments":
+                offsets = (torch.rand(spec.num_frames, generator=generator).clamp_(max=0.999999).tolist()
+                           if self.sampling == "random" else eval_segment_offsets(self.clips_per_video)[clip])
+                idx = segment_indices(n, spec.num_frames, offsets)
+            elif self.sampling == "random":
+                start = int(torch.randint(0, max_start(n, spec, fps) + 1, (), generator=generator))
+                idx = clip_indices(start, n, spec, fps)
             else:
                 start = uniform_clip_starts(n, spec, self.clips_per_video, fps)[clip]
-            idx = clip_indices(start, n, spec, fps)
+                idx = clip_indices(start, n, spec, fps)
             return np.asarray(full[list(idx)]) if reader is None else reader.read(idx)
         finally:
             if reader is not None:
@@ -194,7 +233,9 @@ class ClipDataset(Dataset):
                 (self._cache_dir / f"{key}.fps").write_text(repr(entry[1]))
                 os.replace(tmp, npy)
         if self._memory is not None:
-            self._memory[vi] = (np.asarray(entry[0]), entry[1])
+            frames = self.transform.pre_resize(np.asarray(entry[0])) if self.fast else np.asarray(entry[0])
+            entry = (frames, entry[1])
+            self._memory[vi] = entry
         return entry
 
     def preload(self, *, progress: bool = True) -> "ClipDataset":
@@ -254,12 +295,14 @@ class VideoFolder(ClipDataset):
     def __init__(self, root: str | Path, input_spec: InputSpec, *, split: str = "train",
                  manifest: str | Path | SplitManifest | None = None, train: bool | None = None,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
-                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS) -> None:
+                 cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
         self.root = Path(root)
         self.split = split
         super().__init__(records_for(root, input_spec, split=split, manifest=manifest), input_spec,
                          train=(split == "train") if train is None else train, sampling=sampling,
-                         clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps)
+                         clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps, seed=seed,
+                         clip_layout=clip_layout, fast=fast)
 
 
 class SoccerDB1(VideoFolder):

@@ -5,6 +5,12 @@ with ``"<seed>:<class>"`` (stable across Python runs and platforms), then cut in
 ``val = round(n * f_val)``, ``test = round(n * f_test)`` and ``train = the rest``; a class with
 at least 3 videos gets at least one video in every split. Each video is in exactly one split.
 
+Grouped split (:func:`make_grouped_split`, ``soccerkd data split --group-by``): clips cut from the
+same source (SoccerDB1 clips come from a few broadcasts) share a group, and every group lies in one
+split only, so no match is seen in training and again in test. Groups are shuffled with
+``"<seed>:groups"`` and each goes, in turn, to the split furthest below its target share of videos;
+fractions are then met as closely as the group sizes allow (not per class).
+
 Manifest (``manifest.json`` in the dataset root by default)::
 
     {"format": "soccerkd.split/1", "seed": 0, "fractions": [0.7, 0.15, 0.15],
@@ -14,8 +20,11 @@ Manifest (``manifest.json`` in the dataset root by default)::
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +134,74 @@ def make_split(videos: Iterable[tuple[str, str]], class_names: Iterable[str], *,
             out[split].extend((p, label) for p in sorted(part))
     return SplitManifest(class_names=names, splits={s: tuple(v) for s, v in out.items()}, seed=seed,
                          fractions=fr, extra=dict(extra or {}))
+
+
+def manifest_sha256(manifest: SplitManifest) -> str:
+    """Hex sha256 of the manifest's content (canonical JSON), stored in checkpoints to tell which
+    videos a model was trained and selected on."""
+    return hashlib.sha256(json.dumps(manifest.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def read_groups(videos: Iterable[tuple[str, str]], group_by: str) -> dict[str, str]:
+    r"""``{relative_path: group}`` from a CSV file (``path,group`` rows; a header row is skipped) or
+    a regular expression searched in each relative path (its first capture group, else the match).
+
+    Example: ``--group-by '^[^/]+/(match\d+)_'`` puts ``kick/match07_0012.mp4`` in group ``match07``.
+    """
+    paths = [p for p, _ in videos]
+    if Path(group_by).is_file():
+        table: dict[str, str] = {}
+        with open(group_by, newline="") as fh:
+            for row in csv.reader(fh):
+                if len(row) >= 2 and row[0].strip() and row[0].strip().lower() != "path":
+                    table[row[0].strip()] = row[1].strip()
+        missing = [p for p in paths if p not in table]
+        if missing:
+            raise DataError(f"group CSV {group_by!r} has no group for {len(missing)} videos, e.g. {missing[:3]}; "
+                            f"add 'path,group' rows (paths relative to the dataset root)")
+        return {p: table[p] for p in paths}
+    try:
+        pattern = re.compile(group_by)
+    except re.error as exc:
+        raise ConfigError(f"--group-by {group_by!r} is neither an existing CSV file nor a valid regular "
+                          f"expression ({exc})") from exc
+    groups = {}
+    for p in paths:
+        m = pattern.search(p)
+        if m is None:
+            raise DataError(f"--group-by {group_by!r} does not match video {p!r}; every video needs a group")
+        groups[p] = m.group(1) if pattern.groups else m.group(0)
+    return groups
+
+
+def make_grouped_split(videos: Iterable[tuple[str, str]], class_names: Iterable[str], groups: Mapping[str, str], *,
+                       seed: int = 0, fractions: Iterable[float] = DEFAULT_FRACTIONS,
+                       extra: Mapping[str, Any] | None = None) -> SplitManifest:
+    """Split whole groups (see the module docstring); same inputs and seed -> same split."""
+    fr = _check_fractions(fractions)
+    names = tuple(class_names)
+    videos = sorted(set(videos))
+    members: dict[str, list[tuple[str, str]]] = {}
+    for path, label in videos:
+        if label not in names:
+            raise DataError(f"video {path!r} has label {label!r}, not one of {names}")
+        if path not in groups:
+            raise DataError(f"video {path!r} has no group")
+        members.setdefault(groups[path], []).append((path, label))
+    order = sorted(members)
+    random.Random(f"{seed}:groups").shuffle(order)
+    total = len(videos)
+    out: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
+    assignment: dict[str, str] = {}
+    for g in order:
+        deficit = {s: fr[i] * total - len(out[s]) for i, s in enumerate(SPLITS)}
+        split = max(SPLITS, key=lambda s: (deficit[s], -SPLITS.index(s)))
+        out[split].extend(members[g])
+        assignment[g] = split
+    meta = dict(extra or {})
+    meta["groups"] = assignment
+    return SplitManifest(class_names=names, splits={s: tuple(sorted(v)) for s, v in out.items()}, seed=seed,
+                         fractions=fr, extra=meta)
 
 
 def write_manifest(manifest: SplitManifest, path: str | Path) -> Path:

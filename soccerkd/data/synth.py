@@ -19,9 +19,20 @@ by speed x lag, which is a single-frame speed cue; in v2 it stays near the centr
 size, so centre crops keep it and a clip model learns from 1400 clips on CPU (docs/results.md).
 Class cues (gait ranges, ball, kick) are unchanged.
 
-Determinism: each clip draws from ``numpy.random.default_rng([seed, class_index, clip_index])``
-and is rendered with fixed-order numpy/OpenCV calls, so the same seed and arguments give
-byte-identical decoded frames.
+v3 (the default for clips; ``SynthConfig.version``), where time is needed: in v2 one frame gave
+the class away (arm abduction only in kicks, the ball always at a dribbler's feet, class-specific
+pose ranges; per-frame features reached 97% video accuracy in ``soccerkd data probe --version 2``).
+In v3 every pose range is shared by all classes, arm abduction and gait asymmetry are random in
+every clip, every walk/run/dribble clip holds a feint (the kick swing without a strike, on the
+ball's side, when a kick would strike), the ball at a walker's or runner's feet moves exactly as a
+dribbled ball does but to its own rhythm (and may roll away), and a kicked ball is dribbled in.
+What is left to tell the classes apart needs several frames: speed and cadence, touches locked to
+the stride, the plant and the ball leaving after a swing. ``soccerkd.data.probe`` measures it.
+``render_match`` (the demo) stays on v2.
+
+Determinism: each clip draws from :func:`clip_rng` (v3 mixes the frame size, length, fps and version
+into the seed; v2 used ``[seed, class_index, clip_index]``) and is rendered with fixed-order
+numpy/OpenCV calls, so the same seed and arguments give byte-identical decoded frames.
 """
 
 from __future__ import annotations
@@ -56,6 +67,26 @@ GAIT_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "idle": dict(speed=(0.0, 0.3), freq=(0.3, 0.5), hip=(0.02, 0.08), knee=(0.1, 0.3),
                  lean=(0.0, 0.1), arm=(0.05, 0.15), elbow=(0.2, 0.6), bob=(0.0, 0.01)),
 }
+# v3: every pose range is shared by all classes (a single frame's pose says nothing about the class);
+# only speed and stride frequency (cadence) differ, and both are visible only over time because the
+# camera follows the target. Distractors ("idle") keep their own range.
+_POSE_V3 = dict(hip=(0.30, 0.95), knee=(0.55, 1.75), lean=(-0.18, 0.28), arm=(0.25, 0.85),
+                elbow=(0.3, 1.6), bob=(0.015, 0.07))
+GAIT_RANGES_V3: dict[str, dict[str, tuple[float, float]]] = {
+    "walk": dict(speed=(1.0, 2.0), freq=(0.75, 1.05), **_POSE_V3),
+    "run": dict(speed=(4.2, 7.0), freq=(1.35, 1.75), **_POSE_V3),
+    "dribble": dict(speed=(2.4, 4.4), freq=(1.05, 1.45), **_POSE_V3),
+    "approach": dict(speed=(2.6, 4.2), freq=(1.2, 1.55), **_POSE_V3),
+    "idle": GAIT_RANGES["idle"],
+}
+# Arm abduction (v3): a per-clip level plus a slow drift, drawn the same way for every class.
+ABD_V3 = (0.05, 0.75)
+# Chance that a walk/run/dribble clip (v3) holds a feint: the kick swing with no ball strike.
+FEINT_P_V3 = 1.0
+# Chance that a dribble (v3) knocks the ball on, 2.5-5 m ahead, instead of keeping it within reach.
+KNOCK_ON_P_V3 = 0.3
+VERSIONS = (2, 3)
+DEFAULT_VERSION = 3
 # Target height as a fraction of the frame height (the camera zooms to this). v2: was (0.2, 0.42),
 # which left the target ~14-30 px tall in 64 px training crops: too small to learn from.
 PLAYER_FRAC = (0.34, 0.5)
@@ -78,8 +109,13 @@ class SynthConfig:
     height: int = 120
     num_frames: int = 32
     fps: float = 25.0
+    # Generator version: 3 (default) needs time to tell the classes apart; 2 is kept for the demo
+    # and for reproducing older datasets (module docstring).
+    version: int = DEFAULT_VERSION
 
     def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ConfigError(f"synth version must be one of {VERSIONS}, got {self.version!r}")
         if self.width < 32 or self.height < 32:
             raise ConfigError(f"synth size must be at least 32x32, got {self.width}x{self.height}")
         if self.num_frames < 1:
@@ -105,8 +141,8 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
-def _sample_gait(kind: str, rng: np.random.Generator) -> np.ndarray:
-    ranges = GAIT_RANGES[kind]
+def _sample_gait(kind: str, rng: np.random.Generator, version: int = 2) -> np.ndarray:
+    ranges = (GAIT_RANGES_V3 if version >= 3 else GAIT_RANGES)[kind]
     return np.array([_u(rng, *ranges[k]) for k in GAIT_KEYS])
 
 
@@ -136,9 +172,11 @@ def _integrate(speed: np.ndarray, heading: np.ndarray, freq: np.ndarray, start: 
     return pos, phase
 
 
-def _gait_angles(phase: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
-    """Joint angles of a walking/running gait: ``g`` is T×len(GAIT_KEYS)."""
-    ph = np.stack([phase, phase + np.pi], 1)  # left, right leg
+def _gait_angles(phase: np.ndarray, g: np.ndarray, abd: np.ndarray | None = None,
+                 skew: float = 0.0) -> dict[str, np.ndarray]:
+    """Joint angles of a walking/running gait: ``g`` is T×len(GAIT_KEYS); ``abd`` (T) arm abduction;
+    ``skew`` moves the right leg off exact anti-phase (an uneven gait, v3)."""
+    ph = np.stack([phase, phase + np.pi + skew], 1)  # left, right leg
     hip_amp, knee, arm, elbow = (g[:, _G[k]][:, None] for k in ("hip", "knee", "arm", "elbow"))
     hip = hip_amp * np.sin(ph)
     knee_flex = 0.12 + knee * np.maximum(0.0, np.cos(ph + 0.5)) ** 1.5
@@ -146,15 +184,19 @@ def _gait_angles(phase: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
     elbow_f = elbow * (1 + 0.25 * np.sin(ph))
     bob = g[:, _G["bob"]] * np.cos(2 * phase)
     pelvis = (THIGH + SHIN) * np.cos(0.55 * g[:, _G["hip"]]) - 0.03 + bob
-    return dict(hip=hip, knee=knee_flex, arm=arm_sw, elbow=elbow_f, abd=np.full_like(hip, 0.12),
+    return dict(hip=hip, knee=knee_flex, arm=arm_sw, elbow=elbow_f, abd=np.full_like(hip, 0.12) if abd is None else np.repeat(abd[:, None], 2, 1),
                 lean=g[:, _G["lean"]].copy(), pelvis=pelvis)
 
 
 def _apply_kick(angles: dict[str, np.ndarray], t: np.ndarray, t_contact: float, side: int,
-                rng: np.random.Generator) -> None:
-    """Overwrite the gait with the plant/swing/follow-through keyframes around ``t_contact``."""
+                rng: np.random.Generator, version: int = 2) -> None:
+    """Overwrite the gait with the plant/swing/follow-through keyframes around ``t_contact``.
+
+    v3 keeps every kick pose inside the shared gait ranges (smaller swing, arms untouched), so
+    the kick shows only as one swing over time, not as a pose no other class has.
+    """
     scale = _u(rng, 0.85, 1.2)
-    amp = _u(rng, 0.85, 1.15)
+    amp = _u(rng, 0.55, 0.85) if version >= 3 else _u(rng, 0.85, 1.15)
     rel = (t - t_contact) / scale
     w = _smoothstep(np.interp(rel, _KICK_T, _KICK_W))
     k, p = side, 1 - side
@@ -172,9 +214,10 @@ def _apply_kick(angles: dict[str, np.ndarray], t: np.ndarray, t_contact: float, 
     blend("hip", p, _KICK_HIP_P)
     blend("knee", p, _KICK_KNEE_P)
     blend("lean", None, _KICK_LEAN)
-    blend("abd", 0, _KICK_ABD)
-    blend("abd", 1, _KICK_ABD)
-    blend("arm", p, _KICK_ABD * 0.5)
+    if version < 3:
+        blend("abd", 0, _KICK_ABD)
+        blend("abd", 1, _KICK_ABD)
+        blend("arm", p, _KICK_ABD * 0.5)
     angles["pelvis"][:] -= 0.06 * w
 
 
@@ -188,7 +231,7 @@ class Segment:
 
 
 def _simulate_target(segments: Sequence[Segment], fps: float, rng: np.random.Generator,
-                     start: np.ndarray, heading0: float, blend_s: float = 0.35
+                     start: np.ndarray, heading0: float, blend_s: float = 0.35, version: int = 2
                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[tuple[int, int]], np.ndarray]:
     """Target track over all segments with smooth transitions.
 
@@ -209,7 +252,7 @@ def _simulate_target(segments: Sequence[Segment], fps: float, rng: np.random.Gen
         n = seg.num_frames
         t = np.arange(n) * dt
         if seg.label == "kick":
-            approach, after = _sample_gait("approach", rng), _sample_gait("walk", rng)
+            approach, after = _sample_gait("approach", rng, version), _sample_gait("walk", rng, version)
             after[_G["speed"]] = _u(rng, 0.6, 1.6)
             tc = seg.kick_at * n * dt
             mix = _smoothstep((t - (tc - 0.35)) / 0.6)[:, None]
@@ -218,7 +261,7 @@ def _simulate_target(segments: Sequence[Segment], fps: float, rng: np.random.Gen
             target[:, _G["speed"]] *= slow
             kicks.append((f0 + int(round(tc * fps)), int(rng.integers(2)), tc))
         else:
-            target = np.repeat(_sample_gait(seg.label, rng)[None], n, 0)
+            target = np.repeat(_sample_gait(seg.label, rng, version)[None], n, 0)
         if prev is not None:
             w = _smoothstep(t / blend_s)[:, None]
             target = (1 - w) * prev[None] + w * target
@@ -233,24 +276,31 @@ def _simulate_target(segments: Sequence[Segment], fps: float, rng: np.random.Gen
         prev = target[-1]
         f0 += n
     pos, phase = _integrate(gait[:, _G["speed"]], heading, gait[:, _G["freq"]], start, _u(rng, 0, 2 * np.pi), dt)
-    angles = _gait_angles(phase, gait)
     tt = np.arange(total) * dt
+    abd = None
+    if version >= 3:
+        abd = np.clip(_u(rng, *ABD_V3) + _u(rng, 0.0, 0.2) * np.sin(_u(rng, 0.3, 1.5) * tt + _u(rng, 0, 6.3)),
+                      0.02, 0.95)
+    angles = _gait_angles(phase, gait, abd, skew=_u(rng, -0.6, 0.6) if version >= 3 else 0.0)
     starts = np.cumsum([0] + [s.num_frames for s in segments])
     out_kicks = []
     for (frame, side, tc), s0 in zip(kicks, [starts[i] for i, s in enumerate(segments) if s.label == "kick"]):
-        _apply_kick(angles, tt, s0 * dt + tc, side, rng)
+        _apply_kick(angles, tt, s0 * dt + tc, side, rng, version)
         out_kicks.append((frame, side))
     angles["phase"] = phase
     return pos, heading, angles, out_kicks, dribbling
 
 
 def _dribble_ball(pos: np.ndarray, heading: np.ndarray, phase: np.ndarray, rng: np.random.Generator,
-                  frames: np.ndarray) -> np.ndarray:
-    """Ball kept within reach: touched at the dominant foot's forward swing every 1-2 strides."""
+                  frames: np.ndarray, knock_on: bool = False) -> np.ndarray:
+    """Ball kept within reach: touched at the dominant foot's forward swing every 1-2 strides.
+
+    ``knock_on`` (v3): pushed 2.5-5 m ahead at each touch, as a player running into space does.
+    """
     every = int(rng.integers(1, 3))
     side = int(rng.integers(2))
     lat = (0.12 if side == 0 else -0.12) + _u(rng, -0.1, 0.1)
-    d_touch, peak = _u(rng, 0.3, 0.45), _u(rng, 0.9, 2.0)
+    d_touch, peak = _u(rng, 0.3, 0.45), (_u(rng, 2.5, 5.0) if knock_on else _u(rng, 0.9, 2.0))
     # u = 0 exactly when the touching foot is at its forward extreme (hip angle at its maximum)
     ph = phase[frames] + (np.pi if side else 0.0) - np.pi / 2
     u = (ph / (2 * np.pi * every)) % 1.0
@@ -288,9 +338,27 @@ def _loose_ball(pos: np.ndarray, heading: np.ndarray, rng: np.random.Generator, 
     return np.concatenate([xy, np.full((n, 1), 0.11)], 1)
 
 
+def _near_ball(pos: np.ndarray, heading: np.ndarray, rng: np.random.Generator, dt: float) -> np.ndarray:
+    """v3: a ball at the target's feet that the target never plays: it moves exactly as a dribbled
+    ball does (same distances, same side offsets) but to its own rhythm, not the stride's.
+
+    So any one frame of it looks like a frame of a dribble; only over time does it show that the
+    ball's bounces are not locked to the feet. Sometimes it then rolls away, as a kicked ball does.
+    """
+    n = len(pos)
+    t = np.arange(n) * dt
+    own_phase = _u(rng, 0, 2 * np.pi) + 2 * np.pi * _u(rng, 0.6, 1.8) * t
+    ball = _dribble_ball(pos, heading, own_phase, rng, np.arange(n), knock_on=rng.random() < KNOCK_ON_P_V3)
+    if rng.random() < 0.5:
+        go = int(_u(rng, 0.3, 0.7) * n)
+        f = np.array([math.cos(heading[go]), math.sin(heading[go])])
+        ball[go:, :2] += f[None] * (_u(rng, 4.0, 15.0) * (t[go:] - t[go]))[:, None]
+    return ball
+
+
 def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarray, phase: np.ndarray,
                  kicks: list[tuple[int, int]], dt: float, rng: np.random.Generator,
-                 ball0: np.ndarray | None) -> np.ndarray:
+                 ball0: np.ndarray | None, version: int = 2) -> np.ndarray:
     """Ball track for a timeline: dribbled, placed and kicked, or rolling free; passes in between.
 
     ``ball0=None`` starts with the ball already where the first segment needs it (clips).
@@ -304,18 +372,27 @@ def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarr
         n = seg.num_frames
         frames = np.arange(f0, f0 + n)
         if seg.label == "dribble":
-            want = _dribble_ball(pos, heading, phase, rng, frames)
+            knock_on = version >= 3 and rng.random() < KNOCK_ON_P_V3
+            want = _dribble_ball(pos, heading, phase, rng, frames, knock_on)
         elif seg.label == "kick":
             frame, side = next(kick_iter)
             frame = min(max(frame, f0), f0 + n - 1)
             fwd = np.array([math.cos(heading[frame]), math.sin(heading[frame])])
             lat = np.array([-fwd[1], fwd[0]]) * (0.1 if side == 0 else -0.1)
-            spot = np.r_[pos[frame] + 0.3 * fwd + lat, 0.11]
+            if version >= 3:  # a planted ball anywhere a dribbled one can be, not on one exact line
+                lat = lat * _u(rng, 0.3, 2.2)
+            spot = np.r_[pos[frame] + (0.3 if version < 3 else _u(rng, 0.25, 0.5)) * fwd + lat, 0.11]
             want = np.repeat(spot[None], n, 0)
             k = frame - f0
             ang = heading[frame] + _u(rng, -0.35, 0.35)
-            speed = _u(rng, 14, 26)
-            v0 = np.array([speed * math.cos(ang), speed * math.sin(ang), _u(rng, 0.0, 8.0)])
+            if version < 3:
+                speed, vz = _u(rng, 14, 26), _u(rng, 0.0, 8.0)
+            else:  # mostly passes along the ground, some of them soft, so the ball leaves over frames
+                speed, vz = _u(rng, 3, 18), (0.0 if rng.random() < 0.7 else _u(rng, 0.5, 3.0))
+            v0 = np.array([speed * math.cos(ang), speed * math.sin(ang), vz])
+            if version >= 3 and k > 0:  # dribbled in, then struck: before contact a kick's ball is a dribble's
+                want[:k] = _dribble_ball(pos, heading, phase, rng, frames[:k])
+                spot = want[k - 1]
             want[k:] = _free_ball(spot, v0, n - k, dt)
         else:
             p0 = np.r_[pos[f0] + 15 * rng.normal(size=2), 0.11] if cur_p is None else cur_p
@@ -654,7 +731,7 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     else:
         heading0 = _u(rng, 0, 2 * math.pi)
     start = np.array([_u(rng, 20, PITCH_L - 20), _u(rng, 12, PITCH_W - 12)])
-    pos, heading, angles, kicks, _ = _simulate_target(segments, cfg.fps, rng, start, heading0)
+    pos, heading, angles, kicks, _ = _simulate_target(segments, cfg.fps, rng, start, heading0, version=cfg.version)
     target = Track(pos, heading, angles, _random_kit(rng), height=_u(rng, 0.92, 1.08))
     look = _sample_look(rng, cfg)
     n_dis = int(rng.integers(3, 8))
@@ -666,8 +743,13 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
             d.kit = dict(d.kit, shirt=target.kit["shirt"], shorts=target.kit["shorts"], socks=target.kit["socks"])
     label = segments[0].label
     if clip_mode and label in ("walk", "run"):
-        mode = rng.choice(["loose", "distractor", "far"], p=[0.45, 0.3, 0.25])
-        if mode == "loose":
+        if cfg.version >= 3:  # mostly a ball at the feet, as often as a dribble or kick shows one
+            mode = rng.choice(["near", "distractor", "far"], p=[0.8, 0.1, 0.1])
+        else:
+            mode = rng.choice(["loose", "distractor", "far"], p=[0.45, 0.3, 0.25])
+        if mode == "near":
+            ball = _near_ball(pos, heading, rng, dt)
+        elif mode == "loose":
             ball = _loose_ball(pos, heading, rng, dt)
         elif mode == "distractor":
             d = dis[int(rng.integers(len(dis)))]
@@ -677,9 +759,23 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
             ball = _free_ball(p0, np.r_[rng.normal(0, 2, 2), 0.0], n, dt)
     else:
         ball0 = None if clip_mode else np.r_[pos[0] + rng.normal(0, 15, 2), 0.11]
-        ball = _target_ball(segments, pos, heading, angles["phase"], kicks, dt, rng, ball0)
+        ball = _target_ball(segments, pos, heading, angles["phase"], kicks, dt, rng, ball0, version=cfg.version)
+    if clip_mode and cfg.version >= 3 and label != "kick" and rng.random() < FEINT_P_V3:
+        _feint(target, ball, rng, dt)
     camera = _make_camera(pos, cfg, rng, player_frac=_u(rng, PLAYER_FRAC[0], PLAYER_FRAC[1]))
     return camera, [target] + dis, ball, look
+
+
+def _feint(target: Track, ball: np.ndarray, rng: np.random.Generator, dt: float) -> None:
+    """v3: the kicking swing with no strike (a dummy), at the time a kick clip strikes (0.4-0.62 of
+    the clip) with the leg on the ball's side, so swing pose plus a ball at the feet is not a kick
+    by itself; a kick also plants (brakes) and sends the ball away, which only a sequence shows."""
+    n = len(target.pos)
+    frame = min(n - 1, int(round(_u(rng, 0.4, 0.62) * n)))
+    f = np.array([math.cos(target.heading[frame]), math.sin(target.heading[frame])])
+    rel = ball[frame, :2] - target.pos[frame]
+    side = 0 if rel[0] * -f[1] + rel[1] * f[0] > 0 else 1
+    _apply_kick(target.angles, np.arange(n) * dt, frame * dt, side, rng, 3)
 
 
 def _clip_segments(label: str, cfg: SynthConfig, rng: np.random.Generator) -> list[Segment]:
@@ -687,13 +783,51 @@ def _clip_segments(label: str, cfg: SynthConfig, rng: np.random.Generator) -> li
     return [Segment(label, cfg.num_frames, kick_at=kick_at)]
 
 
-def render_clip(label: str, cfg: SynthConfig, rng: np.random.Generator) -> list[np.ndarray]:
-    """All frames (BGR uint8) of one clip of ``label``."""
+def simulate_clip(label: str, cfg: SynthConfig, rng: np.random.Generator
+                  ) -> tuple[Camera, list[Track], np.ndarray, Look]:
+    """The scene of one clip of ``label`` before drawing: camera, players (target first), ball, look."""
     if label not in SOCCERDB1_CLASSES:
         raise ConfigError(f"unknown synth label {label!r}; choose from {SOCCERDB1_CLASSES}")
-    segments = _clip_segments(label, cfg, rng)
-    camera, players, ball, look = _scene(segments, cfg, rng, clip_mode=True)
+    return _scene(_clip_segments(label, cfg, rng), cfg, rng, clip_mode=True)
+
+
+def render_clip(label: str, cfg: SynthConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """All frames (BGR uint8) of one clip of ``label``."""
+    camera, players, ball, look = simulate_clip(label, cfg, rng)
     return list(_render_frames(cfg, camera, players, ball, look, rng))
+
+
+# What one frame shows of the target and the ball (for the single-frame probe, see frame_features).
+FRAME_FEATURES = ("hip_l", "hip_r", "knee_l", "knee_r", "arm_l", "arm_r", "elbow_l", "elbow_r", "abd",
+                  "lean", "pelvis", "ball_ahead", "ball_side", "ball_height", "ball_near")
+
+
+def frame_features(target: Track, ball: np.ndarray) -> np.ndarray:
+    """T×len(FRAME_FEATURES): the target's pose and the ball relative to it, frame by frame.
+
+    Everything here is visible in one frame (joint angles, where the ball is relative to the body
+    and whether it is within 3 m); nothing needs a second frame. Speed and cadence do, so they are
+    absent: :func:`clip_motion` gives what a clip adds.
+    """
+    a = target.angles
+    f = np.stack([np.cos(target.heading), np.sin(target.heading)], 1)
+    rel = ball[:, :2] - target.pos
+    ahead = (rel * f).sum(1)
+    side = rel[:, 0] * -f[:, 1] + rel[:, 1] * f[:, 0]
+    near = np.hypot(ahead, side) < 3.0
+    cols = [a["hip"][:, 0], a["hip"][:, 1], a["knee"][:, 0], a["knee"][:, 1], a["arm"][:, 0], a["arm"][:, 1],
+            a["elbow"][:, 0], a["elbow"][:, 1], a["abd"].mean(1), a["lean"], a["pelvis"],
+            np.where(near, ahead, 0.0), np.where(near, side, 0.0), np.where(near, ball[:, 2], 0.0),
+            near.astype(float)]
+    return np.stack(cols, 1).astype(np.float32)
+
+
+def clip_motion(target: Track, fps: float) -> np.ndarray:
+    """T×2: the target's ground displacement from the clip's first frame, in metres along and across
+    its first heading (what background motion shows a clip model, since the camera follows)."""
+    rel = target.pos - target.pos[0]
+    f0 = np.array([math.cos(target.heading[0]), math.sin(target.heading[0])])
+    return np.stack([rel @ f0, rel @ np.array([-f0[1], f0[0]])], 1).astype(np.float32)
 
 
 def _write_video(path: Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int]) -> int:
@@ -712,14 +846,23 @@ def _write_video(path: Path, frames: Iterable[np.ndarray], fps: float, size: tup
     return n
 
 
-def clip_rng(seed: int, class_index: int, clip_index: int) -> np.random.Generator:
-    """The one generator a clip draws from: independent of every other clip and of run order."""
-    return np.random.default_rng([int(seed), int(class_index), int(clip_index)])
+def clip_rng(seed: int, class_index: int, clip_index: int, cfg: SynthConfig | None = None) -> np.random.Generator:
+    """The one generator a clip draws from: independent of every other clip and of run order.
+
+    From v3 on, the frame size, clip length, frame rate and version are mixed into the seed, so
+    datasets of different sizes or lengths do not share scenes (v2 drew the same scene for clip k
+    of a class at every size, which put training clips of one set into the test split of another).
+    v2 keeps its old stream so that v2 datasets are reproduced byte for byte.
+    """
+    key = [int(seed), int(class_index), int(clip_index)]
+    if cfg is not None and cfg.version >= 3:
+        key += [cfg.version, cfg.width, cfg.height, cfg.num_frames, int(round(cfg.fps * 1000))]
+    return np.random.default_rng(key)
 
 
 def _make_one(job: tuple[Path, str, int, int, int, SynthConfig]) -> str:
     path, label, ci, idx, seed, cfg = job
-    frames = render_clip(label, cfg, clip_rng(seed, ci, idx))
+    frames = render_clip(label, cfg, clip_rng(seed, ci, idx, cfg))
     _write_video(path, frames, cfg.fps, (cfg.width, cfg.height))
     return str(path)
 
@@ -763,7 +906,8 @@ def generate_dataset(out: str | Path, *, clips_per_class: int, seed: int = 0, cf
     elapsed = time.perf_counter() - t0
     videos = [(p.relative_to(out).as_posix(), label) for p, label, *_ in jobs]
     meta = {"synth": {"seed": seed, "clips_per_class": clips_per_class, "width": cfg.width, "height": cfg.height,
-                      "num_frames": cfg.num_frames, "fps": cfg.fps, "classes": list(classes)}}
+                      "num_frames": cfg.num_frames, "fps": cfg.fps, "classes": list(classes),
+                      "version": cfg.version}}
     manifest = make_split(videos, classes, seed=seed if split_seed is None else split_seed,
                           fractions=fractions, extra=meta)
     path = write_manifest(manifest, out / MANIFEST_NAME)
@@ -794,7 +938,9 @@ def render_match(path: str | Path, timeline: Sequence[tuple[str, int]], *, size:
         if int(n) < 2:
             raise ConfigError(f"timeline segment {label!r} needs >= 2 frames, got {n!r}")
         segments.append(Segment(label, int(n), kick_at=0.55))
-    cfg = SynthConfig(width=size[0], height=size[1], num_frames=sum(s.num_frames for s in segments), fps=fps)
+    # Matches stay on generator v2: the demo's shipped student was trained on v2 clips.
+    cfg = SynthConfig(width=size[0], height=size[1], num_frames=sum(s.num_frames for s in segments), fps=fps,
+                      version=2)
     rng = np.random.default_rng([int(seed), 9999])
     camera, players, ball, look = _scene(segments, cfg, rng, clip_mode=False)
     path = Path(path)

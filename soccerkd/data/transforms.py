@@ -3,7 +3,8 @@
 Evaluation: resize the shorter side to ``spec.resize``, centre-crop ``spec.size``, scale to [0, 1],
 normalise with ``spec.mean``/``spec.std``. Training: a random resized crop (area and aspect ratio
 drawn once per clip, so every frame gets the same crop) and a horizontal flip with p = 0.5.
-Randomness comes from torch's global generator, which DataLoader seeds per worker.
+Randomness comes from the ``generator`` passed in (the dataset derives one per sample from
+(seed, epoch, index), so results do not depend on which worker ran a sample), else torch's global one.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ from soccerkd.spec import InputSpec, resize_crop_box
 
 
 class ClipTransform:
-    """Callable ``frames (T×H×W×3 uint8 numpy) -> clip (3×T×size×size float32)``."""
+    """Callable ``frames (T×H×W×3 uint8 numpy) -> clip (3×T×size×size float32)``.
+
+    ``uint8=True`` stops before normalising and returns the uint8 crop: 4× less to copy between
+    DataLoader workers and to the device, where :class:`DeviceNormalize` finishes the job (on the
+    GPU when there is one). A centre crop of frames already at ``resize`` is then a pure slice.
+    """
 
     def __init__(self, spec: InputSpec, *, train: bool = False, scale: tuple[float, float] = (0.35, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5) -> None:
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5, uint8: bool = False) -> None:
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ConfigError(f"scale must satisfy 0 < min <= max <= 1, got {scale!r}")
         if not 0 < ratio[0] <= ratio[1]:
@@ -30,40 +36,53 @@ class ClipTransform:
         if not 0 <= flip_p <= 1:
             raise ConfigError(f"flip_p must be in [0, 1], got {flip_p!r}")
         self.spec, self.train, self.scale, self.ratio, self.flip_p = spec, train, scale, ratio, flip_p
+        self.uint8 = uint8
         self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(3, 1, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32).view(3, 1, 1, 1)
 
-    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+    def __call__(self, frames: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be T×H×W×3, got shape {frames.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # T×3×H×W
-        x = self._random_crop(x) if self.train else self._centre_crop(x)
-        if self.train and self.flip_p > 0 and torch.rand(()).item() < self.flip_p:
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # T×3×H×W uint8
+        if not self.uint8:
+            x = x.float()
+        x = self._random_crop(x, generator) if self.train else self._centre_crop(x)
+        if self.train and self.flip_p > 0 and torch.rand((), generator=generator).item() < self.flip_p:
             x = x.flip(-1)
+        if self.uint8:
+            return x.permute(1, 0, 2, 3).contiguous()  # 3×T×S×S uint8
         x = x.permute(1, 0, 2, 3).div_(255.0)  # 3×T×S×S
         return ((x - self._mean) / self._std).contiguous()
 
     def _resize(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         if x.shape[-2:] == (h, w):
             return x
-        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 255)
+        out = F.interpolate(x.float(), size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 255)
+        return out.round_().to(torch.uint8) if x.dtype == torch.uint8 else out
+
+    def pre_resize(self, frames: np.ndarray) -> np.ndarray:
+        """A whole decoded video resized once so its shorter side is ``spec.resize`` (uint8, same
+        interpolation as the per-clip path); a cache of these makes every eval crop a slice."""
+        nh, nw, _, _ = resize_crop_box(*frames.shape[1:3], resize=self.spec.resize, size=self.spec.size)
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        return self._resize(x, nh, nw).permute(0, 2, 3, 1).contiguous().numpy()
 
     def _centre_crop(self, x: torch.Tensor) -> torch.Tensor:
         nh, nw, top, left = resize_crop_box(*x.shape[-2:], resize=self.spec.resize, size=self.spec.size)
         x = self._resize(x, nh, nw)
         return x[..., top:top + self.spec.size, left:left + self.spec.size]
 
-    def _random_crop(self, x: torch.Tensor) -> torch.Tensor:
+    def _random_crop(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         area = h * w
         log_r = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
-            target = area * float(torch.empty(()).uniform_(*self.scale))
-            aspect = math.exp(float(torch.empty(()).uniform_(*log_r)))
+            target = area * float(torch.empty(()).uniform_(*self.scale, generator=generator))
+            aspect = math.exp(float(torch.empty(()).uniform_(*log_r, generator=generator)))
             cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
             if 0 < cw <= w and 0 < ch <= h:
-                top = int(torch.randint(0, h - ch + 1, ()))
-                left = int(torch.randint(0, w - cw + 1, ()))
+                top = int(torch.randint(0, h - ch + 1, (), generator=generator))
+                left = int(torch.randint(0, w - cw + 1, (), generator=generator))
                 break
         else:  # fall back to the largest centred square, as torchvision does
             ch = cw = min(h, w)
@@ -71,6 +90,21 @@ class ClipTransform:
         return self._resize(x[..., top:top + ch, left:left + cw], self.spec.size, self.spec.size)
 
 
-def build_transform(spec: InputSpec, *, train: bool) -> ClipTransform:
+def build_transform(spec: InputSpec, *, train: bool, uint8: bool = False) -> ClipTransform:
     """The transform a dataset applies for ``spec`` (augmenting when ``train``)."""
-    return ClipTransform(spec, train=train)
+    return ClipTransform(spec, train=train, uint8=uint8)
+
+
+class DeviceNormalize(torch.nn.Module):
+    """uint8 ``B×3×T×S×S`` clips (from ``ClipTransform(uint8=True)``) -> float, scaled and normalised
+    with the spec's mean/std, on whatever device the batch is on. Float batches pass through."""
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1, 1) * 255.0)
+        self.register_buffer("inv_std", 1.0 / (torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1, 1) * 255.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.uint8:
+            return x
+        return (x.float() - self.mean) * self.inv_std

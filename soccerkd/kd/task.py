@@ -29,16 +29,17 @@ class DistillationTask(nn.Module):
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None, *, alpha: float = 0.5,
-                 temperature: float = 4.0, cache_teacher: bool = False) -> None:
+                 temperature: float = 4.0, cache_teacher: bool = False, kl_reduction: str = "batchmean") -> None:
         super().__init__()
         if teacher is not None:
-            validate_kd_params(alpha=alpha, temperature=temperature)
+            validate_kd_params(alpha=alpha, temperature=temperature, reduction=kl_reduction)
             teacher.requires_grad_(False)
             teacher.eval()
         self.student = student
         self.teacher = teacher
         self.alpha = float(alpha)
         self.temperature = float(temperature)
+        self.kl_reduction = kl_reduction
         self.cache_teacher = cache_teacher
         self._cache: dict[Hashable, torch.Tensor] = {}
 
@@ -86,7 +87,8 @@ class DistillationTask(nn.Module):
             task = F.cross_entropy(logits.float(), target)
             return {"total": task, "task": task, "distill": torch.zeros((), device=task.device), "logits": logits}
         terms = kd_loss(logits, self.teacher_logits(clips, clip_ids), target,
-                        alpha=self.alpha, temperature=self.temperature)
+                        alpha=self.alpha, temperature=self.temperature,
+                        reduction=self.kl_reduction)  # type: ignore[arg-type]
         return {**terms, "logits": logits}
 
     def step(self, clips: torch.Tensor, target: torch.Tensor,

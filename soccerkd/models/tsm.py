@@ -105,16 +105,26 @@ class TSMResNet(ResNet):
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], *, num_classes: int,
-                 num_frames: int, input_spec: InputSpec, dropout: float = 0.5) -> None:
+                 num_frames: int, input_spec: InputSpec, dropout: float = 0.5, shift_every: int = 1) -> None:
         super().__init__(block, layers, num_classes=num_classes)
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+        if isinstance(shift_every, bool) or not isinstance(shift_every, int) or shift_every < 1:
+            raise ConfigError(f"shift_every must be an integer >= 1, got {shift_every!r}")
         self.num_frames = num_frames
+        self.shift_every = shift_every
         self.dropout = nn.Dropout(dropout)
         self.input_spec = input_spec
-        for module in self.modules():
-            if isinstance(module, TemporalShift):
-                module.num_frames = num_frames
+        # block i of each stage shifts when i % shift_every == 0 (the reference's n_round); the
+        # others keep an identity, so state-dict keys do not change
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for i, blk in enumerate(stage):
+                blk.shift = TemporalShift(num_frames) if i % shift_every == 0 else nn.Identity()
+
+    def shifted_blocks(self) -> set[str]:
+        """Names (``layer3.4``) of the blocks that shift, for comparison with a checkpoint's."""
+        return {f"layer{s}.{i}" for s in range(1, 5) for i, blk in enumerate(getattr(self, f"layer{s}"))
+                if isinstance(blk.shift, TemporalShift)}
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Per-frame logits ``B×T×num_classes`` (before the mean over frames)."""
@@ -142,41 +152,52 @@ def default_tsm_spec(frames: int | None) -> InputSpec:
 
 def _build(name: str, block: type[BasicBlock] | type[Bottleneck], layers: list[int], enum_cls: Any, *,
            num_classes: int, weights: Any, frames: int | None, input_spec: InputSpec | None, dropout: float,
-           hub_dir: str | None, progress: bool) -> TSMResNet:
+           hub_dir: str | None, progress: bool, shift_every: int | None = None,
+           weights_layout: str = "auto") -> TSMResNet:
     spec = resolve_input_spec(model=name, num_classes=num_classes, frames=frames, input_spec=input_spec,
                               default=default_tsm_spec)
+    # the reference TSM (MIT-TSM and MMAction2: n_round) shifts every other block when layer3 has
+    # >= 23 blocks (ResNet-101), every block otherwise
+    every = shift_every if shift_every is not None else (2 if layers[2] >= 23 else 1)
     model = TSMResNet(block, layers, num_classes=num_classes, num_frames=spec.clip.num_frames,
-                      input_spec=spec, dropout=dropout)
+                      input_spec=spec, dropout=dropout, shift_every=every)
     model.model_name = name
-    load_weights(model, weights, enum_cls=enum_cls, model_name=name, hub_dir=hub_dir, progress=progress)
+    load_weights(model, weights, enum_cls=enum_cls, model_name=name, hub_dir=hub_dir, progress=progress,
+                 layout=weights_layout)
     return model
 
 
 @register_model(family="tsm", description="TSM ResNet-18 (11.2 M params): the paper's student as a clip model")
 def tsm_resnet18(*, num_classes: int, weights: Any = None, frames: int | None = None,
                  input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
-                 progress: bool = True) -> TSMResNet:
+                 progress: bool = True, shift_every: int | None = None,
+                 weights_layout: str = "auto") -> TSMResNet:
     """TSM over a ResNet-18 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"DEFAULT"`` or a file."""
     return _build("tsm_resnet18", ShiftBasicBlock, [2, 2, 2, 2], ResNet18_Weights, num_classes=num_classes,
                   weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
-                  progress=progress)
+                  progress=progress, shift_every=shift_every,
+                  weights_layout=weights_layout)
 
 
 @register_model(family="tsm", description="TSM ResNet-50 (23.5 M params)")
 def tsm_resnet50(*, num_classes: int, weights: Any = None, frames: int | None = None,
                  input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
-                 progress: bool = True) -> TSMResNet:
+                 progress: bool = True, shift_every: int | None = None,
+                 weights_layout: str = "auto") -> TSMResNet:
     """TSM over a ResNet-50 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"IMAGENET1K_V2"``/``"DEFAULT"``."""
     return _build("tsm_resnet50", ShiftBottleneck, [3, 4, 6, 3], ResNet50_Weights, num_classes=num_classes,
                   weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
-                  progress=progress)
+                  progress=progress, shift_every=shift_every,
+                  weights_layout=weights_layout)
 
 
 @register_model(family="tsm", description="TSM ResNet-101 (42.5 M params): the paper's teacher as a clip model")
 def tsm_resnet101(*, num_classes: int, weights: Any = None, frames: int | None = None,
                   input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
-                  progress: bool = True) -> TSMResNet:
+                  progress: bool = True, shift_every: int | None = None,
+                  weights_layout: str = "auto") -> TSMResNet:
     """TSM over a ResNet-101 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"IMAGENET1K_V2"``/``"DEFAULT"``."""
     return _build("tsm_resnet101", ShiftBottleneck, [3, 4, 23, 3], ResNet101_Weights, num_classes=num_classes,
                   weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
-                  progress=progress)
+                  progress=progress, shift_every=shift_every,
+                  weights_layout=weights_layout)

@@ -1,6 +1,8 @@
 """Loading pretrained weights into registered models: torchvision enums, hub cache, local files.
 
-Every source ends in the same strict matcher (:func:`load_state_dict_strict`): keys and shapes must
+Published TSM/TSN checkpoints (MIT-TSM, MMAction2) are renamed to our keys first
+(:mod:`soccerkd.models.layouts`, chosen from the keys or by ``weights_layout``). Every source ends in
+the same strict matcher (:func:`load_state_dict_strict`): keys and shapes must
 match exactly, except the classifier head when its shape differs (a new ``num_classes``), which is
 re-initialised on purpose and reported. Files are read with ``torch.load(weights_only=True)``.
 """
@@ -18,6 +20,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from soccerkd.errors import WeightsError
+from soccerkd.models.layouts import LAYOUTS, shifted_blocks, to_torchvision
 
 # Prefixes added by wrappers: DataParallel/DDP ("module.") and torch.compile ("_orig_mod.").
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -34,9 +37,12 @@ class LoadReport:
     source: str
     loaded: int
     reinitialised: tuple[str, ...] = field(default_factory=tuple)
+    layout: str = "torchvision"
 
     def __str__(self) -> str:
         text = f"loaded {self.loaded} tensors from {self.source}"
+        if self.layout != "torchvision":
+            text += f" ({self.layout} layout)"
         if self.reinitialised:
             text += f"; re-initialised head {', '.join(self.reinitialised)} (num_classes differs)"
         return text
@@ -94,7 +100,7 @@ def strip_prefixes(key: str) -> str:
 
 
 def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str,
-                           head_prefix: str | None = "fc.") -> LoadReport:
+                           head_prefix: str | None = "fc.", layout: str = "torchvision") -> LoadReport:
     """Copy ``state`` into ``model`` only if keys and shapes match; else :class:`WeightsError`.
 
     Keys under ``head_prefix`` whose shape differs from the model's are skipped (the head keeps
@@ -110,23 +116,24 @@ def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], 
     mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                   for k in own if k in state and k not in reinit and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or mismatched:
-        raise WeightsError(_mismatch_message(model, source, missing, unexpected, mismatched))
+        raise WeightsError(_mismatch_message(model, source, missing, unexpected, mismatched, layout))
     usable = {k: v for k, v in state.items() if k not in reinit}
     model.load_state_dict(usable, strict=False)
-    return LoadReport(source=source, loaded=len(usable), reinitialised=reinit)
+    return LoadReport(source=source, loaded=len(usable), reinitialised=reinit, layout=layout)
 
 
 def _mismatch_message(model: nn.Module, source: str, missing: list[str], unexpected: list[str],
-                      mismatched: list[str]) -> str:
+                      mismatched: list[str], layout: str = "torchvision") -> str:
     name = getattr(model, "model_name", type(model).__name__)
-    lines = [f"weights {source} do not match model {name}:"]
+    lines = [f"weights {source} (read as the {layout!r} key layout) do not match model {name}:"]
     for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
                          ("shape mismatches", mismatched)):
         if items:
             shown = ", ".join(items[:_LIST_LIMIT]) + (f", ... (+{len(items) - _LIST_LIMIT} more)"
                                                      if len(items) > _LIST_LIMIT else "")
             lines.append(f"  {len(items)} {title}: {shown}")
-    lines.append("  check the model name/frames, or that the file was saved from this architecture")
+    lines.append("  check the model name/frames, that the file was saved from this architecture, or set "
+                 f"model.weights_layout (one of {', '.join(LAYOUTS[1:])}) if the layout was misjudged")
     return "\n".join(lines)
 
 
@@ -167,10 +174,28 @@ def fetch_enum_weights(weights: WeightsEnum, *, cache_dir: str | os.PathLike[str
     return target
 
 
+def check_shift_placement(model: nn.Module, raw_keys: list[str], layout: str, source: str) -> None:
+    """:class:`WeightsError` when a checkpoint marks its shifted blocks and the model shifts others."""
+    theirs = shifted_blocks(raw_keys, layout)
+    ours = model.shifted_blocks() if hasattr(model, "shifted_blocks") else None
+    if theirs is None or ours is None or theirs == ours:
+        return
+    only_theirs, only_ours = sorted(theirs - ours), sorted(ours - theirs)
+    raise WeightsError(
+        f"weights {source} shift the channels in {len(theirs)} blocks, model "
+        f"{getattr(model, 'model_name', type(model).__name__)} in {len(ours)} (shift_every="
+        f"{getattr(model, 'shift_every', '?')}); shifted only in the file: {only_theirs[:_LIST_LIMIT]}, "
+        f"only in the model: {only_ours[:_LIST_LIMIT]}. Set model.kwargs.shift_every to match "
+        f"(the reference: 2 for ResNet-101, 1 otherwise)")
+
+
 def load_weights(model: nn.Module, weights: Any, *, enum_cls: type[WeightsEnum] | None, model_name: str,
                  hub_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-                 head_prefix: str | None = "fc.") -> LoadReport | None:
-    """Load ``weights`` (None, enum, enum name or file path) into ``model``; return the report."""
+                 head_prefix: str | None = "fc.", layout: str = "auto") -> LoadReport | None:
+    """Load ``weights`` (None, enum, enum name or file path) into ``model``; return the report.
+
+    ``layout`` is the file's key layout (:data:`soccerkd.models.layouts.LAYOUTS`; ``auto`` guesses it).
+    """
     if weights is None:
         return None
     member = resolve_enum(weights, enum_cls, model=model_name)
@@ -187,6 +212,9 @@ def load_weights(model: nn.Module, weights: Any, *, enum_cls: type[WeightsEnum] 
     else:
         raise WeightsError(f"{model_name}: weights must be None, a weight name or a file path, "
                            f"got {type(weights).__name__}")
-    report = load_state_dict_strict(model, read_state_dict(path), source=source, head_prefix=head_prefix)
+    raw = read_state_dict(path)
+    state, used = to_torchvision(raw, layout)
+    check_shift_placement(model, list(raw), used, source)
+    report = load_state_dict_strict(model, state, source=source, head_prefix=head_prefix, layout=used)
     model.weights_report = report
     return report

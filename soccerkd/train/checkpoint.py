@@ -113,5 +113,6 @@ def load_model(path: str | Path, *, device: str = "cpu") -> tuple[Any, InputSpec
         "run": ckpt.get("run"),
         "epoch": ckpt.get("epoch"),
         "metrics": ckpt.get("metrics", {}),
+        "manifest_sha256": ckpt.get("manifest_sha256"),
     }
     return model, spec, meta

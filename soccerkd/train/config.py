@@ -28,9 +28,14 @@ class ModelConfig:
     # None = random init; a torchvision enum name (e.g. "DEFAULT"), or a local weights file path.
     weights: str | None = None
     frames: int = 8
+    # Key layout of a weights file: auto (guess from the keys), torchvision, mit_tsm or mmaction2
+    # (soccerkd.models.layouts). Only passed to the model when not "auto".
+    weights_layout: str = "auto"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check(self.weights_layout in ("auto", "torchvision", "mit_tsm", "mmaction2"), "model.weights_layout",
+               self.weights_layout, "must be auto, torchvision, mit_tsm or mmaction2")
         _check(bool(self.name), "model.name", self.name, "must be a model name")
         _check(self.frames >= 1, "model.frames", self.frames, "must be >= 1")
 
@@ -45,9 +50,15 @@ class DataConfig:
     manifest: Path | None = None
     split_seed: int = 0
     frame_stride: int = 2
+    # Sample clips at this frame rate instead (stride = round(source_fps / target_fps)); None = frame_stride.
+    target_fps: float | None = None
     size: int = 64
     resize: int = 72
-    # Uniform clips per video at evaluation (video accuracy = mean softmax over these K clips).
+    # How a clip's frames are laid out: "stride" (T frames every frame_stride from a start; what the
+    # streaming service sees) or "segments" (TSN: one frame from each of T equal segments of the whole
+    # video; for short, trimmed clips such as SoccerDB1's 25 frames). See soccerkd/data/datasets.py.
+    clip_layout: Literal["stride", "segments"] = "stride"
+    # Clips per video at evaluation (video accuracy = mean softmax over these K clips).
     eval_clips: int = 4
     # Random clips drawn per training video per epoch.
     train_clips: int = 1
@@ -60,12 +71,19 @@ class DataConfig:
     augment: bool = True
     # Decoded-video cache: None, "memory" (decode each video once per process) or a directory.
     cache: str | None = None
+    # Fast loader: the memory cache keeps each video resized once, items are uint8 crops, and
+    # scaling/normalising runs on the device (the GPU when there is one). Off by default because
+    # the uint8 rounding changes inputs by up to 0.5/255 versus the float path.
+    fast_loader: bool = False
 
     def __post_init__(self) -> None:
         for key in ("frame_stride", "size", "resize", "eval_clips", "train_clips", "batch_size", "eval_batch_size"):
             _check(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "must be >= 1")
         _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+        _check(self.clip_layout in ("stride", "segments"), "data.clip_layout", self.clip_layout,
+               "must be stride or segments")
+        _check(self.target_fps is None or self.target_fps > 0, "data.target_fps", self.target_fps, "must be > 0 or null")
 
 
 @dataclass(frozen=True)
@@ -110,8 +128,17 @@ class KDConfig:
     teacher_checkpoint: str | None = None
     alpha: float = 0.95
     temperature: float = 6.0
+    # How the KL is averaged: "batchmean" (true KL per sample) or "mean" (upstream nn.KLDivLoss()
+    # default, = batchmean / num_classes). See soccerkd/kd/loss.py for the alpha equivalence.
+    kl_reduction: Literal["batchmean", "mean"] = "batchmean"
+    # A teacher trained on another split manifest, or with another frame stride / fps / resize,
+    # is refused unless this is true (its soft targets would then come from other inputs or from
+    # the student's val/test videos).
+    allow_mismatch: bool = False
 
     def __post_init__(self) -> None:
+        _check(self.kl_reduction in ("batchmean", "mean"), "kd.kl_reduction", self.kl_reduction,
+               "must be batchmean or mean")
         _check(0.0 <= self.alpha <= 1.0, "kd.alpha", self.alpha, "must be in [0, 1]")
         _check(self.temperature > 0, "kd.temperature", self.temperature, "must be > 0")
 
@@ -133,6 +160,8 @@ class TrainConfig:
     # "auto" = cuda when available, else cpu.
     device: str = "auto"
     amp: bool = True
+    # cuDNN deterministic kernels, no autotuning (slower); for bit-exact reruns on one GPU.
+    deterministic: bool = False
     # CPU threads for torch (None = torch's default).
     threads: int | None = None
     out_dir: Path = Path("runs/train")
@@ -156,3 +185,21 @@ class TrainConfig:
         if self.kd.teacher_checkpoint is None:
             return None
         return Path(self.kd.teacher_checkpoint.replace("{seed}", str(self.seed)))
+
+
+def config_sha256(cfg: TrainConfig) -> str:
+    """Hex sha256 of everything in ``cfg`` that can change a run's result (not out_dir, progress).
+
+    Stored in each run's ``summary.json``; ``soccerkd sweep`` compares it before reusing a run.
+    """
+    import hashlib
+    import json
+
+    from soccerkd.config import to_dict
+
+    d = to_dict(cfg)
+    for key in ("out_dir", "progress"):
+        d.pop(key, None)
+    if cfg.kd.teacher_checkpoint:  # "{seed}" resolved, so a sweep's plan matches the run it made
+        d["kd"]["teacher_checkpoint"] = str(cfg.teacher_path())
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

@@ -29,7 +29,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, split: str 
     dev = resolve_device(device)
     model, spec, meta = load_model(checkpoint, device=str(dev))
     ds = build_split(data, spec, split, layout=layout or data_cfg.get("layout", "soccerdb1"), manifest=manifest,
-                     clips_per_video=clips or int(data_cfg.get("eval_clips", 4)))
+                     clips_per_video=clips or int(data_cfg.get("eval_clips", 4)),
+                     clip_layout=data_cfg.get("clip_layout", "stride"))
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=0, device=dev)
     metrics = evaluate(model, loader, class_names=spec.class_names, device=dev, amp=dev.type == "cuda",
                        frames_per_clip=spec.clip.num_frames, progress=progress, desc=f"evaluate {split}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -48,8 +48,12 @@ def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None = 
 
 def train_one_epoch(task: Task, loader: Iterable, optimizer: torch.optim.Optimizer, *,
                     device: torch.device | str = "cpu", scaler: Any = None, amp: bool = False,
-                    max_steps: int | None = None, progress: bool = True, desc: str = "train") -> dict[str, float]:
+                    max_steps: int | None = None, progress: bool = True, desc: str = "train",
+                    prepare: Callable[[Tensor], Tensor] | None = None) -> dict[str, float]:
     """One pass over ``loader`` (items ``(clip, label, video_index)``); returns mean loss terms.
+
+    ``prepare`` runs on each batch once it is on the device (e.g. :class:`DeviceNormalize` for
+    uint8 batches from a fast loader).
 
     ``task`` is set to train mode (its teacher, if any, stays frozen in eval mode). With ``scaler``
     (a ``torch.amp.GradScaler``) and ``amp`` on CUDA, forward runs in fp16 autocast.
@@ -69,6 +73,8 @@ def train_one_epoch(task: Task, loader: Iterable, optimizer: torch.optim.Optimiz
         if max_steps is not None and steps >= max_steps:
             break
         clips = clips.to(device, non_blocking=True)
+        if prepare is not None:
+            clips = prepare(clips)
         targets = targets.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, amp):
@@ -104,15 +110,19 @@ def train_one_epoch(task: Task, loader: Iterable, optimizer: torch.optim.Optimiz
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: Iterable, *, device: torch.device | str = "cpu", amp: bool = False,
-            progress: bool = True, desc: str = "eval") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            progress: bool = True, desc: str = "eval",
+            prepare: Callable[[Tensor], Tensor] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits, labels and video indices for every clip in ``loader`` (model in eval mode)."""
     device = torch.device(device)
     model.eval()
     logits, labels, videos = [], [], []
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
     for clips, targets, video_index in _progress(loader, progress, desc, total):
+        clips = clips.to(device, non_blocking=True)
+        if prepare is not None:
+            clips = prepare(clips)
         with _autocast(device, amp):
-            out = model(clips.to(device, non_blocking=True))
+            out = model(clips)
         logits.append(out.float().cpu().numpy())
         labels.append(np.asarray(targets).reshape(-1))
         videos.append(np.asarray(video_index).reshape(-1))
@@ -123,14 +133,15 @@ def predict(model: nn.Module, loader: Iterable, *, device: torch.device | str = 
 
 def evaluate(model: nn.Module, loader: Iterable, *, class_names: Sequence[str], device: torch.device | str = "cpu",
              amp: bool = False, frames_per_clip: int = 1, progress: bool = True,
-             desc: str = "eval") -> dict[str, Any]:
+             desc: str = "eval", prepare: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
     """Clip / video / frame accuracy, loss, per-class P/R/F1 and the confusion matrix.
 
     The loader should hold K uniform clips per video, each item tagged with its video index;
     video accuracy is the argmax of the mean softmax over a video's clips (see
     :mod:`soccerkd.train.metrics` for every definition).
     """
-    logits, labels, videos = predict(model, loader, device=device, amp=amp, progress=progress, desc=desc)
+    logits, labels, videos = predict(model, loader, device=device, amp=amp, progress=progress, desc=desc,
+                                     prepare=prepare)
     probs = softmax(logits.astype(np.float64))
     metrics = summarize(probs, labels, videos, class_names, frames_per_clip=frames_per_clip)
     metrics["loss"] = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())

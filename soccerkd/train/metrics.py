@@ -6,9 +6,9 @@ Inputs are per-clip class probabilities, labels and the video each clip came fro
 * **video accuracy**: per video, mean the softmax probabilities of its K uniform clips, then argmax.
 * **video accuracy (upstream rule)**: a video counts as correct when at least half of its clips
   are correct (SoccerKDNet's ``correct >= total / 2`` over frames); reported for comparison.
-* **frame accuracy** (paper parity): each sampled frame receives the prediction of the clip it was
-  sampled in, so clips are weighted by their frame count. For ``frames=1`` models this is exactly
-  the upstream per-frame protocol; for clip models with a fixed T it equals clip accuracy.
+* **frame accuracy** (paper parity, the upstream per-frame protocol): only for ``frames=1`` models,
+  where a clip is one frame. For clip models it is ``None``: giving each frame its clip's
+  prediction would only repeat clip accuracy under another name.
 """
 
 from __future__ import annotations
@@ -101,8 +101,7 @@ def summarize(probs: Any, labels: Any, video_index: Any, class_names: Sequence[s
         "clip_acc": clip_acc,
         "video_acc": float((vpred == vlabel).mean()) if len(vlabel) else float("nan"),
         "video_acc_upstream": float((clip_correct_rate >= 0.5).mean()) if len(vlabel) else float("nan"),
-        # Each sampled frame takes its clip's prediction; all clips have frames_per_clip frames.
-        "frame_acc": clip_acc,
+        "frame_acc": clip_acc if frames_per_clip == 1 else None,
         "num_clips": int(len(y)),
         "num_frames": int(len(y) * frames_per_clip),
         "num_videos": int(len(vlabel)),

@@ -64,3 +64,32 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, title: s
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_val_accuracy(runs: Mapping[str, Sequence[str | Path]], path: str | Path, title: str = "",
+                      chance: float | None = None) -> Path:
+    """Val video accuracy per epoch: one colour per label (e.g. teacher, student, KD), one line per
+    run directory (its ``metrics.json``), so seeds show as a spread."""
+    import json
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (label, dirs) in enumerate(runs.items()):
+        color = f"C{i}"
+        for j, d in enumerate(dirs):
+            rows = json.loads((Path(d) / "metrics.json").read_text())
+            ax.plot([r["epoch"] for r in rows], [100 * r["val_video_acc"] for r in rows], "o-", color=color,
+                    alpha=0.85, label=label if j == 0 else None)
+    if chance is not None:
+        ax.axhline(100 * chance, color="grey", ls=":", lw=1, label="chance")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val video accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

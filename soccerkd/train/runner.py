@@ -25,7 +25,7 @@ from soccerkd.config import dump_config, from_dict, to_dict
 from soccerkd.errors import CheckpointError, ConfigError
 from soccerkd.spec import ClipSpec, InputSpec
 from soccerkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
-from soccerkd.train.config import TrainConfig
+from soccerkd.train.config import TrainConfig, config_sha256
 from soccerkd.kd import DistillationTask
 from soccerkd.train.loop import evaluate, train_one_epoch
 from soccerkd.train.plots import plot_confusion, plot_curves
@@ -79,11 +79,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_loader(dataset: Any, *, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
-                generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
+                generator: torch.Generator | None = None, persistent: bool = True) -> torch.utils.data.DataLoader:
+    """``persistent=False`` re-creates the workers every epoch, so they see ``dataset.set_epoch``."""
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
         pin_memory=device.type == "cuda", drop_last=False, generator=generator,
-        worker_init_fn=_worker_init if num_workers else None, persistent_workers=num_workers > 0)
+        worker_init_fn=_worker_init if num_workers else None, persistent_workers=num_workers > 0 and persistent)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """``deterministic=True``: cuDNN picks deterministic kernels (no benchmark autotuning) and torch
+    warns about any other non-deterministic op; cuBLAS gets the workspace setting it needs."""
+    if not deterministic:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def make_optimizer(cfg: TrainConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
@@ -118,7 +130,8 @@ def build_input_spec(cfg: TrainConfig, model: nn.Module, class_names: Sequence[s
     base: InputSpec = getattr(model, "input_spec", None) or InputSpec()
     return dataclasses.replace(
         base,
-        clip=ClipSpec(num_frames=cfg.model.frames, frame_stride=cfg.data.frame_stride),
+        clip=ClipSpec(num_frames=cfg.model.frames, frame_stride=cfg.data.frame_stride,
+                      target_fps=cfg.data.target_fps if cfg.data.target_fps is not None else base.clip.target_fps),
         size=cfg.data.size, resize=cfg.data.resize,
         mean=cfg.data.mean or base.mean, std=cfg.data.std or base.std,
         class_names=tuple(class_names))
@@ -150,10 +163,34 @@ class Renormalize(nn.Module):
         return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
 
 
-def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device) -> tuple[nn.Module, Any, dict]:
+def teacher_mismatches(tspec: InputSpec, spec: InputSpec, teacher_manifest: str | None,
+                       manifest: str | None) -> list[str]:
+    """What differs between the data a teacher was trained on and this run's (empty when nothing)."""
+    out = []
+    if teacher_manifest != manifest:
+        out.append(f"split manifest sha256 {str(teacher_manifest)[:12]} (teacher) vs {str(manifest)[:12]} (this run)"
+                   + ("; the teacher checkpoint records none" if teacher_manifest is None else ""))
+    for name, a, b in (("frame stride", tspec.clip.frame_stride, spec.clip.frame_stride),
+                       ("target fps", tspec.clip.target_fps, spec.clip.target_fps),
+                       ("resize", tspec.resize, spec.resize)):
+        if a != b:
+            out.append(f"{name} {a} (teacher) vs {b} (this run)")
+    return out
+
+
+def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device, *, manifest_sha256: str | None = None,
+                 log: Callable[[str], None] = print) -> tuple[nn.Module, Any, dict]:
     path = cfg.teacher_path()
     assert path is not None  # TrainConfig guarantees it for run == "kd"
     teacher, tspec, meta = load_model(path, device=str(device))
+    problems = teacher_mismatches(tspec, spec, meta.get("manifest_sha256"), manifest_sha256)
+    if problems and not cfg.kd.allow_mismatch:
+        raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} was trained on other data or inputs: "
+                          + "; ".join(problems) + ". Train the teacher on this manifest with the same "
+                          "data.frame_stride/target_fps/resize, or pass --set kd.allow_mismatch=true")
+    if problems:
+        log("WARNING kd.allow_mismatch: teacher differs: " + "; ".join(problems))
+    meta["mismatch"] = problems
     if tuple(tspec.class_names) != tuple(spec.class_names):
         raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} predicts {list(tspec.class_names)} "
                           f"but the data has classes {list(spec.class_names)}")
@@ -165,6 +202,14 @@ def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device) -> tup
     if tuple(tspec.mean) != tuple(spec.mean) or tuple(tspec.std) != tuple(spec.std):
         renorm = Renormalize(spec, tspec).to(device)
     return teacher, renorm, meta
+
+
+def _manifest_hash(cfg: TrainConfig) -> str | None:
+    from soccerkd.data.splits import manifest_sha256, read_manifest
+    from soccerkd.train.data import manifest_path
+
+    path = manifest_path(cfg)
+    return manifest_sha256(read_manifest(path)) if path.is_file() else None
 
 
 def _write_history(out: Path, history: list[dict[str, Any]], title: str) -> None:
@@ -201,14 +246,16 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
+    configure_determinism(cfg.deterministic)
     device = resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
 
     if model_factory is None:
         from soccerkd.models import create_model as model_factory
     names = tuple(class_names) if class_names is not None else default_class_names(cfg)
+    layout = {} if cfg.model.weights_layout == "auto" else {"weights_layout": cfg.model.weights_layout}
     model = model_factory(cfg.model.name, num_classes=len(names), weights=cfg.model.weights,
-                          frames=cfg.model.frames, **cfg.model.kwargs)
+                          frames=cfg.model.frames, **layout, **cfg.model.kwargs)
     spec = build_input_spec(cfg, model, names)
     try:
         model.input_spec = spec
@@ -216,22 +263,29 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         pass
     model.to(device)
     splits = (datasets or default_datasets)(cfg, spec)
+    manifest_hash = None if datasets is not None else _manifest_hash(cfg)
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
+    # workers are re-created each epoch so the per-item draws follow dataset.set_epoch (exact resume)
     train_loader = make_loader(splits["train"], batch_size=cfg.data.batch_size, shuffle=True,
-                               num_workers=cfg.data.num_workers, device=device, generator=generator)
+                               num_workers=cfg.data.num_workers, device=device, generator=generator,
+                               persistent=not hasattr(splits["train"], "set_epoch"))
     val_loader, test_loader = (make_loader(splits[s], batch_size=cfg.data.eval_batch_size, shuffle=False,
                                            num_workers=cfg.data.num_workers, device=device) for s in ("val", "test"))
 
     teacher_meta: dict[str, Any] | None = None
     if cfg.run == "kd":
-        teacher, renorm, teacher_meta = load_teacher(cfg, spec, device)
+        teacher, renorm, teacher_meta = load_teacher(cfg, spec, device, manifest_sha256=manifest_hash, log=log)
         if renorm is not None:
             teacher = nn.Sequential(renorm, teacher)
-        task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
+        task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature,
+                                kl_reduction=cfg.kd.kl_reduction)
     else:
         task = DistillationTask(model)
+    from soccerkd.data.transforms import DeviceNormalize
+
+    prepare = DeviceNormalize(spec).to(device) if cfg.data.fast_loader else None
     optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scheduler = make_scheduler(cfg, optimizer)
     use_amp = cfg.amp and device.type == "cuda"
@@ -260,20 +314,29 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
             set_rng_state(ckpt["rng_state"], generator)
         log(f"resumed from {resume} at epoch {start_epoch}")
 
-    common = {"model_name": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs), "input_spec": spec.to_dict(),
+    # the resolved shift placement is saved, so a checkpoint rebuilds the same network even if a
+    # default changes (ResNet-101 went from every block to every other block)
+    model_kwargs = dict(cfg.model.kwargs)
+    if getattr(model, "shift_every", None) is not None:
+        model_kwargs.setdefault("shift_every", int(model.shift_every))
+    common = {"model_name": cfg.model.name, "model_kwargs": model_kwargs, "input_spec": spec.to_dict(),
               "class_names": list(names), "config": to_dict(cfg), "run": cfg.run}
     if teacher_meta is not None:
-        common["teacher"] = {k: teacher_meta[k] for k in ("model_name", "checkpoint_sha256", "checkpoint_path")}
+        common["teacher"] = {k: teacher_meta.get(k) for k in ("model_name", "checkpoint_sha256", "checkpoint_path",
+                                                               "manifest_sha256", "mismatch")}
+    common["manifest_sha256"] = manifest_hash
     title = f"{cfg.run}: {cfg.model.name} seed {cfg.seed}"
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(task, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp,
+        if hasattr(splits["train"], "set_epoch"):
+            splits["train"].set_epoch(epoch)
+        tr = train_one_epoch(task, train_loader, optimizer, device=device, scaler=scaler, amp=use_amp, prepare=prepare,
                              max_steps=cfg.max_steps_per_epoch, progress=cfg.progress,
                              desc=f"epoch {epoch + 1}/{cfg.epochs}")
         scheduler.step()
         va = evaluate(model, val_loader, class_names=names, device=device, amp=use_amp,
-                      frames_per_clip=spec.clip.num_frames, progress=cfg.progress, desc="val")
+                      frames_per_clip=spec.clip.num_frames, progress=cfg.progress, prepare=prepare, desc="val")
         row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in tr.items()},
                **{f"val_{k}": va[k] for k in ("loss", "clip_acc", "video_acc", "video_acc_upstream",
                                               "frame_acc", "macro_f1")},
@@ -297,7 +360,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     best_ckpt = load_checkpoint(out / "best.pt")
     model.load_state_dict(best_ckpt["model_state"])
     test = evaluate(model, test_loader, class_names=names, device=device, amp=use_amp,
-                    frames_per_clip=spec.clip.num_frames, progress=cfg.progress, desc="test")
+                    frames_per_clip=spec.clip.num_frames, progress=cfg.progress, prepare=prepare, desc="test")
     test["best_epoch"] = best_ckpt["epoch"]
     test["checkpoint"] = str(out / "best.pt")
     (out / "test_metrics.json").write_text(json.dumps(test, indent=2))
@@ -310,9 +373,12 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                "test_macro_f1": test["macro_f1"], "train_seconds": time.perf_counter() - t0}
     if cfg.run == "kd":
         summary.update(alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
+    summary["config_sha256"] = config_sha256(cfg)
+    summary["manifest_sha256"] = manifest_hash
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    log(f"test (best epoch {summary['best_epoch']}): video {test['video_acc']:.3f} clip {test['clip_acc']:.3f} "
-        f"frame {test['frame_acc']:.3f} -> {out}")
+    frame = "" if test["frame_acc"] is None else f" frame {test['frame_acc']:.3f}"
+    log(f"test (best epoch {summary['best_epoch']}): video {test['video_acc']:.3f} clip {test['clip_acc']:.3f}"
+        f"{frame} -> {out}")
     return summary
 
 

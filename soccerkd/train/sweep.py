@@ -1,9 +1,11 @@
 """Run a grid of training configs × (α, T) × seeds and tabulate mean ± std of the test metrics.
 
 This is the paper's "performance study" made repeatable: every cell is trained per seed with the
-same config, model selection stays on the val split, and the table reports test-split figures.
-Runs whose ``summary.json`` already exists are reused (pass ``rerun=True`` to retrain), so an
-interrupted sweep continues where it stopped.
+same config, and model selection stays on the val split. Among the α×T cells of one KD config,
+the cell with the best mean val video accuracy is **chosen on val**; only the chosen cell (and
+configs with a single cell) show test figures, the others show val only, so nobody picks on test.
+Runs whose ``summary.json`` already exists are reused (pass ``rerun=True`` to retrain) if its
+``config_sha256`` equals the planned run's; otherwise the sweep stops and says so.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from soccerkd.config import load_config
-from soccerkd.train.config import TrainConfig
+from soccerkd.errors import ConfigError
+from soccerkd.train.config import TrainConfig, config_sha256
 
 METRICS = ("test_video_acc", "test_clip_acc", "test_frame_acc", "best_val_video_acc")
+TEST_METRICS = tuple(m for m in METRICS if m.startswith("test_"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +70,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def aggregate(cells: Sequence[SweepCell], results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per cell; test metrics only on the val-chosen cell of each config (see module docstring)."""
     rows = []
     for cell in cells:
         runs = results.get(cell.tag, [])
@@ -78,22 +83,39 @@ def aggregate(cells: Sequence[SweepCell], results: dict[str, list[dict[str, Any]
                 m, s = mean_std(vals)
                 row[key] = {"mean": m, "std": s, "values": vals}
         rows.append(row)
+    by_name: dict[str, list[int]] = {}
+    for i, cell in enumerate(cells):
+        by_name.setdefault(cell.name, []).append(i)
+    for members in by_name.values():
+        scored = [i for i in members if "best_val_video_acc" in rows[i]]
+        chosen = max(scored, key=lambda i: rows[i]["best_val_video_acc"]["mean"], default=None)
+        for i in members:
+            rows[i]["chosen_on_val"] = i == chosen
+            if len(members) > 1 and i != chosen:
+                for key in TEST_METRICS:
+                    rows[i].pop(key, None)
     return rows
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """Accuracies in percent, mean ± sample std over seeds."""
-    head = "| cell | run | model | frames | α | T | seeds | test video acc | test clip acc | test frame acc | val video acc |"
+    head = ("| cell | run | model | frames | α | T | seeds | val video acc | chosen on val | test video acc | "
+            "test clip acc | test frame acc |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in rows:
         def fmt(key: str) -> str:
             v = r.get(key)
-            return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}" if v else "n/a"
+            if v:
+                return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}"
+            if key == "test_frame_acc" and r["frames"] != 1:
+                return "(clip model)"
+            return "(val only)" if key in TEST_METRICS and not r.get("chosen_on_val") else "n/a"
         alpha = "" if r["alpha"] is None else f"{r['alpha']:g}"
         temp = "" if r["temperature"] is None else f"{r['temperature']:g}"
+        chosen = "yes" if r.get("chosen_on_val") else ""
         lines.append(f"| {r['cell']} | {r['run']} | {r['model']} | {r['frames']} | {alpha} | {temp} | {r['n']} | "
-                     f"{fmt('test_video_acc')} | {fmt('test_clip_acc')} | {fmt('test_frame_acc')} | "
-                     f"{fmt('best_val_video_acc')} |")
+                     f"{fmt('best_val_video_acc')} | {chosen} | {fmt('test_video_acc')} | {fmt('test_clip_acc')} | "
+                     f"{fmt('test_frame_acc')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -115,12 +137,18 @@ def run_sweep(configs: Sequence[str | Path], *, seeds: Sequence[int], out: str |
             done += 1
             run_dir = out / cell.tag / f"seed{seed}"
             summary_path = run_dir / "summary.json"
+            cfg = dataclasses.replace(cell.config, seed=int(seed), out_dir=run_dir)
             if summary_path.is_file() and not rerun:
                 summary = json.loads(summary_path.read_text())
+                want, got = config_sha256(cfg), summary.get("config_sha256")
+                if got != want:
+                    raise ConfigError(f"{summary_path} was trained with another config (config_sha256 "
+                                      f"{str(got)[:12]}, this sweep's {want[:12]}); compare "
+                                      f"{run_dir / 'config.yaml'} with the sweep's config, then pass --rerun "
+                                      f"or use another --out")
                 log(f"[{done}/{total}] {cell.tag} seed {seed}: reusing {summary_path}")
             else:
                 log(f"[{done}/{total}] {cell.tag} seed {seed} -> {run_dir}")
-                cfg = dataclasses.replace(cell.config, seed=int(seed), out_dir=run_dir)
                 summary = train(cfg, **train_kwargs)
             results.setdefault(cell.tag, []).append(summary)
             _write(out, cells, results, seeds)

@@ -63,3 +63,14 @@ def test_bad_inputs_name_the_value():
         clip_indices(10, 10, ClipSpec())
     with pytest.raises(ConfigError, match="num_clips"):
         uniform_clip_starts(10, ClipSpec(), 0)
+
+
+def test_segment_layout_spans_the_whole_video_and_eval_clips_differ():
+    from soccerkd.data.clips import eval_segment_offsets, segment_indices
+
+    clips = [segment_indices(25, 8, o) for o in eval_segment_offsets(4)]
+    assert all(c[0] <= 3 and c[-1] >= 21 for c in clips)       # each spans the 25 frames
+    assert len(set(clips)) == 4                                 # and the 4 eval clips differ
+    assert segment_indices(100, 4, [0.0, 0.5, 0.99, 0.25]) == (0, 37, 74, 81)
+    with pytest.raises(ConfigError, match="offsets"):
+        segment_indices(10, 2, 1.0)

@@ -104,3 +104,26 @@ def test_train_transform_uses_one_crop_for_all_frames():
         torch.testing.assert_close(out[:, t], out[:, 0])
     ev = ClipTransform(_spec(), train=False)
     torch.testing.assert_close(ev(clip), ev(clip))
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_fast_path_matches_the_float_path(train):
+    """Issue 12: resize once + uint8 crop + DeviceNormalize == the per-clip float path (up to rounding)."""
+    import numpy as np
+    import torch
+
+    from soccerkd.data.transforms import ClipTransform, DeviceNormalize
+    from soccerkd.spec import ClipSpec, InputSpec
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4), size=32, resize=40)
+    frames = np.random.default_rng(0).integers(0, 256, (4, 60, 80, 3), dtype=np.uint8)
+    slow_t, fast_t = ClipTransform(spec, train=train), ClipTransform(spec, train=train, uint8=True)
+    pre = fast_t.pre_resize(frames)
+    assert pre.shape == (4, 40, 53, 3) and pre.dtype == np.uint8
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    slow = slow_t(ClipTransform(spec).pre_resize(frames) if train else frames, generator=g1)
+    raw = fast_t(pre, generator=g2)
+    assert raw.dtype == torch.uint8 and raw.shape == (3, 4, 32, 32)
+    fast = DeviceNormalize(spec)(raw[None])[0]
+    # rounding to uint8 (twice when a random crop resizes again) moves a value by ~1/255 at most
+    torch.testing.assert_close(fast, slow, atol=2.5 / 255 / min(spec.std), rtol=0)

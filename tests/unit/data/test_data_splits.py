@@ -58,3 +58,47 @@ def test_bad_manifest_and_fractions(tmp_path):
     (tmp_path / "dup.json").write_text(json.dumps(d))
     with pytest.raises(DataError, match="both"):
         read_manifest(tmp_path / "dup.json")
+
+
+def test_grouped_split_keeps_each_group_in_one_split(tmp_path):
+    from soccerkd.data.splits import make_grouped_split, manifest_sha256, read_groups
+
+    classes = ("dribble", "kick", "run", "walk")
+    videos = [(f"{c}/match{m:02d}_{k}.mp4", c) for c in classes for m in range(10) for k in range(3)]
+    groups = read_groups(videos, r"/(match\d+)_")
+    assert groups["kick/match07_2.mp4"] == "match07" and len(set(groups.values())) == 10
+    m = make_grouped_split(videos, classes, groups, seed=3)
+    split_of = {p: s for s in ("train", "val", "test") for p, _ in m.entries(s)}
+    for g in set(groups.values()):
+        assert len({split_of[p] for p, gg in groups.items() if gg == g}) == 1
+    sizes = {s: len(m.entries(s)) for s in ("train", "val", "test")}
+    assert sizes == {"train": 84, "val": 24, "test": 12} or sum(sizes.values()) == 120
+    assert min(sizes.values()) > 0
+    again = make_grouped_split(list(reversed(videos)), classes, groups, seed=3)
+    assert manifest_sha256(again) == manifest_sha256(m)
+    assert manifest_sha256(make_grouped_split(videos, classes, groups, seed=4)) != manifest_sha256(m)
+    # CSV groups, and errors that name the video
+    csv = tmp_path / "groups.csv"
+    csv.write_text("path,group\n" + "".join(f"{p},{g}\n" for p, g in groups.items()))
+    assert read_groups(videos, str(csv)) == groups
+    csv.write_text("path,group\n")
+    with pytest.raises(DataError, match="no group"):
+        read_groups(videos, str(csv))
+    with pytest.raises(DataError, match="does not match video"):
+        read_groups(videos, r"season\d+")
+
+
+def test_data_split_cli_group_by(tmp_path, capsys):
+    from soccerkd.data.splits import read_manifest
+    from stream.cli import main
+
+    for c in ("dribble", "kick", "run", "walk"):
+        (tmp_path / c).mkdir()
+        for m in range(6):
+            for k in range(2):
+                (tmp_path / c / f"m{m}_{k}" ).mkdir()
+                (tmp_path / c / f"m{m}_{k}" / "0001.jpg").write_bytes(b"x")
+    assert main(["data", "split", str(tmp_path), "--group-by", r"/(m\d+)_"]) == 0
+    assert "6 groups, each in one split" in capsys.readouterr().out
+    m = read_manifest(tmp_path / "manifest.json")
+    assert m.extra["group_by"] == r"/(m\d+)_" and set(m.extra["groups"]) == {f"m{i}" for i in range(6)}

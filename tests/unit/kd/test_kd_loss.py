@@ -68,3 +68,33 @@ def test_bad_temperature_is_named(temperature):
 def test_shape_mismatch_is_rejected():
     with pytest.raises(ValueError, match="B×K"):
         kd_loss(S, T[:, :3], Y, alpha=0.5, temperature=2.0)
+
+
+def _upstream_loss_fn_kd(outputs, labels, teacher_outputs, alpha, temperature):
+    """haitongli's ``net.loss_fn_kd`` as SoccerKDNet imported it (nn.KLDivLoss() default 'mean')."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    return nn.KLDivLoss()(F.log_softmax(outputs / temperature, dim=1),
+                          F.softmax(teacher_outputs / temperature, dim=1)) * (alpha * temperature * temperature) + \
+        F.cross_entropy(outputs, labels) * (1.0 - alpha)
+
+
+@pytest.mark.parametrize(("temperature", "alpha"), [(6.0, 0.95), (4.0, 0.9), (1.0, 0.5)])
+def test_mean_reduction_equals_upstream_loss(temperature, alpha):
+    ours = kd_loss(S, T, Y, alpha=alpha, temperature=temperature, reduction="mean")
+    assert ours["total"].item() == pytest.approx(_upstream_loss_fn_kd(S, Y, T, alpha, temperature).item(), abs=1e-6)
+    batchmean = kd_loss(S, T, Y, alpha=alpha, temperature=temperature)
+    assert batchmean["distill"].item() == pytest.approx(4 * ours["distill"].item(), abs=1e-6)
+
+
+def test_batchmean_alpha_gives_the_upstream_weighting_up_to_scale():
+    from soccerkd.kd.loss import batchmean_alpha
+
+    a2 = batchmean_alpha(0.95, 4)
+    assert a2 == pytest.approx(4.75 / 5.75)
+    up = kd_loss(S, T, Y, alpha=0.95, temperature=6.0, reduction="mean")["total"].item()
+    ours = kd_loss(S, T, Y, alpha=a2, temperature=6.0)["total"].item()
+    assert ours * (1 - 0.95) / (1 - a2) == pytest.approx(up, abs=1e-6)
+    with pytest.raises(ConfigError, match="'sum'"):
+        kd_loss(S, T, Y, alpha=0.5, temperature=2.0, reduction="sum")

@@ -12,6 +12,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[3] / "configs" / "train").glo
 @pytest.mark.parametrize("override, words", [
     ("kd.alpha=1.5", ["kd.alpha", "1.5"]),
     ("kd.temperature=0", ["kd.temperature", "0"]),
+    ("kd.kl_reduction=sum", ["kd.kl_reduction", "sum"]),
     ("optim.lr=-0.1", ["optim.lr", "-0.1"]),
     ("optim.name=rmsprop", ["optim.name", "rmsprop"]),
     ("data.resize=10", ["data.resize", "10"]),

@@ -51,6 +51,22 @@ progress: false
     assert metrics["video_acc"] == pytest.approx(summary["test_video_acc"])
     assert (run / "eval_test" / "confusion_test.png").is_file()
 
+    # the checkpoint knows its manifest; KD refuses a teacher trained on another split or stride
+    from soccerkd.data.splits import manifest_sha256, read_manifest
+    from soccerkd.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "best.pt")["manifest_sha256"] == manifest_sha256(read_manifest(data / "manifest.json"))
+    kd = ["train", "--config", str(cfg), "--set", "run=kd", "--set", f"kd.teacher_checkpoint={run / 'best.pt'}",
+          "--set", "max_steps_per_epoch=1"]
+    assert main(kd + ["--out", str(tmp_path / "kd_stride"), "--set", "data.frame_stride=1"]) == 2
+    assert "frame stride 2 (teacher) vs 1" in capsys.readouterr().err
+    assert main(kd + ["--out", str(tmp_path / "kd_split"), "--set", "data.split_seed=5",
+                      "--set", f"data.manifest={tmp_path / 'other.json'}"]) == 2
+    assert "split manifest" in capsys.readouterr().err
+    assert main(kd + ["--out", str(tmp_path / "kd_ok"), "--set", "data.frame_stride=1",
+                      "--set", "kd.allow_mismatch=true"]) == 0
+    assert load_checkpoint(tmp_path / "kd_ok" / "best.pt")["teacher"]["mismatch"]
+
 
 def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     from soccerkd.train.sweep import run_sweep
@@ -75,6 +91,44 @@ def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     assert "55.0 ± 7.1" in table and "kd/a0.9_T4" in table
 
 
+def test_sweep_shows_test_only_for_the_cell_chosen_on_val_and_checks_reused_configs(tmp_path):
+    import dataclasses
+
+    from soccerkd.errors import ConfigError
+    from soccerkd.train.config import config_sha256
+    from soccerkd.train.sweep import run_sweep
+
+    cfg = tmp_path / "kd.yaml"
+    cfg.write_text("run: kd\nkd: {teacher_checkpoint: t.pt}\n")
+
+    def fake_train(c):
+        val = {0.5: 0.6, 0.9: 0.7}[c.kd.alpha]
+        return {"seed": c.seed, "test_video_acc": 0.4, "test_clip_acc": 0.4, "test_frame_acc": None,
+                "best_val_video_acc": val, "config_sha256": config_sha256(c)}
+
+    report = run_sweep([cfg], seeds=[0], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
+                       train=fake_train, log=lambda *_: None)
+    low, high = report["rows"]
+    assert high["chosen_on_val"] and "test_video_acc" in high
+    assert not low["chosen_on_val"] and "test_video_acc" not in low and "best_val_video_acc" in low
+    table = (tmp_path / "sw" / "sweep.md").read_text()
+    assert "(val only)" in table and "(clip model)" in table
+    # reuse: same config -> reused; another config in the same place -> refused
+    for seed_dir in (tmp_path / "sw").glob("*/seed0"):
+        seed_dir.mkdir(parents=True, exist_ok=True)
+    for row, alpha in ((low, 0.5), (high, 0.9)):
+        d = tmp_path / "sw" / row["cell"] / "seed0"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "summary.json").write_text(json.dumps(report["runs"][row["cell"]][0]))
+    calls = []
+    run_sweep([cfg], seeds=[0], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
+              train=lambda c: calls.append(c), log=lambda *_: None)
+    assert calls == []
+    with pytest.raises(ConfigError, match="another config"):
+        run_sweep([cfg], seeds=[0], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
+                  overrides=["epochs=3"], train=fake_train, log=lambda *_: None)
+
+
 def test_cli_user_errors_exit_2_with_the_bad_value(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
@@ -84,3 +138,33 @@ def test_cli_user_errors_exit_2_with_the_bad_value(tmp_path, capsys):
     assert "optim.lr" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(tmp_path)]) == 2
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_resume_is_exact_with_dataloader_workers(tmp_path):
+    """Issue 12: with 2 workers, random clip starts and augmentation, 1 epoch + resume to 2 epochs
+    gives the same weights as 2 uninterrupted epochs (per-item draws from (seed, epoch, index))."""
+    import torch
+
+    from soccerkd.train.checkpoint import load_checkpoint
+
+    data = tmp_path / "data"
+    _write_videos(data, per_class=4, frames=12)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"""
+kind: train
+run: student
+model: {{name: tsm_resnet18, frames: 2}}
+data: {{root: {data}, size: 16, resize: 20, frame_stride: 2, eval_clips: 1, batch_size: 4, num_workers: 2,
+        augment: true, cache: memory}}
+optim: {{name: sgd, lr: 0.01}}
+schedule: {{name: constant}}
+threads: 1
+progress: false
+""")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "full"), "--set", "epochs=2"]) == 0
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=1"]) == 0
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=2",
+                 "--resume", str(tmp_path / "part" / "last.pt")]) == 0
+    full, resumed = (load_checkpoint(tmp_path / d / "last.pt")["model_state"] for d in ("full", "part"))
+    for k, v in full.items():
+        torch.testing.assert_close(resumed[k], v, rtol=0, atol=0, msg=k)

@@ -19,7 +19,8 @@ def test_video_accuracy_uses_mean_softmax_not_majority_vote():
     assert clip_accuracy(probs, labels) == pytest.approx(3 / 5)
     m = summarize(probs, labels, videos, ["x", "y"], frames_per_clip=8)
     assert m["video_acc"] == 1.0 and m["video_acc_upstream"] == 0.5
-    assert m["num_frames"] == 40 and m["frame_acc"] == pytest.approx(0.6)
+    assert m["num_frames"] == 40 and m["frame_acc"] is None  # a clip model has no frame accuracy
+    assert summarize(probs, labels, videos, ["x", "y"], frames_per_clip=1)["frame_acc"] == pytest.approx(0.6)
 
 
 def test_precision_recall_f1_by_hand():
@@ -49,3 +50,16 @@ def test_inconsistent_video_labels_and_bad_labels_are_errors():
 def test_softmax_rows_sum_to_one():
     p = softmax(np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]]))
     np.testing.assert_allclose(p, [[0.5, 0.5], [0.25, 0.75]])
+
+
+def test_plot_val_accuracy(tmp_path):
+    import json
+
+    from soccerkd.train.plots import plot_val_accuracy
+
+    for name, accs in (("t", [0.3, 0.5]), ("s", [0.25, 0.4])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            [{"epoch": i + 1, "val_video_acc": a} for i, a in enumerate(accs)]))
+    out = plot_val_accuracy({"teacher": [tmp_path / "t"], "student": [tmp_path / "s"]}, tmp_path / "v.png", chance=0.25)
+    assert out.stat().st_size > 1000
