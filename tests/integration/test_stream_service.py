@@ -64,7 +64,8 @@ def make_config(broker, checkpoint: Path, *, group: str | None = None, instance:
                           dlq_topic=names["dlq"], group_id=group or f"g-{uid}", group_instance_id=instance,
                           commit_interval_ms=300, session_timeout_ms=6000, heartbeat_interval_ms=1000),
         model=ModelConfig(checkpoint=checkpoint, device="cpu", amp="none", cpu_threads=1),
-        windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),
+        # idle cameras are closed only after 10 min here: the offline oracle has no wall clock
+        windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0, idle_timeout_s=600),
         smoothing=SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, max_windows=4),
         batching=BatchingConfig(max_batch=4, max_wait_ms=20, max_pending_windows=16, resume_pending_windows=4),
         metrics_port=metrics_port, log_every_s=1.0)
