@@ -173,16 +173,20 @@ class LocalBroker:
         java = require_tool("java", "apt-get install -y openjdk-17-jre-headless")
         libs = ensure_jars(self.version, quiet=quiet)
         t0 = time.monotonic()
-        self.port, controller_port = free_port(), free_port()
-        self._write_config(controller_port)
+        # A restart keeps its ports, so clients configured with the old address reconnect.
+        self.port = self.port or free_port()
+        self._controller_port = getattr(self, "_controller_port", 0) or free_port()
+        self._write_config(self._controller_port)
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
-        fmt = subprocess.run(
-            [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", log4j, "-cp", classpath, "kafka.tools.StorageTool",
-             "format", "--standalone", "-t", random_cluster_id(), "-c", str(self.properties_path),
-             "--ignore-formatted"], capture_output=True, text=True)
-        if fmt.returncode != 0:
-            raise BrokerError(f"formatting KRaft storage in {self.data_dir} failed: {fmt.stdout[-1500:]}{fmt.stderr[-1500:]}")
+        if not (self.data_dir / "kraft-logs" / "meta.properties").exists():   # a restart keeps its cluster
+            fmt = subprocess.run(
+                [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", log4j, "-cp", classpath, "kafka.tools.StorageTool",
+                 "format", "--standalone", "-t", random_cluster_id(), "-c", str(self.properties_path),
+                 "--ignore-formatted"], capture_output=True, text=True)
+            if fmt.returncode != 0:
+                raise BrokerError(f"formatting KRaft storage in {self.data_dir} failed: "
+                                  f"{fmt.stdout[-1500:]}{fmt.stderr[-1500:]}")
         cmd = [java, f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
                "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.data_dir / 'logs'}", log4j,
@@ -216,6 +220,15 @@ class LocalBroker:
             self.process = None
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def restart(self, *, down_s: float = 0.0, timeout: float = 90.0) -> "LocalBroker":
+        """Stop the broker process and start it again on the same data directory and ports
+        (topics, offsets and transactions survive), after ``down_s`` seconds down."""
+        if self.process is not None:
+            stop_process(self.process.pid, timeout=20.0, popen=self.process)
+            self.process = None
+        time.sleep(down_s)
+        return self.start(timeout=timeout)
 
     def __enter__(self) -> "LocalBroker":
         return self.start() if self.process is None else self

@@ -21,6 +21,12 @@ class PublishError(Exception):
     """Something published (or processed) before the next commit failed; do not commit."""
 
 
+class TransactionAborted(PublishError):
+    """An exactly-once commit was refused because the group moved on (a rebalance changed the
+    generation, KIP-447 fencing) and the transaction was aborted. Not a failure of the data:
+    the caller rewinds to the committed offsets and carries on with a fresh transaction."""
+
+
 class Publisher:
     """Wraps a kafka-python ``KafkaProducer`` (or a fake with ``send``/``flush``)."""
 
@@ -78,11 +84,17 @@ class Publisher:
         if nothing was sent since the last), which then commits, outputs and offsets together.
         Call after :meth:`settle` returned True. On any error the transaction is aborted and the
         publisher poisoned, so nothing is committed after it."""
+        from kafka.errors import CommitFailedError
+
         try:
             self._begin()
             self.producer.send_offsets_to_transaction(offsets, group_metadata)
             self.producer.commit_transaction()
             self._in_transaction = False
+        except CommitFailedError as exc:   # abortable: the group's generation moved on
+            self.abort()
+            self._futures = []
+            raise TransactionAborted(f"transaction aborted, the group moved on: {exc}") from exc
         except BaseException as exc:
             self.poison(exc)
             self.abort()

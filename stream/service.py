@@ -23,7 +23,7 @@ from stream.config import StreamConfig
 from stream.errors import StreamError
 from stream.metrics import LoopHealth, Metrics, MetricsServer
 from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
-from stream.publisher import Publisher, PublishError
+from stream.publisher import Publisher, PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
 
@@ -197,7 +197,8 @@ class StreamService:
             set_paused(self._consumer, False)
             self._paused = False
 
-    def commit(self, *, final: bool = False, only: set[TopicPartition] | None = None) -> bool:
+    def commit(self, *, final: bool = False, only: set[TopicPartition] | None = None,
+               in_callback: bool = False) -> bool:
         """The one commit path (periodic, final, on revoke): settle the publisher (flush, check
         every send), then commit the pipeline's commit points of the assigned partitions (or of
         ``only``). After any failure, now or earlier, it raises :class:`PublishError` and commits
@@ -224,7 +225,16 @@ class StreamService:
         if self._publisher.transactional:   # outputs and offsets commit (or abort) together
             from stream.kafka import kafka_offsets
 
-            self._publisher.commit_transaction(kafka_offsets(points), self._consumer.group_metadata())
+            try:
+                self._publisher.commit_transaction(kafka_offsets(points), self._consumer.group_metadata())
+            except TransactionAborted as exc:
+                self.metrics.commit_failed()
+                if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
+                    self._publisher.poison(exc)
+                    raise
+                log.warning("%s; rewinding every partition to its committed offset", exc)
+                self._rewind()
+                return False
         elif final:
             try:
                 commit(self._consumer, points)
@@ -235,6 +245,22 @@ class StreamService:
             commit_async(self._consumer, points, on_error=self._commit_failed)
         self.counts["commits"] += 1
         return True
+
+    def _rewind(self) -> None:
+        """After an aborted transaction: forget every partition's state and read each again from
+        its committed offset and resume points, so the outputs of the aborted transaction are
+        made again, in the next one."""
+        from kafka.structs import TopicPartition as KTP
+
+        for tp in sorted(self._assigned):
+            self.pipeline.drop_partition(tp)
+            part = KTP(*tp)
+            offset = self._consumer.committed(part)
+            if offset is None:
+                self._consumer.seek_to_beginning(part)
+            else:
+                self._consumer.seek(part, offset)
+            self._new.append(tp)
 
     def _commit_failed(self, exc: BaseException) -> None:
         self.metrics.commit_failed()
@@ -261,7 +287,7 @@ class StreamService:
         # dropped, and the new owner rebuilds them from those commit points.
         log.info("revoked %s: committing what is published, dropping their windows", tps)
         try:
-            self.commit(only=None if self._publisher.transactional else set(tps))
+            self.commit(only=None if self._publisher.transactional else set(tps), in_callback=True)
         except PublishError as exc:
             log.warning("no commit on revoke: %s", exc)
         except Exception as exc:   # the new owner replays from the previous commit

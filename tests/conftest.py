@@ -1,5 +1,6 @@
 """Test tiers: ``tests/unit`` (no Kafka, no GPU), ``tests/integration`` (a real local Kafka
-broker started once per session), and the ``gpu`` marker (skipped without CUDA).
+broker started once per session), ``tests/chaos`` (marker ``chaos``: kills and a broker restart
+against a broker of their own), and the ``gpu`` marker (skipped without CUDA).
 
 Set ``SOCCERKD_KAFKA_BOOTSTRAP=host:port`` to run the integration tier against a broker you
 already run (e.g. ``soccerkd broker start``); otherwise the session starts its own. Under CI
@@ -16,11 +17,15 @@ import pytest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    integration_dir = Path(__file__).parent / "integration"
+    here = Path(__file__).parent
     cuda = _cuda_available()
     for item in items:
-        if integration_dir in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if here / "integration" in parents:
             item.add_marker(pytest.mark.integration)
+        if here / "chaos" in parents:
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.chaos)
         if item.get_closest_marker("gpu") and not cuda:
             item.add_marker(pytest.mark.skip(reason="needs CUDA (gpu marker) and none is available"))
 

@@ -155,3 +155,74 @@ def test_commit_failures_are_counted():
     svc = service(FakeProducer())
     svc._commit_failed(RuntimeError("coordinator moved"))
     assert svc.metrics.registry.get_sample_value("soccerkd_commit_failures_total") == 1.0
+
+
+class FakeTxProducer(FakeProducer):
+    """A transactional producer whose first offset commit is refused by a rebalance."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+        self.refuse = 1
+
+    def begin_transaction(self):
+        self.calls.append("begin")
+
+    def send_offsets_to_transaction(self, offsets, group_metadata):
+        self.calls.append("offsets")
+        if self.refuse:
+            from kafka.errors import CommitFailedError
+
+            self.refuse -= 1
+            raise CommitFailedError("consumer group metadata mismatch: IllegalGenerationError")
+
+    def commit_transaction(self):
+        self.calls.append("commit")
+
+    def abort_transaction(self):
+        self.calls.append("abort")
+
+
+class SeekingConsumer(FakeConsumer):
+    def __init__(self, service):
+        super().__init__(service)
+        self.seeks = []
+
+    def group_metadata(self):
+        return "g"
+
+    def committed(self, tp):
+        return 3
+
+    def seek(self, tp, offset):
+        self.seeks.append(((tp.topic, tp.partition), offset))
+
+
+def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewound():
+    producer = FakeTxProducer()
+    svc = service(producer)
+    svc._publisher = Publisher(producer, transactional=True)
+    svc._consumer = SeekingConsumer(svc)
+    publish_all(svc)
+    assert svc.commit() is False                                 # refused, aborted, rewound...
+    assert producer.calls[-2:] == ["offsets", "abort"] and not svc._publisher.failed
+    assert sorted(svc._consumer.seeks) == [(TP0, 3), (TP1, 3)] and svc.pipeline.pending == 0
+    assert sorted(svc._new) == [TP0, TP1]                         # ...their resume points re-read
+    svc._publish(svc.pipeline.drain())
+    svc._consumer.service = svc
+    for tp in (TP0, TP1):   # the rewound partitions deliver again and commit in a fresh transaction
+        svc.pipeline.offer_bytes(encode_frame_batch(solid_batch(f"cam-{tp[1]}", 48, [BLUE] * 4)),
+                                 SourceRef(tp[0], tp[1], 3))
+    assert svc.commit() is True and producer.calls[-3:] == ["begin", "offsets", "commit"]
+
+
+def test_a_refused_transaction_inside_a_revoke_fails_stop():
+    producer = FakeTxProducer()
+    svc = service(producer)
+    svc._publisher = Publisher(producer, transactional=True)
+    svc._consumer = SeekingConsumer(svc)
+    publish_all(svc)
+    svc._on_revoked([TP0])   # the commit is refused on the IO thread: no seeks there, poison instead
+    assert svc._publisher.failed and svc._consumer.seeks == []
+    with pytest.raises(PublishError):
+        svc.commit()

@@ -1,0 +1,289 @@
+"""Chaos against a real broker of its own: 3 cameras, 2 service instances, random SIGKILLs and one
+broker restart on the same data directory. The published event ids must equal an offline
+oracle's exactly (nothing lost, no id changed); commits must have advanced before the kills (so
+it is not one replay from zero); in exactly-once mode a read_committed reader sees each id once,
+in at-least-once mode the duplicates are counted and printed.
+
+The model is a tiny TSM-ResNet-18 whose output follows the frames' brightness (see
+``brightness_checkpoint``), so labels change along the clips and smoothing's hysteresis, minimum
+and maximum lengths all take part; the clips' brightness ramps make several events per camera.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soccerkd.config import dump_config
+from soccerkd.spec import ClipSpec, InputSpec
+from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
+from stream.events import iter_records, read_events
+from stream.smoothing import SmoothingConfig
+from stream.windowing import WindowConfig
+
+pytestmark = pytest.mark.timeout(480)
+ROOT = Path(__file__).resolve().parents[2]
+KILLS = int(os.environ.get("SOCCERKD_CHAOS_KILLS", "20"))
+CAMERAS = ("cam-1", "cam-2", "cam-3")
+FRAMES = 1000   # 40 s per camera, sent in real time while the kills happen
+
+
+def brightness_checkpoint(path: Path) -> Path:
+    """A TSM-ResNet-18 that computes a window's mean brightness and says "kick" above mid-grey,
+    "run" below: conv1 averages its patch (+2 so the ReLUs keep it), every block passes its
+    input through (zero convs, identity batch norms and 1x1 identity shortcuts), and the head
+    compares channel 0 with 2."""
+    import torch
+
+    from soccerkd.models import create_model
+    from soccerkd.train.checkpoint import save_checkpoint
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
+                     class_names=("kick", "run", "walk", "dribble"))
+    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.zero_()
+            if name.endswith("bn1.weight") or ".bn" in name and name.endswith("weight") or "downsample.1.weight" in name:
+                p.fill_(1.0)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+                m.eps = 0.0
+        model.conv1.weight.fill_(1.0 / (3 * 49))
+        model.bn1.bias.fill_(2.0)        # brightness + 2 stays positive through the ReLUs
+        for layer in (model.layer2, model.layer3, model.layer4):
+            conv = layer[0].downsample[0]
+            conv.weight.zero_()
+            for c in range(conv.weight.shape[1]):
+                conv.weight[c, c, 0, 0] = 1.0
+        model.fc.weight[0, 0] = 30.0     # kick: bright (logit 30 * brightness)
+        model.fc.weight[1, 0] = -30.0    # run: dark
+        model.fc.bias.copy_(torch.tensor([-60.0, 60.0, -20.0, -20.0]))
+    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
+                    class_names=list(spec.class_names), model_kwargs={})
+    return path
+
+
+def write_video(path: Path, n: int, seed: int) -> Path:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    period = int(rng.integers(50, 90))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 48))
+    for i in range(n):
+        level = int(127 + 120 * np.sin(2 * np.pi * i / period + seed))   # crosses mid-grey twice a period
+        img = np.full((48, 64, 3), level, np.uint8)
+        img[10:30, (i % 40):(i % 40) + 10] = rng.integers(0, 255, 3)
+        out.write(img)
+    out.release()
+    return path
+
+
+def chaos_config(bootstrap: str, checkpoint: Path, delivery: str) -> StreamConfig:
+    uid = uuid.uuid4().hex[:8]
+    return StreamConfig(
+        kafka=KafkaConfig(bootstrap=bootstrap, frames_topic=f"frames-{uid}", events_topic=f"events-{uid}",
+                          dlq_topic=f"dlq-{uid}", group_id=f"chaos-{uid}", commit_interval_ms=300,
+                          session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=8,
+                          delivery=delivery, connect_timeout_s=30),
+        model=ModelConfig(checkpoint=checkpoint, device="cpu", amp="none", cpu_threads=1),
+        windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0, idle_timeout_s=600),
+        smoothing=SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, max_windows=6),
+        batching=BatchingConfig(max_batch=4, max_wait_ms=20, max_pending_windows=16, resume_pending_windows=4),
+        log_every_s=0.5)
+
+
+def oracle(cfg: StreamConfig) -> set[str]:
+    """The same pipeline offline over every frames message, in partition order."""
+    from stream.inference import TorchPredictor
+    from stream.pipeline import Pipeline, SourceRef
+
+    pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
+                    config=cfg.pipeline_config())
+    ids: set[str] = set()
+    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=30, idle_s=2):
+        pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset, key=rec.key))
+        ids |= {e.event.event_id for e in pipe.drain().events}
+    return ids
+
+
+def oracle_events(cfg: StreamConfig) -> list[tuple]:
+    from stream.inference import TorchPredictor
+    from stream.pipeline import Pipeline, SourceRef
+
+    pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
+                    config=cfg.pipeline_config())
+    out = []
+    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=30, idle_s=2):
+        pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset, key=rec.key))
+        out += [(e.event.camera_id, e.event.label, e.event.start_seq, e.event.end_seq, e.event.epoch)
+                for e in pipe.drain().events]
+    return out
+
+
+def committed(cfg: StreamConfig) -> dict[int, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap, group_id=cfg.kafka.group_id,
+                             enable_auto_commit=False, request_timeout_ms=5000)
+    try:
+        return {p: consumer.committed(TopicPartition(cfg.kafka.frames_topic, p)) or 0 for p in range(3)}
+    except Exception:
+        return {}
+    finally:
+        consumer.close()
+
+
+class Instance:
+    def __init__(self, name: str, cfg_path: Path, logs: Path) -> None:
+        self.name, self.cfg_path, self.logs = name, cfg_path, logs
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+        self.consumed: list[int] = []   # the last "messages=" each run reported
+
+    def start(self) -> None:
+        self.runs += 1
+        log = open(self.logs / f"{self.name}-{self.runs}.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "serve", "--config", str(self.cfg_path),
+                                      "--set", f"kafka.group_instance_id={self.name}"],
+                                     cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log,
+                                     stderr=subprocess.STDOUT)
+
+    def wait_progress(self, timeout_s: float) -> bool:
+        """Wait until this run has consumed something (so a kill lands mid-work, not at start-up)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.alive():
+            if self.last_consumed() > 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def last_consumed(self) -> int:
+        text = (self.logs / f"{self.name}-{self.runs}.log").read_text()
+        found = re.findall(r"messages=(\d+)", text)
+        return int(found[-1]) if found else 0
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.consumed.append(self.last_consumed())
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.consumed.append(self.last_consumed())
+        return self.proc.returncode
+
+
+@pytest.mark.parametrize("delivery", ["exactly_once", "at_least_once"])
+def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp_path):
+    from stream.broker import LocalBroker
+    from stream.errors import BrokerError
+    from stream.ingest import IngestOptions, ingest
+
+    broker = LocalBroker(tmp_path / "broker")
+    try:
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(f"could not start the chaos suite's Kafka broker: {exc}", pytrace=False)
+    rng = random.Random(f"chaos-{delivery}")
+    try:
+        cfg = chaos_config(broker.bootstrap, brightness_checkpoint(tmp_path / "bright.pt"), delivery)
+        broker.create_topic(cfg.kafka.frames_topic, partitions=3)
+        broker.create_topic(cfg.kafka.events_topic)
+        broker.create_topic(cfg.kafka.dlq_topic)
+        # three live cameras, in real time, while instances and the broker are killed and restarted
+        feeds = [threading.Thread(target=ingest, kwargs=dict(progress=False, options=IngestOptions(
+            source=str(write_video(tmp_path / f"{cam}.avi", FRAMES, seed=i)), camera_id=cam,
+            bootstrap=cfg.kafka.bootstrap, topic=cfg.kafka.frames_topic, frames_per_batch=4, pacing="realtime",
+            max_side=64))) for i, cam in enumerate(CAMERAS)]
+        for feed in feeds:
+            feed.start()
+        cfg_path = tmp_path / "serve.yaml"
+        dump_config(cfg, cfg_path)
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        instances = [Instance(f"chaos-{k}", cfg_path, logs) for k in range(2)]
+        for inst in instances:
+            inst.start()
+        isolation = "read_committed" if delivery == "exactly_once" else "read_uncommitted"
+        kills, commits_at_kill, broker_restarts = 0, [], 0
+        deadline = time.monotonic() + 300
+        while kills < KILLS and time.monotonic() < deadline:
+            if kills == KILLS // 2 and broker_restarts == 0:
+                broker.restart(down_s=2.0)   # same data directory and port
+                broker_restarts += 1
+            victim = rng.choice(instances)
+            victim.wait_progress(30)          # a random moment of its work, not of its start-up
+            time.sleep(rng.uniform(0.0, 1.5))
+            commits_at_kill.append(sum(committed(cfg).values()))
+            victim.kill()
+            kills += 1
+            time.sleep(rng.uniform(0.0, 1.0))
+            victim.start()
+            for inst in instances:   # an instance that died by itself (e.g. fail-stop in the outage)
+                if not inst.alive():
+                    inst.kill()
+                    inst.start()
+        for feed in feeds:
+            feed.join(180)
+        assert not any(feed.is_alive() for feed in feeds), "the live feeds should have ended"
+        expected = oracle(cfg)
+        assert len(expected) >= 3 * 12, f"only {len(expected)} oracle events: the model should switch labels"
+        seen = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=180, idle_s=None,
+                           isolation=isolation, until=lambda evs: {e.event_id for e in evs} >= expected)
+        codes = [inst.stop() for inst in instances]
+        records = [json.loads(r.value)["event_id"] for r in iter_records(
+            cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=30, idle_s=3, isolation=isolation)]
+        final_commits = sum(committed(cfg).values())
+    finally:
+        broker.stop()
+    published = set(records)
+    lost, changed = expected - published, published - expected
+    duplicates = len(records) - len(published)
+    consumed = sum(sum(inst.consumed) for inst in instances)
+    total = 3 * (FRAMES // 4)
+    report = (f"[chaos {delivery}] kills={kills} broker_restarts={broker_restarts} events={len(expected)} "
+              f"lost={len(lost)} changed={len(changed)} duplicates={duplicates} "
+              f"replayed_messages~{max(0, consumed - total)} (~{max(0, consumed - total) / max(1, kills):.1f}/kill) "
+              f"commits_at_kills={commits_at_kill} final_commit_sum={final_commits} exit_codes={codes}")
+    print(report)
+    if changed:
+        got = {e.event_id: e for e in seen}
+        for eid in sorted(changed)[:8]:
+            e = got.get(eid)
+            print("  changed:", e and (e.camera_id, e.label, e.start_seq, e.end_seq, e.epoch))
+        print("  oracle:", sorted(oracle_events(cfg))[:40])
+    assert kills == KILLS and broker_restarts == 1, report
+    assert not lost and not changed, report
+    assert {e.event_id for e in seen} >= expected
+    assert sum(1 for c in commits_at_kill if c > 0) >= KILLS // 2, "commits should advance between kills: " + report
+    assert max(commits_at_kill) > 0 and final_commits >= max(commits_at_kill)
+    if delivery == "exactly_once":
+        assert duplicates == 0, report
