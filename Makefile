@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.soccerkd-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup jars tools test test-unit test-integration demo clean
+.PHONY: setup jars tools test test-unit test-integration test-chaos demo clean
 
 setup: $(STAMP) jars
 
@@ -33,14 +33,18 @@ tools:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: setup
+# Everything: unit, integration (a real local broker), chaos (kills and a broker restart).
+test: setup tools
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
 test-unit: setup
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
 
-test-integration: setup
+test-integration: setup tools
 	$(PY) -m pytest $(PYTEST_ARGS) tests/integration
+
+test-chaos: setup
+	$(PY) -m pytest $(PYTEST_ARGS) tests/chaos
 
 demo: setup
 	$(VENV)/bin/soccerkd demo
