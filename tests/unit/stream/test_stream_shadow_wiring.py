@@ -1,0 +1,53 @@
+"""``shadow.checkpoint`` in the stream config puts the teacher in shadow behind the student in
+``StreamService`` (the wiring; the shadow itself is tested in test_stream_shadow.py)."""
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from stream.config import StreamConfig
+from stream.metrics import Metrics
+from stream.pipeline import SourceRef
+from stream.service import StreamService
+from stream.shadow import ShadowConfig, ShadowedPredictor
+from stream.messages import encode_frame_batch
+from stream.testing import solid_batch
+
+
+def tiny(path: Path, favour: int) -> Path:
+    import torch
+
+    from soccerkd.models import create_model
+    from soccerkd.spec import ClipSpec, InputSpec
+    from soccerkd.train.checkpoint import save_checkpoint
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
+                     class_names=("kick", "run", "walk", "dribble"))
+    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.eye(4)[favour] * 3.0)
+    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
+                    class_names=list(spec.class_names), model_kwargs={})
+    return path
+
+
+def test_a_shadow_checkpoint_in_the_config_puts_the_teacher_behind_the_student(tmp_path):
+    from stream.config import ModelConfig
+
+    cfg = StreamConfig(model=ModelConfig(checkpoint=tiny(tmp_path / "student.pt", 0), device="cpu"),
+                       shadow=ShadowConfig(checkpoint=tiny(tmp_path / "teacher.pt", 1), sample_rate=1.0,
+                                           device="cpu"))
+    registry = CollectorRegistry()
+    svc = StreamService(cfg, metrics=Metrics(registry))
+    try:
+        assert isinstance(svc.predictor, ShadowedPredictor) and svc.shadow is not None
+        for i, first in enumerate(range(0, 16, 4)):
+            svc.pipeline.offer_bytes(encode_frame_batch(solid_batch("c", first, [(90, 90, 90)] * 4, width=40,
+                                                                    height=32)), SourceRef("frames", 0, i))
+        svc.pipeline.drain()
+    finally:
+        svc.close()
+    assert not svc.shadow._thread.is_alive()
+    assert (registry.get_sample_value("soccerkd_shadow_windows_total") or 0) >= 1
+    assert registry.get_sample_value("soccerkd_shadow_agreement") == 0.0   # the teacher always disagrees
