@@ -197,19 +197,25 @@ def topics(broker_obj, cameras: int) -> dict[str, str]:
     return names
 
 
+def fill_frames_topic(cfg, msgs, cameras: int) -> None:
+    """Put every message on the frames topic first (camera c on partition c mod cameras)."""
+    from stream.kafka import make_producer
+
+    prod = make_producer(cfg.kafka)
+    for cam, value in msgs:
+        prod.send(cfg.kafka.frames_topic, key=cam.encode(), value=value, partition=int(cam.split("-")[1]) % cameras)
+    prod.flush()
+    prod.close()
+
+
 def kafka_throughput(args, pred, msgs, broker_obj, n_windows: int) -> dict:
     if args.workers > 1:
         return kafka_throughput_workers(args, msgs, broker_obj, n_windows)
-    from stream.kafka import make_producer
     from stream.service import StreamService
 
     names = topics(broker_obj, args.cameras)
     cfg = stream_config(args, broker_obj.bootstrap, names, every_window=False)
-    prod = make_producer(cfg.kafka)
-    for cam, value in msgs:
-        prod.send(names["frames"], key=cam.encode(), value=value, partition=int(cam.split("-")[1]) % args.cameras)
-    prod.flush()
-    prod.close()
+    fill_frames_topic(cfg, msgs, args.cameras)
     service = StreamService(cfg, predictor=pred)
     thread = threading.Thread(target=service.run, kwargs={"max_seconds": 600}, daemon=True)
     thread.start()
@@ -291,15 +297,10 @@ def kafka_throughput_workers(args, msgs, broker_obj, n_windows: int) -> dict:
     import multiprocessing as mp
 
     from stream.events import iter_records
-    from stream.kafka import make_producer
 
     names = topics(broker_obj, args.cameras)
     cfg = stream_config(args, broker_obj.bootstrap, names, every_window=True)
-    prod = make_producer(cfg.kafka)
-    for cam, value in msgs:
-        prod.send(names["frames"], key=cam.encode(), value=value, partition=int(cam.split("-")[1]) % args.cameras)
-    prod.flush()
-    prod.close()
+    fill_frames_topic(cfg, msgs, args.cameras)
     ctx = mp.get_context("spawn")
     q, stop = ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=_worker_service, args=(args, cfg, q, stop)) for _ in range(args.workers)]
