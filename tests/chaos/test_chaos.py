@@ -1,5 +1,6 @@
 """Chaos against a real broker of its own: 3 cameras, 2 service instances, random SIGKILLs and one
-broker restart on the same data directory. The published event ids must equal an offline
+broker restart on the same data directory, in each delivery mode (10 kills each: 20 in the
+suite, inside the 6-minute budget on 2 cores). The published event ids must equal an offline
 oracle's exactly (nothing lost, no id changed); commits must have advanced before the kills (so
 it is not one replay from zero); in exactly-once mode a read_committed reader sees each id once,
 in at-least-once mode the duplicates are counted and printed.
@@ -36,7 +37,7 @@ from stream.windowing import WindowConfig
 
 pytestmark = pytest.mark.timeout(480)
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = int(os.environ.get("SOCCERKD_CHAOS_KILLS", "20"))
+KILLS = int(os.environ.get("SOCCERKD_CHAOS_KILLS", "10"))   # per delivery mode: 20 in the suite
 CAMERAS = ("cam-1", "cam-2", "cam-3")
 FRAMES = 1000   # 40 s per camera, sent in real time while the kills happen
 
