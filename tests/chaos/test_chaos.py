@@ -117,7 +117,8 @@ def oracle(cfg: StreamConfig) -> set[str]:
     pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
                     config=cfg.pipeline_config())
     ids: set[str] = set()
-    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=30, idle_s=2):
+    # no total time-out: the model runs between records, and a cut-off would shorten the oracle
+    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=None, idle_s=5):
         pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset, key=rec.key))
         ids |= {e.event.event_id for e in pipe.drain().events}
     return ids
@@ -130,7 +131,8 @@ def oracle_events(cfg: StreamConfig) -> list[tuple]:
     pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
                     config=cfg.pipeline_config())
     out = []
-    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=30, idle_s=2):
+    # no total time-out: the model runs between records, and a cut-off would shorten the oracle
+    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=None, idle_s=5):
         pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset, key=rec.key))
         out += [(e.event.camera_id, e.event.label, e.event.start_seq, e.event.end_seq, e.event.epoch)
                 for e in pipe.drain().events]

@@ -100,7 +100,7 @@ def expected_event_ids(cfg: StreamConfig) -> set[str]:
     pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
                     config=cfg.pipeline_config())
     ids = set()
-    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=20, idle_s=1.5):
+    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=None, idle_s=3):
         try:
             pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset))
         except Exception:
