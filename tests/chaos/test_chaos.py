@@ -109,22 +109,8 @@ def chaos_config(bootstrap: str, checkpoint: Path, delivery: str) -> StreamConfi
         log_every_s=0.5)
 
 
-def oracle(cfg: StreamConfig) -> set[str]:
+def oracle_events(cfg: StreamConfig) -> list:
     """The same pipeline offline over every frames message, in partition order."""
-    from stream.inference import TorchPredictor
-    from stream.pipeline import Pipeline, SourceRef
-
-    pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
-                    config=cfg.pipeline_config())
-    ids: set[str] = set()
-    # no total time-out: the model runs between records, and a cut-off would shorten the oracle
-    for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=None, idle_s=5):
-        pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset, key=rec.key))
-        ids |= {e.event.event_id for e in pipe.drain().events}
-    return ids
-
-
-def oracle_events(cfg: StreamConfig) -> list[tuple]:
     from stream.inference import TorchPredictor
     from stream.pipeline import Pipeline, SourceRef
 
@@ -134,8 +120,7 @@ def oracle_events(cfg: StreamConfig) -> list[tuple]:
     # no total time-out: the model runs between records, and a cut-off would shorten the oracle
     for rec in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic, timeout_s=None, idle_s=5):
         pipe.offer_bytes(rec.value, SourceRef(rec.topic, rec.partition, rec.offset, key=rec.key))
-        out += [(e.event.camera_id, e.event.label, e.event.start_seq, e.event.end_seq, e.event.epoch)
-                for e in pipe.drain().events]
+        out += [e.event for e in pipe.drain().events]
     return out
 
 
@@ -257,7 +242,8 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
         for feed in feeds:
             feed.join(180)
         assert not any(feed.is_alive() for feed in feeds), "the live feeds should have ended"
-        expected = oracle(cfg)
+        oracle = oracle_events(cfg)
+        expected = {e.event_id for e in oracle}
         assert len(expected) >= 3 * 12, f"only {len(expected)} oracle events: the model should switch labels"
         seen = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=180, idle_s=None,
                            isolation=isolation, until=lambda evs: {e.event_id for e in evs} >= expected)
@@ -282,7 +268,7 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
         for eid in sorted(changed)[:8]:
             e = got.get(eid)
             print("  changed:", e and (e.camera_id, e.label, e.start_seq, e.end_seq, e.epoch))
-        print("  oracle:", sorted(oracle_events(cfg))[:40])
+        print("  oracle:", sorted((e.camera_id, e.label, e.start_seq, e.end_seq, e.epoch) for e in oracle)[:40])
     assert kills == KILLS and broker_restarts == 1, report
     assert not lost and not changed, report
     assert {e.event_id for e in seen} >= expected

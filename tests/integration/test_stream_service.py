@@ -124,6 +124,30 @@ def wait_ids(cfg: StreamConfig, expected: set[str], timeout: float = 60) -> list
                        until=lambda evs: expected <= {e.event_id for e in evs})
 
 
+def serve_then_sigkill(cfg: StreamConfig, cfg_path: Path, tmp_path: Path, cams: tuple[str, ...], *,
+                       after_events: int, isolation: str = "read_uncommitted") -> tuple[list[str], dict, list]:
+    """Run ``soccerkd serve`` on what is on the topic, SIGKILL it once ``after_events`` events are
+    readable, then ingest the rest of the match (frames 160..239) while it is down. Returns the
+    serve command, its environment and the events seen before the kill."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path)]
+    log1 = open(tmp_path / "serve1.log", "w")
+    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log1, stderr=subprocess.STDOUT)
+    try:
+        seen = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=90, idle_s=None,
+                           until=lambda evs: len(evs) >= after_events, isolation=isolation)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    for i, cam in enumerate(cams):
+        ingest_clip(cfg, write_video(tmp_path / f"{cam}-2.avi", 80, seed=9 + i), cam, frames_per_batch=8,
+                    start_seq=160)
+    return cmd, env, seen
+
+
 def http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -216,22 +240,7 @@ def test_sigkill_mid_run_then_restart_loses_no_event(kafka_broker, checkpoint, t
     cams = ("cam-1", "cam-2")
     for i, cam in enumerate(cams):  # first part of the match; the rest arrives while the service is down
         ingest_clip(cfg, write_video(tmp_path / f"{cam}-1.avi", 160, seed=i), cam, frames_per_batch=8)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path)]
-    log1 = open(tmp_path / "serve1.log", "w")
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log1, stderr=subprocess.STDOUT)
-    try:
-        seen = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=90, idle_s=None,
-                           until=lambda evs: len(evs) >= 6)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    for i, cam in enumerate(cams):
-        ingest_clip(cfg, write_video(tmp_path / f"{cam}-2.avi", 80, seed=9 + i), cam, frames_per_batch=8,
-                    start_seq=160)
+    cmd, env, seen = serve_then_sigkill(cfg, cfg_path, tmp_path, cams, after_events=6)
     expected = expected_event_ids(cfg)
     assert len(expected) == 2 * 29  # 240 frames -> windows 0..236 (119) -> 29 events per camera
     before = {e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=10, idle_s=1)}
@@ -364,22 +373,7 @@ def test_exactly_once_sigkill_then_restart_read_committed_sees_each_event_once(k
     cams = ("cam-1", "cam-2")
     for i, cam in enumerate(cams):
         ingest_clip(cfg, write_video(tmp_path / f"{cam}-1.avi", 160, seed=i), cam, frames_per_batch=8)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path)]
-    log1 = open(tmp_path / "serve1.log", "w")
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log1, stderr=subprocess.STDOUT)
-    try:
-        seen = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=90, idle_s=None,
-                           until=lambda evs: len(evs) >= 8, isolation="read_committed")
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    for i, cam in enumerate(cams):
-        ingest_clip(cfg, write_video(tmp_path / f"{cam}-2.avi", 80, seed=9 + i), cam, frames_per_batch=8,
-                    start_seq=160)
+    cmd, env, seen = serve_then_sigkill(cfg, cfg_path, tmp_path, cams, after_events=8, isolation="read_committed")
     expected = expected_event_ids(cfg)
     assert len(expected) == 2 * 29 and len(seen) >= 8
     log2 = open(tmp_path / "serve2.log", "w")
