@@ -39,6 +39,9 @@ class KafkaConfig:
     # per commit interval; read the events with isolation read_committed.
     delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
     transactional_id: Optional[str] = None   # exactly_once; default "<group_id>-<group_instance_id or host>"
+    # The longest one producer flush or transaction step may block. Past it the service fails stop
+    # (exit 1) and its restart replays from the last commit, rather than hang without working.
+    commit_timeout_s: float = 30.0
 
     def resolved_transactional_id(self) -> str:
         """Stable per service instance, so a restarted instance fences its zombie predecessor."""
@@ -51,8 +54,9 @@ class KafkaConfig:
             raise ConfigError(f"kafka.delivery must be at_least_once or exactly_once, got {self.delivery!r}")
         if not self.bootstrap or ":" not in self.bootstrap:
             raise ConfigError(f"kafka.bootstrap must look like host:port, got {self.bootstrap!r}")
-        if not self.connect_timeout_s > 0:
-            raise ConfigError(f"kafka.connect_timeout_s must be > 0, got {self.connect_timeout_s!r}")
+        for name in ("connect_timeout_s", "commit_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"kafka.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("max_poll_records", "max_partition_fetch_bytes", "max_request_size", "commit_interval_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"kafka.{name} must be >= 1, got {getattr(self, name)!r}")

@@ -10,11 +10,18 @@ final, on revoke or on close), and the restart replays from the last good commit
 With ``transactional=True`` (``kafka.delivery: exactly_once``) every send goes into a Kafka
 transaction begun on demand, and :meth:`Publisher.commit_transaction` commits the outputs
 together with the consumed offsets; a failure aborts the transaction.
+
+No producer call may block for ever: kafka-python's flush and transaction steps wait without a
+time limit, and a wedged one (a coordinator that never answers, a transaction step retried while
+the group waits for this very member) would leave a process that neither works nor dies. Each
+one runs against ``timeout_s``; past it the publisher fails stop, so the process exits and its
+restart replays from the last commit.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 
 class PublishError(Exception):
@@ -27,12 +34,39 @@ class TransactionAborted(PublishError):
     the caller rewinds to the committed offsets and carries on with a fresh transaction."""
 
 
+class PublishTimeout(PublishError):
+    """A flush or transaction step did not finish within the publisher's ``timeout_s``."""
+
+
+def call_within(timeout_s: float, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with a deadline: raises :class:`PublishTimeout` if it has not returned within
+    ``timeout_s`` (the call itself is left to finish, or not, on a daemon thread)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:   # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"publisher-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise PublishTimeout(f"producer {what} did not finish within {timeout_s:g} s "
+                             f"(kafka.commit_timeout_s); failing stop, the restart replays from the last commit")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
 class Publisher:
     """Wraps a kafka-python ``KafkaProducer`` (or a fake with ``send``/``flush``)."""
 
-    def __init__(self, producer: Any, *, transactional: bool = False) -> None:
+    def __init__(self, producer: Any, *, transactional: bool = False, timeout_s: float = 30.0) -> None:
         self.producer = producer
         self.transactional = transactional
+        self.timeout_s = timeout_s
         self._futures: list[Any] = []
         self._in_transaction = False
         self.failure: BaseException | None = None
@@ -62,10 +96,14 @@ class Publisher:
         """Flush, then check every future sent since the last settle. Raises :class:`PublishError`
         if any failed, now or before (for good); True when all are acknowledged (commit now)."""
         if self.failure is None:
-            self.producer.flush()
-            bad = next((f for f in self._futures if f.failed()), None)
-            if bad is not None:
-                self.poison(bad.exception)
+            try:
+                call_within(self.timeout_s, "flush", self.producer.flush)
+            except PublishTimeout as exc:
+                self.poison(exc)
+            else:
+                bad = next((f for f in self._futures if f.failed()), None)
+                if bad is not None:
+                    self.poison(bad.exception)
         if self.failure is not None:
             raise PublishError(f"a publish or processing step failed ({self.failure!r}); not committing, "
                                f"the restart replays from the last commit") from self.failure
@@ -88,8 +126,9 @@ class Publisher:
 
         try:
             self._begin()
-            self.producer.send_offsets_to_transaction(offsets, group_metadata)
-            self.producer.commit_transaction()
+            call_within(self.timeout_s, "send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
+                        offsets, group_metadata)
+            call_within(self.timeout_s, "commit_transaction", self.producer.commit_transaction)
             self._in_transaction = False
         except CommitFailedError as exc:   # abortable: the group's generation moved on
             self.abort()
@@ -105,9 +144,18 @@ class Publisher:
         if self._in_transaction:
             self._in_transaction = False
             try:
-                self.producer.abort_transaction()
-            except Exception:   # a fenced or broken producer: the broker aborts it on time-out
+                call_within(self.timeout_s, "abort_transaction", self.producer.abort_transaction)
+            except Exception:   # a fenced, broken or wedged producer: the broker aborts it on time-out
                 pass
+
+    def close(self) -> None:
+        """Abort an open transaction, flush and close the producer, each step bounded."""
+        try:
+            self.abort()
+            if self.failure is None:
+                call_within(self.timeout_s, "flush", self.producer.flush)
+        finally:
+            self.producer.close(timeout=self.timeout_s)
 
     def _begin(self) -> None:
         if self.transactional and not self._in_transaction:

@@ -71,8 +71,12 @@ class StreamService:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
+        import faulthandler
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: where a stuck instance waits
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def ready(self) -> tuple[bool, str]:
         if self.predictor is None:
@@ -95,7 +99,7 @@ class StreamService:
                                          alive=self.health.alive).start()
         exactly_once = cfg.delivery == "exactly_once"
         self._producer = k.make_producer(cfg, transactional=exactly_once)
-        self._publisher = Publisher(self._producer, transactional=exactly_once)
+        self._publisher = Publisher(self._producer, transactional=exactly_once, timeout_s=cfg.commit_timeout_s)
         self._consumer = k.make_consumer(cfg)
         k.wait_for_topic(self._consumer, cfg.frames_topic)
         self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
@@ -123,7 +127,10 @@ class StreamService:
                 self._step_while_decoding([rec for recs in records.values() for rec in recs])
                 self._backpressure()
                 now = time.monotonic()
-                if (now - last_commit) * 1000 >= cfg.commit_interval_ms:
+                # A transaction's offsets are refused, or retried until the group settles, while it
+                # rebalances; the group meanwhile waits for this member's poll: commit once settled.
+                settled_group = not (exactly_once and k.group_busy(self._consumer))
+                if (now - last_commit) * 1000 >= cfg.commit_interval_ms and settled_group:
                     self._publish(self.pipeline.close_idle())
                     self.commit()
                     self._update_lag()
@@ -332,11 +339,11 @@ class StreamService:
             except Exception as exc:
                 log.warning("consumer close: %s", exc)
         if self._producer is not None:
-            try:
+            try:   # a transaction still open here was not committed: it is aborted
                 if self._publisher is not None:
-                    self._publisher.abort()   # a transaction still open here was not committed
-                self._producer.flush()
-                self._producer.close()
+                    self._publisher.close()
+                else:
+                    self._producer.close(timeout=self.config.kafka.commit_timeout_s)
             except Exception as exc:
                 log.warning("producer close: %s", exc)
         if self._server is not None:

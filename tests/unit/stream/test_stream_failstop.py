@@ -1,6 +1,9 @@
 """Fail-stop delivery with fakes: after any failed publish, synchronous send error or processing
 error, no commit happens on any path (periodic, final, revoke, close)."""
 
+import threading
+import time
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -46,8 +49,8 @@ class FakeProducer:
     def flush(self, timeout=None):
         pass
 
-    def close(self):
-        pass
+    def close(self, timeout=None):
+        self.closed = True
 
 
 class FakeConsumer:
@@ -226,3 +229,41 @@ def test_a_refused_transaction_inside_a_revoke_fails_stop():
     assert svc._publisher.failed and svc._consumer.seeks == []
     with pytest.raises(PublishError):
         svc.commit()
+
+
+class WedgedTxProducer(FakeTxProducer):
+    """A producer whose flush or transaction commit never returns (a coordinator that never
+    answers, or a step retried until a group that waits for this very member settles)."""
+
+    def __init__(self, wedge):
+        super().__init__()
+        self.refuse, self.wedge, self.release = 0, wedge, threading.Event()
+
+    def flush(self, timeout=None):
+        if self.wedge == "flush":
+            self.release.wait()
+
+    def commit_transaction(self):
+        self.calls.append("commit")
+        if self.wedge == "commit":
+            self.release.wait()
+
+
+@pytest.mark.parametrize("wedge", ["flush", "commit"])
+def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
+    producer = WedgedTxProducer(wedge)
+    svc = service(producer)
+    svc._publisher = Publisher(producer, transactional=True, timeout_s=0.3)
+    svc._consumer = SeekingConsumer(svc)
+    publish_all(svc)
+    t0 = time.monotonic()
+    with pytest.raises(PublishError, match="did not finish within 0.3 s"):
+        svc.commit()
+    assert time.monotonic() - t0 < 3, "the commit must not wait for the wedged call"
+    assert svc._publisher.failed
+    with pytest.raises(PublishError):   # for good: no later commit (periodic, revoke, close) passes it
+        svc.commit()
+    t0 = time.monotonic()
+    svc._publisher.close()   # bounded too: the abort of the wedged transaction gives up in time
+    assert time.monotonic() - t0 < 3 and producer.closed
+    producer.release.set()
