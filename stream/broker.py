@@ -96,6 +96,16 @@ def ensure_jars(version: str = KAFKA_VERSION, *, quiet: bool = True) -> Path:
     return libs
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as the JVM does: TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -140,7 +150,7 @@ class LocalBroker:
 
     def __init__(self, data_dir: str | Path | None = None, *, version: str = KAFKA_VERSION,
                  heap_mb: int = DEFAULT_HEAP_MB, message_max_bytes: int = MESSAGE_MAX_BYTES,
-                 detach: bool = False) -> None:
+                 detach: bool = False, port: int = 0) -> None:
         if heap_mb < 128:
             raise BrokerError(f"heap_mb must be >= 128, got {heap_mb!r}")
         if message_max_bytes < 1024 * 1024:
@@ -151,7 +161,9 @@ class LocalBroker:
         self.heap_mb = heap_mb
         self.message_max_bytes = message_max_bytes
         self.detach = detach
-        self.port = 0
+        if not 0 <= port < 65536:
+            raise BrokerError(f"port must be 0 (any free one) or 1-65535, got {port!r}")
+        self.port = port
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
 
@@ -173,9 +185,14 @@ class LocalBroker:
         java = require_tool("java", "apt-get install -y openjdk-17-jre-headless")
         libs = ensure_jars(self.version, quiet=quiet)
         t0 = time.monotonic()
-        # A restart keeps its ports, so clients configured with the old address reconnect.
+        # A restart keeps its ports, so clients configured with the old address reconnect; so does
+        # a new broker on kept data (--data-dir), whose KRaft quorum recorded its controller port.
+        if self.port and self.process is None and not port_free(self.port):
+            raise BrokerError(f"port {self.port} on 127.0.0.1 is already in use (another Kafka? "
+                              f"`soccerkd broker status` shows ours); pick another with --port, or 0 for any free one")
         self.port = self.port or free_port()
-        self._controller_port = getattr(self, "_controller_port", 0) or free_port()
+        self._controller_port = (getattr(self, "_controller_port", 0) or self._recorded_controller_port()
+                                 or free_port())
         self._write_config(self._controller_port)
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
@@ -235,6 +252,15 @@ class LocalBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _recorded_controller_port(self) -> int:
+        """The controller port of data formatted before (0 when there is none)."""
+        if not (self.data_dir / "kraft-logs" / "meta.properties").exists() or not self.properties_path.is_file():
+            return 0
+        for line in self.properties_path.read_text().splitlines():
+            if line.startswith("controller.quorum.bootstrap.servers="):
+                return int(line.rsplit(":", 1)[1])
+        return 0
 
     def _write_config(self, controller_port: int) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

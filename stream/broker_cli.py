@@ -1,12 +1,15 @@
 """``soccerkd broker start|status|stop``: a local Kafka broker that outlives the command.
 
-``start`` records ``state.json`` (pid, bootstrap, data dir) in the state directory; ``stop`` ends
-exactly that process, after checking that its command line is the broker we started.
+``start`` listens on 127.0.0.1:9092 (``--port``), creates the service's topics (``--topics``)
+and records ``state.json`` (pid, bootstrap, data dir) in the state directory; ``stop`` ends
+exactly that process, after checking that its command line is the broker we started. Every
+client command finds the broker with :func:`resolve_bootstrap`.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import time
@@ -14,10 +17,41 @@ from pathlib import Path
 
 from stream.errors import BrokerError
 
+DEFAULT_PORT = 9092
+DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_TOPICS = "frames:4,events:4,frames-dlq:1"
+BOOTSTRAP_ENV = "SOCCERKD_BOOTSTRAP"
+log = logging.getLogger("soccerkd.broker")
+
 
 def default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "soccerkd" / "broker"
+
+
+def resolve_bootstrap(flag: str | None = None, config_value: str | None = None, *,
+                      state_dir: Path | None = None) -> str:
+    """Where clients find Kafka, first match wins: ``--bootstrap``, then ``$SOCCERKD_BOOTSTRAP``,
+    then the config's ``kafka.bootstrap`` (when it sets one), then the broker recorded by
+    ``soccerkd broker start``, then 127.0.0.1:9092. Logs which one it used."""
+    recorded = None
+    if not (flag or os.environ.get(BOOTSTRAP_ENV) or config_value):
+        state = _recorded_broker_alive(state_dir or default_state_dir())
+        recorded = state.bootstrap if state is not None else None
+    for value, source in ((flag, "--bootstrap"), (os.environ.get(BOOTSTRAP_ENV), f"${BOOTSTRAP_ENV}"),
+                          (config_value, "the config's kafka.bootstrap"),
+                          (recorded, "the broker recorded by `soccerkd broker start`"),
+                          (DEFAULT_BOOTSTRAP, "the default")):
+        if value:
+            log.info("Kafka at %s (from %s)", value, source)
+            return value
+    raise AssertionError("unreachable")
+
+
+def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", default=None, metavar="HOST:PORT",
+                        help=f"Kafka bootstrap servers (default: ${BOOTSTRAP_ENV}, else the broker recorded by "
+                             f"`soccerkd broker start`, else {DEFAULT_BOOTSTRAP})")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,12 +61,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--state-dir", type=Path, default=default_state_dir(),
                         help="where the broker's data, log and state.json live (default: %(default)s)")
     start = sub.add_parser("start", parents=[common], help="start a broker in the background and print its address")
-    start.add_argument("--heap-mb", type=int, default=512, help="JVM heap in MiB (default: %(default)s)")
+    start.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help="port on 127.0.0.1 for clients; 0 picks a free one")
+    start.add_argument("--topics", default=DEFAULT_TOPICS, metavar="NAME:PARTITIONS,...",
+                       help="topics to create once it is up (the first gets the frames settings: 16 MiB "
+                            "messages, 1 h retention); '' creates none")
+    start.add_argument("--data-dir", type=Path, default=None,
+                       help="keep the broker's data (topics, offsets) here across restarts; by default it "
+                            "lives in the state dir and `broker stop` deletes it")
+    start.add_argument("--heap-mb", type=int, default=512, help="JVM heap in MiB")
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
     start.set_defaults(handler=_start)
-    status = sub.add_parser("status", parents=[common], help="report whether the recorded broker is up")
+    status = sub.add_parser("status", parents=[common], help="report whether the recorded broker is up, and its topics")
     status.set_defaults(handler=_status)
-    stop = sub.add_parser("stop", parents=[common], help="stop the recorded broker and delete its data")
+    stop = sub.add_parser("stop", parents=[common],
+                          help="stop the recorded broker; delete its data unless it was given --data-dir")
     stop.add_argument("--keep-data", action="store_true", help="keep the data directory")
     stop.set_defaults(handler=_stop)
 
@@ -58,20 +101,28 @@ def _recorded_broker_alive(state_dir: Path):
 def _start(args: argparse.Namespace) -> int:
     from stream.broker import LocalBroker
 
+    from stream import topics
+
     state_dir: Path = args.state_dir
     running = _recorded_broker_alive(state_dir)
     if running is not None:
         print(f"already running (pid {running.pid})")
         print(running.bootstrap)
         return 0
-    data_dir = state_dir / "data"
-    shutil.rmtree(data_dir, ignore_errors=True)  # a stale, stopped broker's data is not reused
+    specs = topics.parse_topic_list(args.topics)   # a bad list fails before the JVM starts
+    if args.data_dir is not None:
+        data_dir = args.data_dir.resolve()
+    else:
+        data_dir = state_dir / "data"
+        shutil.rmtree(data_dir, ignore_errors=True)  # a stale, stopped broker's data is not reused
     state_dir.mkdir(parents=True, exist_ok=True)
-    broker = LocalBroker(data_dir, heap_mb=args.heap_mb, detach=True)
+    broker = LocalBroker(data_dir, heap_mb=args.heap_mb, detach=True, port=args.port)
     broker.start(timeout=args.timeout, quiet=False)
     broker.state().save(_state_file(state_dir))
     print(f"Kafka {broker.version} started in {broker.startup_seconds:.1f} s (pid {broker.process.pid}); "
-          f"log: {broker.log_path}")
+          f"data: {data_dir}; log: {broker.log_path}")
+    for name, outcome in topics.create(broker.bootstrap, specs):
+        print(f"topic {name}: {outcome}")
     print(broker.bootstrap)
     return 0
 
@@ -83,10 +134,15 @@ def _status(args: argparse.Namespace) -> int:
     if state is None:
         print(f"not running (no live broker recorded in {args.state_dir})")
         return 1
+    from stream import topics
+
     reachable = admin_ping(state.bootstrap)
     uptime = time.time() - state.started_at
     print(f"running: pid {state.pid}, bootstrap {state.bootstrap}, Kafka {state.version}, "
-          f"up {uptime:.0f} s, admin {'reachable' if reachable else 'NOT reachable'}")
+          f"up {uptime:.0f} s, data {state.data_dir}, admin {'reachable' if reachable else 'NOT reachable'}")
+    if reachable:
+        for info in topics.list_topics(state.bootstrap):
+            print(f"  topic {info.name}: {info.partitions} partition(s), {info.messages} message(s)")
     return 0 if reachable else 1
 
 
@@ -104,6 +160,7 @@ def _stop(args: argparse.Namespace) -> int:
         stop_process(state.pid)
         print(f"stopped broker pid {state.pid}")
     path.unlink()
-    if not args.keep_data:
+    # data the user placed with --data-dir is theirs to keep; the state dir's own is deleted
+    if not args.keep_data and Path(recorded.data_dir) == args.state_dir / "data":
         shutil.rmtree(recorded.data_dir, ignore_errors=True)
     return 0

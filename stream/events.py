@@ -80,22 +80,26 @@ def header() -> str:
 
 
 def tail(bootstrap: str, topic: str, *, from_beginning: bool = False, max_events: int | None = None,
-         timeout_s: float | None = None, out: TextIO = sys.stdout, isolation: str = "read_uncommitted") -> int:
-    """Print events as a live table until Ctrl-C, ``max_events`` or ``timeout_s``; returns the count."""
-    print(header(), file=out, flush=True)
-    n = 0
+         timeout_s: float | None = None, out: TextIO = sys.stdout, isolation: str = "read_uncommitted",
+         as_json: bool = False) -> tuple[int, bool]:
+    """Print events as a live table (or NDJSON, one event a line, with ``as_json``) until Ctrl-C,
+    ``max_events`` or ``timeout_s``; returns (events shown, whether Ctrl-C stopped it)."""
+    if not as_json:
+        print(header(), file=out, flush=True)
+    n, interrupted = 0, False
     try:
         for rec in iter_records(bootstrap, topic, from_beginning=from_beginning, timeout_s=timeout_s,
                                 isolation=isolation, should_stop=lambda: max_events is not None and n >= max_events):
             try:
                 ev = ActionEvent.from_json(rec.value)
             except (ValueError, TypeError) as exc:
-                print(f"(unreadable event at {rec.partition}@{rec.offset}: {exc})", file=out, flush=True)
+                print(f"(unreadable event at {rec.partition}@{rec.offset}: {exc})",
+                      file=sys.stderr if as_json else out, flush=True)
                 continue
-            print(format_row(ev), file=out, flush=True)
+            print(ev.to_json().decode() if as_json else format_row(ev), file=out, flush=True)
             n += 1
             if max_events is not None and n >= max_events:
                 break
     except KeyboardInterrupt:
-        pass
-    return n
+        interrupted = True
+    return n, interrupted

@@ -211,7 +211,13 @@ class MetricsServer:
 
         self.ready = ready
         self.alive = alive
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:   # typically EADDRINUSE: name the port, not errno 98
+            from stream.errors import StreamError
+
+            raise StreamError(f"cannot serve metrics on {host}:{port} (--metrics-port / metrics_port): "
+                              f"{exc.strerror or exc}; pick another port or stop what holds it") from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from stream.config import StreamConfig
@@ -62,6 +63,8 @@ class StreamService:
         self._new: list[TopicPartition] = []
         self._paused = False
         self._broker_ok = False
+        self._missing_topic: str | None = None
+        self.stopped_by: int | None = None   # the signal that stopped the service, if one did
         self._server: MetricsServer | None = None
         self._assigned: set[TopicPartition] = set()
         self.counts = {"messages": 0, "dlq": 0, "events": 0, "windows": 0, "commits": 0}
@@ -73,14 +76,20 @@ class StreamService:
     def install_signal_handlers(self) -> None:
         import faulthandler
 
+        def on_signal(signum: int, _frame: Any) -> None:
+            self.stopped_by = signum
+            self.stop()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, on_signal)
         # `kill -USR1 <pid>` prints every thread's stack to stderr: where a stuck instance waits
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def ready(self) -> tuple[bool, str]:
         if self.predictor is None:
             return False, "model not loaded"
+        if self._missing_topic:
+            return False, f"topic {self._missing_topic!r} missing"
         if not self._broker_ok:
             return False, "broker not reachable"
         if not self._assigned:
@@ -101,7 +110,9 @@ class StreamService:
         self._producer = k.make_producer(cfg, transactional=exactly_once)
         self._publisher = Publisher(self._producer, transactional=exactly_once, timeout_s=cfg.commit_timeout_s)
         self._consumer = k.make_consumer(cfg)
-        k.wait_for_topic(self._consumer, cfg.frames_topic)
+        self._broker_ok = True
+        if not self._wait_for_topic(cfg.frames_topic):
+            return dict(self.counts)
         self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
             revoked=self._on_revoked, assigned=self._on_assigned, lost=self._on_lost))
         self._broker_ok = True
@@ -150,6 +161,24 @@ class StreamService:
         finally:
             self.close()
         return dict(self.counts)
+
+    def _wait_for_topic(self, topic: str) -> bool:
+        """Wait (until stopped) for the frames topic; one line says it is missing, and so does
+        /readyz. False when stopped first."""
+        from stream.topics import missing_topic_message
+
+        while not self._consumer.partitions_for_topic(topic):
+            if self._missing_topic is None:
+                self._missing_topic = topic
+                log.warning("%s; waiting for it", missing_topic_message(topic, self.config.kafka.bootstrap,
+                                                                         "kafka.frames_topic"))
+            self.health.tick()
+            if self._stop.wait(1.0):
+                return False
+        if self._missing_topic is not None:
+            log.info("topic %r now exists; starting", topic)
+        self._missing_topic = None
+        return True
 
     def _step_while_decoding(self, recs: list[Any]) -> None:
         """Start decoding one poll's records as a batch, run a due inference batch meanwhile, then
@@ -355,14 +384,21 @@ class StreamService:
         self._consumer = self._producer = self._server = None
 
 
-def serve(config: StreamConfig, *, max_seconds: float | None = None, workers: int = 1) -> dict[str, int]:
+@dataclass
+class ServeOutcome:
+    counts: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False   # stopped by SIGINT (Ctrl-C): the command exits 130
+
+
+def serve(config: StreamConfig, *, max_seconds: float | None = None, workers: int = 1) -> ServeOutcome:
     """Run the service until SIGTERM/SIGINT (or ``max_seconds``): in this process, or in
     ``workers`` processes (see :func:`serve_workers`). Returns the summed counters."""
     if workers > 1:
         return serve_workers(config, workers, max_seconds=max_seconds)
     service = StreamService(config)
     service.install_signal_handlers()
-    return service.run(max_seconds=max_seconds)
+    counts = service.run(max_seconds=max_seconds)
+    return ServeOutcome(counts, interrupted=service.stopped_by == signal.SIGINT)
 
 
 def worker_configs(config: StreamConfig, workers: int) -> list[StreamConfig]:
@@ -384,14 +420,16 @@ def worker_configs(config: StreamConfig, workers: int) -> list[StreamConfig]:
         metrics_port=None if config.metrics_port is None else config.metrics_port + i) for i in range(workers)]
 
 
-def _worker_main(config: StreamConfig, max_seconds: float | None, results: Any) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+def _worker_main(config: StreamConfig, max_seconds: float | None, results: Any, log_setup: tuple[str, str]) -> None:
+    from stream import logs
+
+    logs.configure(*log_setup)
     service = StreamService(config)
     service.install_signal_handlers()
     results.put(service.run(max_seconds=max_seconds))
 
 
-def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | None = None) -> dict[str, int]:
+def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | None = None) -> ServeOutcome:
     """``workers`` service processes sharing this host (and its GPU), one consumer group.
 
     A SIGTERM or SIGINT to this process is passed to every worker, and each one runs its
@@ -400,12 +438,17 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     """
     import multiprocessing as mp
 
+    from stream import logs
+
     ctx = mp.get_context("spawn")   # CUDA cannot be forked; spawn also gives each a clean torch
     results = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(cfg, max_seconds, results), name=f"serve-w{i}")
+    procs = [ctx.Process(target=_worker_main, args=(cfg, max_seconds, results, logs.current()), name=f"serve-w{i}")
              for i, cfg in enumerate(worker_configs(config, workers))]
 
+    stopped_by: list[int] = []
+
     def forward(signum: int, _frame: Any) -> None:
+        stopped_by.append(signum)
         for p in procs:
             if p.pid is not None and p.is_alive():
                 os.kill(p.pid, signal.SIGTERM)
@@ -427,4 +470,4 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     failed = [f"{p.name} exit {p.exitcode}" for p in procs if p.exitcode != 0]
     if failed:
         raise StreamError(f"worker(s) failed: {', '.join(failed)}")
-    return totals
+    return ServeOutcome(totals, interrupted=signal.SIGINT in stopped_by)

@@ -46,22 +46,25 @@ def test_four_megabyte_message_is_consumed_once_with_manual_commit(kafka_broker,
 
 
 def test_broker_cli_start_status_stop(tmp_path, topic_name):
-    """``soccerkd broker start`` leaves a usable broker; ``stop`` ends exactly that JVM."""
-    from stream.broker import create_topic, pid_alive
+    """``soccerkd broker start`` leaves a usable broker with the service's topics; ``stop`` ends
+    exactly that JVM; with ``--data-dir`` a second start finds the topics and messages again."""
+    from stream.broker import pid_alive
 
     cli = [sys.executable, "-m", "stream.cli", "broker"]
     state = ["--state-dir", str(tmp_path / "broker")]
-    started = subprocess.run(cli + ["start", *state], capture_output=True, text=True, timeout=180)
+    start = cli + ["start", *state, "--port", "0", "--data-dir", str(tmp_path / "kept"), "--topics", f"{topic_name}:2"]
+    started = subprocess.run(start, capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stderr
+    assert f"topic {topic_name}: created" in started.stdout
     bootstrap = started.stdout.strip().splitlines()[-1]
     assert bootstrap.startswith("127.0.0.1:")
     pid = int(started.stdout.split("pid ")[1].split(")")[0])
     try:
         status = subprocess.run(cli + ["status", *state], capture_output=True, text=True, timeout=60)
         assert status.returncode == 0 and "admin reachable" in status.stdout
-        create_topic(bootstrap, topic_name)
+        assert f"topic {topic_name}: 2 partition(s), 0 message(s)" in status.stdout
         producer = KafkaProducer(bootstrap_servers=bootstrap)
-        producer.send(topic_name, b"ping").get(timeout=30)
+        producer.send(topic_name, b"ping", partition=0).get(timeout=30)
         producer.close()
         consumer = KafkaConsumer(topic_name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                  consumer_timeout_ms=8000)
@@ -71,6 +74,14 @@ def test_broker_cli_start_status_stop(tmp_path, topic_name):
         stopped = subprocess.run(cli + ["stop", *state], capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0, stopped.stderr
     assert not pid_alive(pid)
-    assert not (tmp_path / "broker" / "data").exists()
+    assert (tmp_path / "kept").is_dir(), "stop keeps a --data-dir"
     after = subprocess.run(cli + ["status", *state], capture_output=True, text=True, timeout=60)
     assert after.returncode == 1 and "not running" in after.stdout
+    again = subprocess.run(start, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    try:
+        assert f"topic {topic_name}: exists" in again.stdout
+        status = subprocess.run(cli + ["status", *state], capture_output=True, text=True, timeout=60)
+        assert f"topic {topic_name}: 2 partition(s), 1 message(s)" in status.stdout, status.stdout
+    finally:
+        subprocess.run(cli + ["stop", *state], capture_output=True, text=True, timeout=60)
