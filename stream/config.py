@@ -105,7 +105,7 @@ class StreamConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     metrics_port: Optional[int] = None
-    log_every_s: float = 10.0
+    log_every_s: float = 60.0   # one INFO line of counters a minute
     decode_threads: int = 1   # JPEG decode + resize threads (OpenCV releases the GIL); >1 on many-core hosts
     # /healthz fails once the main loop has not ticked for this long (a hung inference call or
     # flush); below kafka.max_poll_interval_ms, after which the group drops the member anyway.

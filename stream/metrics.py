@@ -77,6 +77,9 @@ class Metrics:
                               "(fps_change, seq_jump, restart)", ["reason"], registry=r)
         for reason in EPOCH_REASONS:
             self.epochs.labels(reason=reason)
+        self.fetch_stalls = Counter("soccerkd_fetch_stalls", "Partitions behind their end offset that made no "
+                                    "progress for 15 s and had their fetch reset (a Kafka client fault)",
+                                    registry=r)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
@@ -115,6 +118,9 @@ class Metrics:
 
     def add_epoch(self, reason: str) -> None:
         self.epochs.labels(reason=reason).inc()
+
+    def fetch_stalled(self) -> None:
+        self.fetch_stalls.inc()
 
     def commit_failed(self) -> None:
         self.commit_failures.inc()

@@ -27,6 +27,8 @@ from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
 from stream.publisher import Publisher, PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
+BROKER_CHECK_S = 0.5   # how often the loop refreshes /readyz's view of the broker (a cheap local check)
+STALL_CHECK_S = 15.0   # a partition behind its end offset that did not move for this long is re-fetched
 
 
 class StreamService:
@@ -64,6 +66,7 @@ class StreamService:
         self._paused = False
         self._broker_ok = False
         self._missing_topic: str | None = None
+        self._last_positions: dict[TopicPartition, int] = {}
         self.stopped_by: int | None = None   # the signal that stopped the service, if one did
         self._server: MetricsServer | None = None
         self._assigned: set[TopicPartition] = set()
@@ -117,7 +120,7 @@ class StreamService:
             revoked=self._on_revoked, assigned=self._on_assigned, lost=self._on_lost))
         self._broker_ok = True
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        last_commit = last_log = time.monotonic()
+        last_commit = last_log = last_check = last_stall_check = time.monotonic()
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.health.tick()
@@ -146,6 +149,12 @@ class StreamService:
                     self.commit()
                     self._update_lag()
                     last_commit = now
+                if now - last_check >= BROKER_CHECK_S:   # /readyz follows the broker within seconds
+                    self._check_broker()
+                    last_check = now
+                if now - last_stall_check >= STALL_CHECK_S:
+                    self._unstall()
+                    last_stall_check = now
                 if now - last_log >= self.config.log_every_s:
                     self._report()
                     last_log = now
@@ -349,14 +358,39 @@ class StreamService:
         except Exception as exc:
             log.debug("lag unavailable: %s", exc)
 
-    def _report(self) -> None:
+    def _unstall(self) -> None:
+        """A watchdog over the Kafka client: an assigned, unpaused partition that is behind its end
+        offset and did not move since the last check gets its fetch state reset (a seek to where
+        it is), counted and logged. Never seen after incremental fetch sessions were turned off;
+        kept so that a client fault costs seconds, not the rest of a match."""
+        from stream.kafka import fetch_progress, reset_fetch
+
+        if self._paused or not self._broker_ok:
+            self._last_positions = {}
+            return
+        try:
+            progress = fetch_progress(self._consumer)
+        except Exception as exc:
+            log.debug("fetch progress unavailable: %s", exc)
+            return
+        for tp, (position, end) in progress.items():
+            if end > position and self._last_positions.get(tp) == position:
+                log.warning("partition %s[%d] made no progress at offset %d (end %d) in %.0f s; resetting its fetch",
+                            tp[0], tp[1], position, end, STALL_CHECK_S)
+                self.metrics.fetch_stalled()
+                reset_fetch(self._consumer, tp, position)
+        self._last_positions = {tp: position for tp, (position, _end) in progress.items()}
+
+    def _check_broker(self) -> None:
         from stream.kafka import broker_reachable
 
         try:
             hb_s = self.config.kafka.heartbeat_interval_ms / 1000
             self._broker_ok = broker_reachable(self._consumer, stale_after_s=3 * hb_s)
         except Exception as exc:
-            log.warning("lag/broker check failed: %s", exc)
+            log.warning("broker check failed: %s", exc)
+
+    def _report(self) -> None:
         log.info("messages=%d windows=%d events=%d dlq=%d pending=%d paused=%s", self.counts["messages"],
                  self.counts["windows"], self.counts["events"], self.counts["dlq"], self.pipeline.pending,
                  self._paused)

@@ -1,0 +1,48 @@
+"""The fetch watchdog: a partition behind its end offset that does not move between two checks
+has its fetch reset (a seek to its position), and it is counted; a moving, caught-up or paused
+one is left alone."""
+
+from kafka.structs import TopicPartition as KTP
+from prometheus_client import CollectorRegistry
+
+from stream.config import StreamConfig
+from stream.metrics import Metrics
+from stream.service import StreamService
+from stream.testing import ScriptedPredictor
+
+
+class StuckConsumer:
+    def __init__(self):
+        self.positions = {KTP("frames", 0): 10, KTP("frames", 1): 5, KTP("frames", 2): 7}
+        self.ends = {KTP("frames", 0): 50, KTP("frames", 1): 5, KTP("frames", 2): 9}
+        self.paused_parts, self.seeks = set(), []
+
+    def assignment(self):
+        return set(self.positions)
+
+    def paused(self):
+        return self.paused_parts
+
+    def end_offsets(self, parts, timeout_ms=None):
+        return {p: self.ends[p] for p in parts}
+
+    def position(self, part, timeout_ms=None):
+        return self.positions[part]
+
+    def seek(self, part, offset):
+        self.seeks.append(((part.topic, part.partition), offset))
+
+
+def test_a_stuck_partition_is_refetched_and_counted():
+    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
+    svc._consumer, svc._broker_ok = StuckConsumer(), True
+    svc._consumer.paused_parts = {KTP("frames", 2)}   # paused by backpressure: behind on purpose
+    svc._unstall()                                    # first look: nothing to compare with
+    assert svc._consumer.seeks == []
+    svc._consumer.positions[KTP("frames", 1)] = 5     # caught up: not stuck
+    svc._unstall()
+    assert svc._consumer.seeks == [(("frames", 0), 10)]
+    assert svc.metrics.registry.get_sample_value("soccerkd_fetch_stalls_total") == 1.0
+    svc._consumer.positions[KTP("frames", 0)] = 30    # it moves again: left alone
+    svc._unstall()
+    assert svc._consumer.seeks == [(("frames", 0), 10)]
