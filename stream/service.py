@@ -28,7 +28,7 @@ from stream.publisher import Publisher, PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
 BROKER_CHECK_S = 0.5   # how often the loop refreshes /readyz's view of the broker (a cheap local check)
-STALL_CHECK_S = 15.0   # a partition behind its end offset that did not move for this long is re-fetched
+STALL_CHECK_S = 15.0   # a partition behind its end that did not move for this long: reset, then fail stop
 
 
 class StreamService:
@@ -66,7 +66,8 @@ class StreamService:
         self._paused = False
         self._broker_ok = False
         self._missing_topic: str | None = None
-        self._last_positions: dict[TopicPartition, int] = {}
+        self._last_positions: dict[TopicPartition, int] = {}   # the fetch watchdog's (see _unstall)
+        self._reset_at: dict[TopicPartition, int] = {}
         self.stopped_by: int | None = None   # the signal that stopped the service, if one did
         self._server: MetricsServer | None = None
         self._assigned: set[TopicPartition] = set()
@@ -359,14 +360,19 @@ class StreamService:
             log.debug("lag unavailable: %s", exc)
 
     def _unstall(self) -> None:
-        """A watchdog over the Kafka client: an assigned, unpaused partition that is behind its end
-        offset and did not move since the last check gets its fetch state reset (a seek to where
-        it is), counted and logged. Never seen after incremental fetch sessions were turned off;
-        kept so that a client fault costs seconds, not the rest of a match."""
+        """A watchdog over the Kafka client. An assigned, unpaused partition that is behind its
+        end offset and did not move since the last check gets its fetch reset (a seek to where
+        it is); still stuck at the next check, the service fails stop, so that its restart gets
+        a fresh client and replays from the last commit. Both are counted and logged.
+
+        Why: after a broker restart, kafka-python 3.0.12 consumers that lived through it (and
+        paused and resumed partitions) were seen to stop fetching some partitions for good, with
+        the loop healthy and nothing in the logs; a seek did not help. A client fault then costs
+        about 30 s and a restart, not the rest of a match."""
         from stream.kafka import fetch_progress, reset_fetch
 
         if self._paused or not self._broker_ok:
-            self._last_positions = {}
+            self._last_positions, self._reset_at = {}, {}
             return
         try:
             progress = fetch_progress(self._consumer)
@@ -375,10 +381,15 @@ class StreamService:
             return
         for tp, (position, end) in progress.items():
             if end > position and self._last_positions.get(tp) == position:
+                self.metrics.fetch_stalled()
+                if self._reset_at.get(tp) == position:
+                    raise StreamError(f"the Kafka client stopped fetching {tp[0]}[{tp[1]}] at offset {position} "
+                                      f"(end {end}) and a reset did not help; exiting so that a restart gets a fresh "
+                                      f"client (it replays from the last commit)")
                 log.warning("partition %s[%d] made no progress at offset %d (end %d) in %.0f s; resetting its fetch",
                             tp[0], tp[1], position, end, STALL_CHECK_S)
-                self.metrics.fetch_stalled()
                 reset_fetch(self._consumer, tp, position)
+                self._reset_at[tp] = position
         self._last_positions = {tp: position for tp, (position, _end) in progress.items()}
 
     def _check_broker(self) -> None:

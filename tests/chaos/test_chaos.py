@@ -234,6 +234,8 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
     except BrokerError as exc:
         pytest.fail(f"could not start the chaos suite's Kafka broker: {exc}", pytrace=False)
     rng = random.Random(f"chaos-{delivery}")
+    instances: list[Instance] = []
+    supervisor: Supervisor | None = None
     try:
         cfg = chaos_config(broker.bootstrap, brightness_checkpoint(tmp_path / "bright.pt"), delivery)
         broker.create_topic(cfg.kafka.frames_topic, partitions=3)
@@ -288,6 +290,11 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
             cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=30, idle_s=3, isolation=isolation)]
         final_commits = sum(committed(cfg).values())
     finally:
+        if supervisor is not None:
+            supervisor.stop()
+        for inst in instances:   # none outlives a failed run
+            if inst.alive():
+                inst.proc.kill()
         broker.stop()
     published = set(records)
     lost, changed = expected - published, published - expected

@@ -1,11 +1,14 @@
 """The fetch watchdog: a partition behind its end offset that does not move between two checks
-has its fetch reset (a seek to its position), and it is counted; a moving, caught-up or paused
-one is left alone."""
+has its fetch reset (a seek to its position), and it is counted; still stuck at the next check,
+the service fails stop; a moving, caught-up or paused one is left alone."""
+
+import pytest
 
 from kafka.structs import TopicPartition as KTP
 from prometheus_client import CollectorRegistry
 
 from stream.config import StreamConfig
+from stream.errors import StreamError
 from stream.metrics import Metrics
 from stream.service import StreamService
 from stream.testing import ScriptedPredictor
@@ -46,3 +49,10 @@ def test_a_stuck_partition_is_refetched_and_counted():
     svc._consumer.positions[KTP("frames", 0)] = 30    # it moves again: left alone
     svc._unstall()
     assert svc._consumer.seeks == [(("frames", 0), 10)]
+    svc._consumer.positions[KTP("frames", 0)] = 50   # caught up from now on
+    svc._consumer.positions[KTP("frames", 1)] = 3    # rewound behind its end, then stuck: reset, then...
+    svc._unstall()
+    svc._unstall()
+    assert svc._consumer.seeks[-1] == (("frames", 1), 3) and len(svc._consumer.seeks) == 2
+    with pytest.raises(StreamError, match=r"stopped fetching frames\[1\] at offset 3 \(end 5\)"):
+        svc._unstall()                                # ...still stuck: fail stop for a fresh client
