@@ -142,6 +142,51 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+INGEST_STAGES = ("capture", "encode", "produce")
+INGEST_OUTCOMES = ("sent", "dropped")
+
+
+class IngestMetrics:
+    """What ``soccerkd ingest`` exports (``--metrics-port``): frames sent and dropped, reconnects,
+    measured source fps and whether each camera is up, and the time per stage of a frame."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.frames = Counter("soccerkd_ingest_frames", "Frames per camera and outcome: sent to Kafka, or "
+                              "dropped by a live source's bounded buffer", ["camera", "outcome"], registry=r)
+        self.reconnects = Counter("soccerkd_ingest_reconnects", "Times a live source was lost and reopened",
+                                  ["camera"], registry=r)
+        self.source_fps = Gauge("soccerkd_ingest_source_fps", "Frames per second captured, measured",
+                                ["camera"], registry=r)
+        self.up = Gauge("soccerkd_ingest_up", "1 while the camera delivers frames, 0 while its source is lost "
+                        "or after it ended", ["camera"], registry=r)
+        self.errors = Counter("soccerkd_ingest_errors", "Cameras stopped by an error of their source",
+                              ["camera"], registry=r)
+        self.stage = Histogram("soccerkd_ingest_stage_seconds", "Time per frame in each ingest stage",
+                               ["stage"], registry=r, buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                                                0.1, 0.25, 0.5, 1.0))
+        for stage in INGEST_STAGES:
+            self.stage.labels(stage=stage)
+
+    def add_camera(self, camera: str) -> None:
+        for outcome in INGEST_OUTCOMES:
+            self.frames.labels(camera=camera, outcome=outcome)
+        self.reconnects.labels(camera=camera)
+        self.errors.labels(camera=camera)
+        self.up.labels(camera=camera).set(0)
+        self.source_fps.labels(camera=camera).set(0)
+
+    def cameras_down(self) -> list[str]:
+        return sorted(s.labels["camera"] for m in self.up.collect() for s in m.samples if s.value == 0)
+
+    def ready(self) -> tuple[bool, str]:
+        down = self.cameras_down()
+        return (False, f"camera(s) not connected: {', '.join(down)}") if down else (True, "every camera connected")
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
 class LoopHealth:
     """Liveness of the main loop: it calls :meth:`tick` once per iteration, the probe asks :meth:`alive`.
 
@@ -186,7 +231,7 @@ class LoopHealth:
 class MetricsServer:
     """Serves ``/metrics``, ``/healthz`` and ``/readyz`` on a background thread."""
 
-    def __init__(self, metrics: Metrics, *, port: int, host: str = "0.0.0.0",
+    def __init__(self, metrics: "Metrics | IngestMetrics", *, port: int, host: str = "0.0.0.0",
                  ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
                  alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok")) -> None:
         owner = self

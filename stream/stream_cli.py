@@ -9,9 +9,24 @@ from stream.broker_cli import add_bootstrap_argument, resolve_bootstrap
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    ing = subparsers.add_parser("ingest", help="send a video/folder/URL/webcam to the frames topic as JPEG batches")
-    ing.add_argument("--source", required=True, help="video file, frame folder, rtsp:// or http:// URL, or webcam index")
-    ing.add_argument("--camera-id", required=True, help="camera id (message key; one camera = one ordered stream)")
+    ing = subparsers.add_parser(
+        "ingest", help="send cameras (video files, folders, live URLs, webcams) to the frames topic as JPEG batches",
+        description="One camera (--source, --camera-id) or many in one process (--sources cameras.yaml: "
+                    "'cameras: [{camera_id, source, options: {...}}]', options being any of the flags below in "
+                    "snake_case). Live sources (rtsp, rtmp, http(s), udp, webcam) reconnect after an outage with "
+                    "capped exponential backoff, and their frames after it start a new stream epoch.")
+    ing.add_argument("--source", help="video file, frame folder, rtsp:// rtmp:// http(s):// udp:// URL, or webcam index")
+    ing.add_argument("--camera-id", help="camera id (message key; one camera = one ordered stream)")
+    ing.add_argument("--sources", type=Path, default=None, metavar="CAMERAS_YAML",
+                     help="many cameras in one process, one shared producer; a bad source never stops the others")
+    ing.add_argument("--metrics-port", type=int, default=None,
+                     help="serve /metrics, /healthz and /readyz (ready = every camera connected) here")
+    ing.add_argument("--max-reconnects", type=int, default=None,
+                     help="live sources: give up after this many reconnects in a row (default: never)")
+    ing.add_argument("--reconnect-backoff", type=float, default=0.5,
+                     help="live sources: seconds before the first reconnect; doubles per failure up to 30 s")
+    ing.add_argument("--live-buffer", type=int, default=64,
+                     help="live sources: frames held while the producer is behind; the oldest are dropped (counted)")
     add_bootstrap_argument(ing)
     ing.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker at start")
     ing.add_argument("--topic", default="frames", help="frames topic")
@@ -59,26 +74,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from stream.ingest import IngestOptions, ingest
+    import threading
 
     from stream import topics
     from stream.cli import Interrupted
     from stream.errors import StreamError
+    from stream.ingest import IngestOptions, ingest_many, load_cameras
+    from stream.metrics import IngestMetrics, MetricsServer
 
+    if (args.sources is None) == (args.source is None) or (args.source is not None) != (args.camera_id is not None):
+        raise StreamError("give either --source and --camera-id (one camera) or --sources CAMERAS_YAML (many)")
     bootstrap = resolve_bootstrap(args.bootstrap)
-    if not topics.exists(bootstrap, args.topic, timeout_s=args.connect_timeout):
-        raise StreamError(topics.missing_topic_message(args.topic, bootstrap, "--topic"))
-    opts = IngestOptions(source=args.source, camera_id=args.camera_id, bootstrap=bootstrap, topic=args.topic,
-                         frames_per_batch=args.frames_per_batch, jpeg_quality=args.jpeg_quality,
-                         max_side=args.max_side, pacing=args.pacing, loop=args.loop, start_seq=args.start_seq,
-                         max_frames=args.max_frames, folder_fps=args.folder_fps)
-    stats = ingest(opts, progress=not args.no_progress)
-    state = "interrupted" if stats.interrupted else "done"
-    print(f"{state}: {stats.frames} frames in {stats.batches} batches, {stats.bytes / 1e6:.1f} MB, "
-          f"{stats.fps:.1f} fps")
-    if stats.interrupted:
+    shared = dict(bootstrap=bootstrap, topic=args.topic, frames_per_batch=args.frames_per_batch,
+                  jpeg_quality=args.jpeg_quality, max_side=args.max_side, pacing=args.pacing, loop=args.loop,
+                  start_seq=args.start_seq, max_frames=args.max_frames, folder_fps=args.folder_fps,
+                  max_reconnects=args.max_reconnects, reconnect_backoff_s=args.reconnect_backoff,
+                  live_buffer_frames=args.live_buffer)
+    if args.sources is not None:
+        cameras = load_cameras(args.sources, shared)
+    else:
+        cameras = [IngestOptions(source=args.source, camera_id=args.camera_id, **shared)]
+    for topic in sorted({c.topic for c in cameras}):
+        if not topics.exists(bootstrap, topic, timeout_s=args.connect_timeout):
+            raise StreamError(topics.missing_topic_message(topic, bootstrap, "--topic"))
+    metrics = IngestMetrics()
+    server = None
+    if args.metrics_port is not None:
+        server = MetricsServer(metrics, port=args.metrics_port, ready=metrics.ready,
+                               alive=lambda: (True, "ok")).start()
+    try:
+        results = ingest_many(cameras, metrics=metrics, stop=threading.Event(), bootstrap=bootstrap,
+                              progress=not args.no_progress)
+    finally:
+        if server is not None:
+            server.stop()
+    for r in results:
+        s = r.stats
+        state = "failed" if r.error else "interrupted" if s.interrupted else "done"
+        print(f"{r.camera_id}: {state}: {s.frames} frames in {s.batches} batches, {s.bytes / 1e6:.1f} MB, "
+              f"{s.fps:.1f} fps" + (f", {s.dropped} dropped" if s.dropped else "")
+              + (f", {s.reconnects} reconnects" if s.reconnects else "") + (f" ({r.error})" if r.error else ""))
+    if any(r.stats.interrupted for r in results):
         raise Interrupted()
-    return 0
+    failed = [r for r in results if r.error]
+    if len(results) == 1 and failed:
+        raise StreamError(f"camera {failed[0].camera_id}: {failed[0].error}")
+    return 1 if failed else 0
 
 
 def _config_sets_bootstrap(path: Path, overrides: list[str]) -> bool:

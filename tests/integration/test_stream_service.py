@@ -395,3 +395,83 @@ def test_exactly_once_sigkill_then_restart_read_committed_sees_each_event_once(k
     assert len(committed) == len(expected), f"{len(committed) - len(expected)} duplicates under read_committed"
     print(f"exactly_once: {len(expected)} events; read_uncommitted saw {len(raw)} records "
           f"({len(raw) - len(set(raw))} duplicates from the aborted transaction)")
+
+
+def test_a_live_camera_outage_is_reconnected_and_serve_handles_the_frames_after_it(kafka_broker, checkpoint,
+                                                                                    tmp_path):
+    """An HTTP MJPEG camera drops out for 2.5 s and comes back: the ingester reconnects, numbers
+    the frames after it from 0 again, and serve starts a new stream epoch and publishes events
+    of the frames after the outage, none spanning it."""
+    from stream.ingest import IngestOptions, ingest_many
+    from stream.messages import decode_frame_batch
+    from stream.metrics import IngestMetrics
+    from stream.testing import MjpegServer
+
+    cfg = make_config(kafka_broker, checkpoint)
+    cam = MjpegServer(fps=25, size=(64, 48)).start()
+    metrics, stop = IngestMetrics(), threading.Event()
+    opts = IngestOptions(source=cam.url, camera_id="live-1", bootstrap=cfg.kafka.bootstrap,
+                         topic=cfg.kafka.frames_topic, frames_per_batch=4, max_side=64, reconnect_backoff_s=0.2,
+                         reconnect_backoff_max_s=0.5)
+    results: list = []
+    feeder = threading.Thread(target=lambda: results.extend(ingest_many([opts], metrics=metrics, stop=stop)))
+    service, thread, _ = run_in_thread(cfg)
+    feeder.start()
+    try:
+        time.sleep(4)
+        cam.outage(2.5)
+        time.sleep(5)
+    finally:
+        stop.set()
+        feeder.join(30)
+        cam.stop()
+    (result,) = results
+    assert result.error is None and result.stats.reconnects >= 1
+    assert metrics.registry.get_sample_value("soccerkd_ingest_reconnects_total", {"camera": "live-1"}) >= 1
+    sent = metrics.registry.get_sample_value("soccerkd_ingest_frames_total", {"camera": "live-1", "outcome": "sent"})
+    batches = [decode_frame_batch(r.value) for r in iter_records(cfg.kafka.bootstrap, cfg.kafka.frames_topic,
+                                                                 timeout_s=30, idle_s=3)]
+    assert sum(len(b.frames) for b in batches) == sent == result.stats.frames
+    restart = next(i for i, b in enumerate(batches) if i and b.first_seq == 0)
+    gap_s = (batches[restart].capture_ts_ns[0] - batches[restart - 1].capture_ts_ns[-1]) / 1e9
+    assert gap_s >= 2.0 and sum(len(b.frames) for b in batches[restart:]) >= 50
+    try:
+        after = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=60, idle_s=None,
+                            until=lambda evs: any(e.epoch for e in evs))
+        assert service.metrics.registry.get_sample_value("soccerkd_stream_epochs_total", {"reason": "restart"}) >= 1
+    finally:
+        service.stop()
+        thread.join(60)
+    epoch = batches[restart].capture_ts_ns[0]
+    assert any(e.epoch == epoch and e.start_capture_ts_ns >= epoch for e in after)
+    assert all(e.start_capture_ts_ns >= epoch or e.end_capture_ts_ns < epoch for e in after), "an event spans the outage"
+
+
+def test_many_cameras_in_one_ingest_process_one_broken(kafka_broker, tmp_path):
+    """``soccerkd ingest --sources``: three cameras, one shared producer; the broken one is
+    reported and the other two are delivered in full."""
+    from stream.messages import decode_frame_batch
+
+    uid = uuid.uuid4().hex[:8]
+    topic = f"frames-multi-{uid}"
+    kafka_broker.create_topic(topic, partitions=2)
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text(
+        "cameras:\n"
+        f"  - {{camera_id: cam-a, source: '{write_video(tmp_path / 'a.avi', 60, seed=1)}'}}\n"
+        f"  - {{camera_id: cam-b, source: '{write_video(tmp_path / 'b.avi', 40, seed=2)}', "
+        "options: {frames_per_batch: 8}}\n"
+        f"  - {{camera_id: cam-broken, source: '{tmp_path / 'missing.mp4'}'}}\n")
+    proc = subprocess.run([sys.executable, "-m", "stream.cli", "ingest", "--sources", str(cameras), "--topic", topic,
+                           "--pacing", "fast", "--frames-per-batch", "4", "--max-side", "64",
+                           "--bootstrap", kafka_broker.bootstrap], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "cam-a: done: 60 frames in 15 batches" in proc.stdout and "cam-b: done: 40 frames in 5 batches" in proc.stdout
+    assert "cam-broken: failed" in proc.stdout and "does not exist" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    frames: dict[str, list[int]] = {}
+    for rec in iter_records(kafka_broker.bootstrap, topic, timeout_s=30, idle_s=3):
+        b = decode_frame_batch(rec.value)
+        frames.setdefault(b.camera_id, []).extend(range(b.first_seq, b.first_seq + len(b.frames)))
+    assert {cam: sorted(seqs) for cam, seqs in frames.items()} == {"cam-a": list(range(60)), "cam-b": list(range(40))}
