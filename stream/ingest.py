@@ -54,6 +54,7 @@ class IngestOptions:
     reconnect_backoff_s: float = 0.5       # first wait after a failure; doubles up to the max
     reconnect_backoff_max_s: float = 30.0
     live_buffer_frames: int = 64           # live sources: frames held for a slow producer
+    encode_threads: int = 2                # downscale + JPEG encode threads per camera
 
     def __post_init__(self) -> None:
         if self.frames_per_batch < 1:
@@ -69,6 +70,8 @@ class IngestOptions:
         if not 0 < self.reconnect_backoff_s <= self.reconnect_backoff_max_s:
             raise StreamError(f"reconnect_backoff_s must be > 0 and <= reconnect_backoff_max_s "
                               f"({self.reconnect_backoff_max_s!r}), got {self.reconnect_backoff_s!r}")
+        if self.encode_threads < 1:
+            raise StreamError(f"encode_threads must be >= 1, got {self.encode_threads!r}")
         if self.live_buffer_frames < 1:
             raise StreamError(f"live_buffer_frames must be >= 1, got {self.live_buffer_frames!r}")
 
@@ -276,62 +279,86 @@ def _shrink(rgb: Any, max_side: int) -> Any:
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+def _shrunk_size(w: int, h: int, max_side: int) -> tuple[int, int]:
+    if max(h, w) <= max_side:
+        return w, h
+    scale = max_side / max(h, w)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def frame_batches(opened: OpenedSource, options: IngestOptions, *, anchor_ns: int | None = None,
                   sleep: Callable[[float], None] = time.sleep, now_ns: Callable[[], int] = time.time_ns,
                   observe: Callable[[str, float], None] | None = None) -> Iterator[FrameBatch]:
-    """Encode, timestamp, pace and group frames into batches (the last one may be shorter);
-    ``observe("encode", seconds)`` is called per frame when given."""
+    """Downscale, encode, timestamp, pace and group frames into batches (the last one may be
+    shorter); ``observe("encode", seconds)`` is called per frame when given.
+
+    Downscaling and JPEG encoding run in ``options.encode_threads`` threads (OpenCV releases the
+    GIL) while this thread reads the next frames; batches still come out in frame order, up to
+    two of them encoding at once."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     anchor = now_ns() if anchor_ns is None else anchor_ns
-    buf: list[bytes] = []
+    pending: collections.deque[tuple[dict[str, Any], list[Future]]] = collections.deque()
+    buf: list[Future] = []
     stamps: list[int] = []
     seq = options.start_seq
     size: tuple[int, int] | None = None
+    fps = opened.fps
     n = 0
 
-    fps = opened.fps
+    def encode(rgb: Any) -> bytes:
+        t0 = time.perf_counter()
+        out = encode_image(_shrink(rgb, options.max_side), quality=options.jpeg_quality)
+        if observe is not None:
+            observe("encode", time.perf_counter() - t0)
+        return out
 
-    def flush() -> FrameBatch:
+    def close_batch() -> None:
         assert size is not None
-        b = FrameBatch(camera_id=options.camera_id, first_seq=seq - len(buf), capture_ts_ns=tuple(stamps),
-                       width=size[0], height=size[1], source_fps=fps, frames=tuple(buf))
+        pending.append((dict(camera_id=options.camera_id, first_seq=seq - len(buf), capture_ts_ns=tuple(stamps),
+                             width=size[0], height=size[1], source_fps=fps), list(buf)))
         buf.clear()
         stamps.clear()
-        return b
 
-    for item in opened.frames:
-        if options.max_frames is not None and n >= options.max_frames:
-            break
-        if item is RECONNECTED:   # the numbering rule (module docstring): start again at 0
-            if buf:
-                yield flush()
-            seq = 0
-            continue
-        rgb, media_ns, *captured = item
-        rgb = _shrink(rgb, options.max_side)
-        shape = (rgb.shape[1], rgb.shape[0])
-        item_fps = captured[1] if len(captured) > 1 else fps
-        if buf and (shape != size or item_fps != fps):   # one size and one fps per batch
-            yield flush()
-        size, fps = shape, item_fps
-        if media_ns is None:
-            ts = captured[0] if captured else now_ns()
-        else:
-            ts = anchor + media_ns
-            if options.pacing == "realtime":
-                ahead = (ts - now_ns()) / 1e9
-                if ahead > 0:
-                    sleep(ahead)
-        t_encode = time.perf_counter()
-        buf.append(encode_image(rgb, quality=options.jpeg_quality))
-        if observe is not None:
-            observe("encode", time.perf_counter() - t_encode)
-        stamps.append(ts)
-        seq += 1
-        n += 1
-        if len(buf) >= options.frames_per_batch:
-            yield flush()
-    if buf:
-        yield flush()
+    def ready(block: bool) -> Iterator[FrameBatch]:
+        while pending and (block or all(f.done() for f in pending[0][1])):
+            meta, futures = pending.popleft()
+            yield FrameBatch(frames=tuple(f.result() for f in futures), **meta)
+
+    with ThreadPoolExecutor(max_workers=options.encode_threads, thread_name_prefix="encode") as pool:
+        for item in opened.frames:
+            if options.max_frames is not None and n >= options.max_frames:
+                break
+            if item is RECONNECTED:   # the numbering rule (module docstring): start again at 0
+                if buf:
+                    close_batch()
+                seq = 0
+                continue
+            rgb, media_ns, *captured = item
+            shape = _shrunk_size(rgb.shape[1], rgb.shape[0], options.max_side)
+            item_fps = captured[1] if len(captured) > 1 else fps
+            if buf and (shape != size or item_fps != fps):   # one size and one fps per batch
+                close_batch()
+            size, fps = shape, item_fps
+            if media_ns is None:
+                ts = captured[0] if captured else now_ns()
+            else:
+                ts = anchor + media_ns
+                if options.pacing == "realtime":
+                    ahead = (ts - now_ns()) / 1e9
+                    if ahead > 0:
+                        yield from ready(block=True)   # nothing to do until then: send what is encoded
+                        sleep(ahead)
+            buf.append(pool.submit(encode, rgb))
+            stamps.append(ts)
+            seq += 1
+            n += 1
+            if len(buf) >= options.frames_per_batch:
+                close_batch()
+            yield from ready(block=len(pending) > 2)
+        if buf:
+            close_batch()
+        yield from ready(block=True)
 
 
 def ingest(options: IngestOptions, *, producer: Any = None, progress: bool = True,
