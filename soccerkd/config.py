@@ -40,10 +40,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+        loaded = read_yaml(path)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -52,6 +49,18 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     for item in overrides:
         apply_override(raw, item)
     return from_dict(cls, raw)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; a syntax error becomes one line with its line and column."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}; fix the file "
+                          f"(e.g. close every [ and {{)") from exc
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -83,7 +92,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        where = f" in {prefix}" if prefix else ""
+        where = f" in section {prefix.rstrip('.')}" if prefix else ""
         raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}{where}; "
                           f"valid keys: {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)

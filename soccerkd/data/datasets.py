@@ -61,11 +61,20 @@ def _is_video_entry(p: Path) -> bool:
     return False
 
 
+def check_root(root: Path) -> None:
+    """:class:`DataError` saying what is wrong when ``root`` is not a dataset folder."""
+    if not root.exists():
+        raise DataError(f"dataset root {str(root)!r} does not exist; pass the folder that holds one "
+                        f"folder per class (e.g. data/synth from 'soccerkd data synth --out data/synth')")
+    if not root.is_dir():
+        raise DataError(f"dataset root {str(root)!r} is a file, not a directory; pass the folder that holds "
+                        f"one folder per class")
+
+
 def discover_classes(root: str | Path) -> tuple[str, ...]:
     """Sorted names of the class folders under ``root`` (folders that hold at least one video)."""
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset root {str(root)!r} is not a directory")
+    check_root(root)
     names = sorted(d.name for d in root.iterdir() if d.is_dir() and any(_is_video_entry(p) for p in d.iterdir()))
     if not names:
         raise DataError(f"dataset root {str(root)!r} has no class folders holding videos or frame folders")
@@ -75,8 +84,7 @@ def discover_classes(root: str | Path) -> tuple[str, ...]:
 def scan_videos(root: str | Path, class_names: Sequence[str]) -> list[tuple[str, str]]:
     """``(relative_path, class_name)`` of every video under the folders of ``class_names``."""
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset root {str(root)!r} is not a directory")
+    check_root(root)
     wanted = {c.lower(): c for c in class_names}
     found: list[tuple[str, str]] = []
     seen_classes = set()
@@ -261,8 +269,7 @@ def records_for(root: str | Path, input_spec: InputSpec, *, split: str = "train"
     ``split='all'`` needs no manifest: it scans the class folders.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset root {str(root)!r} is not a directory")
+    check_root(root)
     label_of = {c.lower(): i for i, c in enumerate(input_spec.class_names)}
     loaded = _resolve_manifest(root, manifest)
     if loaded is not None:

@@ -14,6 +14,7 @@ from typing import Any
 from soccerkd.errors import DataError
 from soccerkd.spec import SOCCERDB1_CLASSES, InputSpec
 from soccerkd.train.config import TrainConfig
+from soccerkd.wording import plural
 
 
 def manifest_path(cfg: TrainConfig) -> Path:
@@ -45,7 +46,7 @@ def ensure_manifest(cfg: TrainConfig, class_names: tuple[str, ...]) -> Path:
 
         videos = scan_videos(cfg.data.root, class_names)
         write_manifest(make_split(videos, class_names, seed=cfg.data.split_seed), path)
-        print(f"wrote split manifest {path} ({len(videos)} videos, seed {cfg.data.split_seed})")
+        print(f"wrote split manifest {path} ({plural(len(videos), 'video')}, seed {cfg.data.split_seed})")
     return path
 
 
