@@ -65,7 +65,8 @@ def plot_timeline(events: Sequence[dict[str, Any]], num_frames: int, path: Path,
     rows = [("predicted", predicted)]
     if truth:
         rows.insert(0, ("ground truth", list(truth)))
-    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.8 * len(rows)))
+    height = 1.8 + 0.8 * len(rows)
+    fig, ax = plt.subplots(figsize=(12, height))
     for y, (_, segments) in enumerate(reversed(rows)):
         for seg in segments:
             ax.broken_barh([(seg.start, seg.end - seg.start)], (y - 0.35, 0.7),
@@ -73,11 +74,11 @@ def plot_timeline(events: Sequence[dict[str, Any]], num_frames: int, path: Path,
     ax.set_yticks(range(len(rows)), [name for name, _ in reversed(rows)])
     ax.set_xlim(0, max(1, num_frames))
     ax.set_xlabel("frame")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in labels]
-    ax.legend(handles, list(labels), ncol=min(len(labels), 6) or 1, loc="upper center",
-              bbox_to_anchor=(0.5, -0.45 if len(rows) > 1 else -0.6))
     ax.set_title(title)
-    fig.tight_layout()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in labels]
+    # the legend sits in its own strip under the axis label, so neither hides the other
+    fig.legend(handles, list(labels), ncol=min(len(labels), 6) or 1, loc="lower center", frameon=False)
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -84,7 +84,7 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from soccerkd.data.datasets import discover_classes, scan_videos
+    from soccerkd.data.folders import discover_classes, scan_videos
     from soccerkd.data.splits import MANIFEST_NAME, make_grouped_split, make_split, read_groups, write_manifest
     from soccerkd.wording import plural
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from soccerkd.data.datasets import discover_classes, scan_videos
+from soccerkd.data.folders import discover_classes, scan_videos
 from soccerkd.data.decode import VIDEO_EXTENSIONS, open_video
 from soccerkd.data.splits import MANIFEST_NAME, read_manifest
 from soccerkd.errors import DataError

@@ -32,7 +32,7 @@ def dataset_class_names(cfg: TrainConfig) -> tuple[str, ...]:
         from soccerkd.data.splits import read_manifest
 
         return tuple(read_manifest(path).class_names)
-    from soccerkd.data.datasets import discover_classes
+    from soccerkd.data.folders import discover_classes
 
     return discover_classes(cfg.data.root)
 
@@ -41,7 +41,7 @@ def ensure_manifest(cfg: TrainConfig, class_names: tuple[str, ...]) -> Path:
     """The split manifest, written (seeded by ``data.split_seed``, 70/15/15) when missing."""
     path = manifest_path(cfg)
     if not path.is_file():
-        from soccerkd.data.datasets import scan_videos
+        from soccerkd.data.folders import scan_videos
         from soccerkd.data.splits import make_split, write_manifest
 
         videos = scan_videos(cfg.data.root, class_names)

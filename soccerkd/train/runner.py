@@ -419,8 +419,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         summary.update(alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
     summary["config_sha256"] = config_sha256(cfg)
     summary["manifest_sha256"] = manifest_hash
-    summary["checkpoints"] = {name: str(out / name) for name in ("best.pt", "last.pt")
-                              if name not in [p.name for p in prune_checkpoints(out, cfg.keep)]}
+    removed = {p.name for p in prune_checkpoints(out, cfg.keep)}
+    summary["checkpoints"] = {name: str(out / name) for name in ("best.pt", "last.pt") if name not in removed}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     frame = "" if test["frame_acc"] is None else f" frame {test['frame_acc']:.3f}"
     log(f"test (best epoch {summary['best_epoch']}): video {test['video_acc']:.3f} clip {test['clip_acc']:.3f}"
