@@ -232,9 +232,8 @@ def _is_better(metrics: dict[str, Any], best: dict[str, float] | None) -> bool:
     return acc > best["val_video_acc"] or (acc == best["val_video_acc"] and loss < best["val_loss"])
 
 
-def resume_state(path: str | Path, cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, scaler: Any, generator: torch.Generator) -> tuple[int, list[dict[str, Any]], Any]:
-    """Load a ``last.pt`` into the collaborators; returns ``(epochs done, history, best metric)``."""
+def read_resume_checkpoint(path: str | Path, cfg: TrainConfig) -> dict[str, Any]:
+    """A ``last.pt`` to resume ``cfg`` from, checked before any data or model work."""
     ckpt = load_checkpoint(path)
     missing = [key for key in RESUME_FIELDS if key not in ckpt]
     if missing and "model_state" in ckpt:
@@ -246,6 +245,12 @@ def resume_state(path: str | Path, cfg: TrainConfig, model: nn.Module, optimizer
     if ckpt.get("model_name") != cfg.model.name:
         raise CheckpointError(f"checkpoint {str(path)!r} is for model {ckpt.get('model_name')!r}, "
                               f"config says {cfg.model.name!r}")
+    return ckpt
+
+
+def resume_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 scaler: Any, generator: torch.Generator) -> tuple[int, list[dict[str, Any]], Any]:
+    """Load a ``last.pt`` into the collaborators; returns ``(epochs done, history, best metric)``."""
     model.load_state_dict(ckpt["model_state"])
     optimizer.load_state_dict(ckpt["optimizer_state"])
     scheduler.load_state_dict(ckpt["scheduler_state"])
@@ -301,6 +306,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     check_teacher_path(cfg)
+    resume_ckpt = read_resume_checkpoint(resume, cfg) if resume is not None else None
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
@@ -352,8 +358,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     history: list[dict[str, Any]] = []
     best: dict[str, float] | None = None
     start_epoch = 0
-    if resume is not None:
-        start_epoch, history, best = resume_state(resume, cfg, model, optimizer, scheduler, scaler, generator)
+    if resume_ckpt is not None:
+        start_epoch, history, best = resume_state(resume_ckpt, model, optimizer, scheduler, scaler, generator)
         log(f"resumed from {resume} at epoch {start_epoch}")
         if best is not None and not (out / "best.pt").is_file():
             # removed by keep: last; the next epoch becomes the best so far so that one exists again
