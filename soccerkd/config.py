@@ -59,8 +59,7 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}; fix the file "
-                          f"(e.g. close every [ and {{)") from exc
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from exc
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

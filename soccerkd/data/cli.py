@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from soccerkd.data.splits import SplitManifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -105,7 +108,7 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _may_write_manifest(manifest: Any, path: Path, *, force: bool) -> bool:
+def _may_write_manifest(manifest: "SplitManifest", path: Path, *, force: bool) -> bool:
     """False when ``path`` already holds this very split; refuses (without ``force``) to replace
     another one, since checkpoints and KD teachers are tied to a manifest by its sha256."""
     import sys
