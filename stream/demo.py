@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from stream.artifacts import find_file, resolve_checkpoint, shipped_checkpoint  # noqa: F401  (shipped_checkpoint: API)
+from stream.artifacts import find_file, resolve_checkpoint
 from stream.errors import StreamError
 from stream.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments
 from stream.outputs import plot_timeline, predicted_segments, write_events, write_overlay

@@ -193,3 +193,14 @@ def test_predict_bad_inputs_are_one_line(tmp_path, elsewhere):
     assert str(junk) in line and "cannot open video" in line
     line = user_error(cli("predict", "--checkpoint", "nope.pt", write_video(tmp_path / "ok.avi"), cwd=elsewhere))
     assert "checkpoint 'nope.pt' does not exist" in line and "'demo'" in line
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import soccerkd.wording
+    import stream.artifacts
+
+    for module in (soccerkd.wording, stream.artifacts):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__
