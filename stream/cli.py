@@ -22,24 +22,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-
-    try:
-        return dist_version("soccerkd-stream")
-    except PackageNotFoundError:   # a source checkout that is not installed
-        import soccerkd
-
-        return getattr(soccerkd, "__version__", "unknown")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="soccerkd",
         description="Soccer action recognition: distil clip models (SoccerKDNet) and serve them "
                     "on live video through Kafka.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_commands(sub)
     for name in COMMAND_MODULES:
