@@ -52,14 +52,26 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
 
 
 def read_yaml(path: Path) -> Any:
-    """The YAML document in ``path``; a syntax error becomes one line with its line and column."""
+    """The YAML document in ``path``; a syntax error becomes one line with its line and column,
+    and those of the construct it broke (e.g. the ``[`` never closed)."""
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from exc
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{_yaml_where(exc)}") from exc
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:
+        return ": " + " ".join(str(exc).split())
+    text = f" at {at(mark)}: {problem}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        text += f" ({context} at {at(context_mark)})"
+    return text
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "shipped in stream/assets (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="results folder; each video gets OUT/<video stem>/ (default: ./%(default)s)")
-    parser.add_argument("--no-video", dest="overlay", action="store_false", help="do not write overlay.mp4")
+    parser.add_argument("--no-video", action="store_true", help="do not write overlay.mp4")
     parser.add_argument("--json", action="store_true",
                         help="write the events to stdout as NDJSON, one per line, and nothing else there")
     parser.add_argument("--config", type=Path, default=None,
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="override a stream config value, e.g. smoothing.on_threshold=0.7; repeatable")
     parser.add_argument("--device", default=None,
                         help="auto, cpu or cuda[:N] (default: the config's model.device, auto)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_predict)
 
 
@@ -56,8 +56,8 @@ def _predict(args: argparse.Namespace) -> int:
     report = sys.stderr if args.json else sys.stdout
     try:
         for video, out_dir in zip(videos, output_dirs(videos, args.out)):
-            result = predict_video(video, predictor, cfg.pipeline_config(), out_dir, overlay=args.overlay,
-                                   progress=args.progress)
+            result = predict_video(video, predictor, cfg.pipeline_config(), out_dir, overlay=not args.no_video,
+                                   progress=not args.no_progress)
             if args.json:
                 sys.stdout.write(event_lines(result.events))
                 sys.stdout.flush()
