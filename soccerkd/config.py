@@ -40,10 +40,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+        loaded = read_yaml(path)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -52,6 +49,29 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     for item in overrides:
         apply_override(raw, item)
     return from_dict(cls, raw)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; a syntax error becomes one line with its line and column,
+    and those of the construct it broke (e.g. the ``[`` never closed)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{_yaml_where(exc)}") from exc
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:
+        return ": " + " ".join(str(exc).split())
+    text = f" at {at(mark)}: {problem}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        text += f" ({context} at {at(context_mark)})"
+    return text
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -83,7 +103,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        where = f" in {prefix}" if prefix else ""
+        where = f" in section {prefix.rstrip('.')}" if prefix else ""
         raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}{where}; "
                           f"valid keys: {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("config", help="show a YAML config resolved with --set overrides")
     sub = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = sub.add_parser("show", help="print the resolved, validated config")
-    show.add_argument("path", type=Path, help="YAML config file (e.g. configs/train/synth_cpu.yaml)")
+    show.add_argument("path", type=Path, help="YAML config file (e.g. configs/train/synth_student.yaml)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a value (dotted key, YAML value); repeatable")
     show.set_defaults(handler=_show)
@@ -30,7 +30,9 @@ def config_class_for(path: Path) -> type:
     """The config class for a file: chosen by its ``kind:`` key (default: by its folder name)."""
     import importlib
 
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    from soccerkd.config import read_yaml
+
+    data = read_yaml(path) if path.is_file() else None
     kind = data.get("kind") if isinstance(data, dict) else None
     kind = kind or path.parent.name
     if kind not in CONFIG_KINDS:

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.topics_cli",
     "stream.stream_cli",
     "stream.demo_cli",
+    "stream.predict_cli",
 )
 
 

@@ -17,19 +17,19 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
+from stream.artifacts import find_file, resolve_checkpoint
 from stream.errors import StreamError
 from stream.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments
+from stream.outputs import plot_timeline, predicted_segments, write_events, write_overlay
 
 # ~43 s at 25 fps: every action more than once, transitions in both directions.
 DEFAULT_TIMELINE: tuple[tuple[str, int], ...] = (
     ("walk", 100), ("run", 100), ("dribble", 125), ("kick", 40), ("walk", 90), ("run", 90),
     ("kick", 40), ("dribble", 110), ("run", 80), ("walk", 100),
 )
-SHIPPED_CHECKPOINT = "assets/demo_student.pt"
 
 
 @dataclass
@@ -43,12 +43,6 @@ class DemoResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def shipped_checkpoint() -> Path | None:
-    """The distilled student that ships with the package, if this install has it."""
-    path = Path(str(resources.files("stream") / SHIPPED_CHECKPOINT))
-    return path if path.is_file() else None
-
-
 def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, source: str | Path | None = None,
              timeline: Sequence[tuple[str, int]] = DEFAULT_TIMELINE, seed: int = 7,
              config: str | Path = "configs/stream/demo.yaml", size: tuple[int, int] = (320, 240),
@@ -58,10 +52,8 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = Path(checkpoint) if checkpoint else shipped_checkpoint()
-    if ckpt is None or not ckpt.is_file():
-        raise StreamError(f"no student checkpoint: {str(ckpt or SHIPPED_CHECKPOINT)!r} is missing; pass "
-                          f"--checkpoint runs/.../best.pt (see README 'Training on procedural clips')")
+    ckpt = resolve_checkpoint(checkpoint or "demo")
+    config = find_file(config) or config   # the repo's configs/ from any working directory
     t_start = time.monotonic()
     truth: list[Segment] = []
     if source is None:
@@ -122,8 +114,8 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
     result = DemoResult(out, num_frames, events, truth, metrics_text, time.monotonic() - t_start)
     result.summary = summarize(result)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-    (out / "events.jsonl").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
-    plot_timeline(result, out / "timeline.png")
+    write_events(events, out / "events.jsonl")
+    plot_timeline(events, num_frames, out / "timeline.png", truth=truth, title=timeline_title(result.summary))
     write_overlay(video, events, out / "overlay.mp4")
     return result
 
@@ -233,14 +225,6 @@ def _finite(value: float) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def predicted_segments(events: Sequence[dict[str, Any]]) -> list[Segment]:
-    """Events as half-open frame segments (events carry inclusive ``end_seq``), deduplicated by id."""
-    seen: dict[str, Segment] = {}
-    for e in events:
-        seen.setdefault(e["event_id"], Segment(e["label"], int(e["start_seq"]), int(e["end_seq"]) + 1))
-    return sorted(seen.values(), key=lambda s: s.start)
-
-
 def summarize(result: DemoResult) -> dict[str, Any]:
     samples = parse_metrics(result.metrics_text) if result.metrics_text else {}
     predicted = predicted_segments(result.events)
@@ -296,71 +280,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_timeline(result: DemoResult, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = ("dribble", "kick", "run", "walk")
-    colors = dict(zip(labels, ("tab:orange", "tab:red", "tab:blue", "tab:green")))
-    rows = [("predicted", predicted_segments(result.events))]
-    if result.truth:
-        rows.insert(0, ("ground truth", result.truth))
-    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.8 * len(rows)))
-    for y, (name, segments) in enumerate(reversed(rows)):
-        for seg in segments:
-            ax.broken_barh([(seg.start, seg.end - seg.start)], (y - 0.35, 0.7),
-                           color=colors.get(seg.label, "tab:gray"), edgecolor="black", linewidth=0.5)
-    ax.set_yticks(range(len(rows)), [name for name, _ in reversed(rows)])
-    ax.set_xlim(0, result.num_frames)
-    ax.set_xlabel("frame")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
-    ax.legend(handles, colors.keys(), ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.45 if len(rows) > 1 else -0.6))
+def timeline_title(summary: dict[str, Any]) -> str:
     title = "SoccerKD Stream: predicted action events"
-    if "timeline" in result.summary:
-        t = result.summary["timeline"]
+    if "timeline" in summary:
+        t = summary["timeline"]
         title += f" vs ground truth (P {t['precision']:.2f}, R {t['recall']:.2f} at IoU ≥ 0.5)"
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_overlay(video: Path, events: Sequence[dict[str, Any]], path: Path) -> Path:
-    """The input video with the current event's label and confidence drawn on each frame."""
-    import cv2
-
-    by_frame: dict[int, tuple[str, float]] = {}
-    for e in events:
-        for i in range(int(e["start_seq"]), int(e["end_seq"]) + 1):
-            by_frame[i] = (e["label"], float(e["confidence"]))
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    writer = None
-    index = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            # small procedural frames are upscaled so the label stays readable
-            scale = max(1, 480 // frame.shape[1])
-            if scale > 1:
-                frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-            if writer is None:
-                h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            label, conf = by_frame.get(index, ("-", 0.0))
-            text = f"{label} {conf:.2f}" if label != "-" else "no event"
-            cv2.rectangle(frame, (0, 0), (frame.shape[1], 22), (0, 0, 0), -1)
-            cv2.putText(frame, f"#{index} {text}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                        cv2.LINE_AA)
-            writer.write(frame)
-            index += 1
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-    return path
+    return title

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "overlay.mp4 and events.jsonl into --out.")
     parser.add_argument("--source", type=Path, default=None,
                         help="your own video file instead of the procedural match (no ground truth then)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="student checkpoint (default: the distilled student shipped in stream/assets)")
+    parser.add_argument("--checkpoint", default="demo",
+                        help="student checkpoint: a path, or 'demo' for the distilled student shipped in "
+                             "stream/assets (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
     parser.add_argument("--config", type=Path, default=Path("configs/stream/demo.yaml"),
                         help="service config (default: %(default)s)")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from soccerkd.data.splits import SplitManifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("--classes", nargs="+", default=None,
                        help="class names (default: every class folder found)")
     split.add_argument("--out", type=Path, default=None, help="manifest path (default ROOT/manifest.json)")
+    split.add_argument("--force", action="store_true",
+                       help="overwrite an existing manifest that differs (runs trained on it record its sha256, "
+                            "so KD refuses their teachers afterwards); without it the command refuses")
     split.add_argument("--group-by", default=None, metavar="REGEX|CSV",
                        help="keep groups (e.g. source matches) within one split: a regex on the relative "
                             "path (first capture group = group) or a CSV of path,group rows")
@@ -80,22 +87,50 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from soccerkd.data.datasets import discover_classes, scan_videos
+    from soccerkd.data.folders import discover_classes, scan_videos
     from soccerkd.data.splits import MANIFEST_NAME, make_grouped_split, make_split, read_groups, write_manifest
+    from soccerkd.wording import plural
 
     classes = tuple(args.classes) if args.classes else discover_classes(args.root)
     videos = scan_videos(args.root, classes)
     if args.group_by:
         manifest = make_grouped_split(videos, classes, read_groups(videos, args.group_by), seed=args.seed,
                                       fractions=args.fractions, extra={"group_by": args.group_by})
-        print(f"{len(manifest.extra['groups'])} groups, each in one split")
+        print(f"{plural(len(manifest.extra['groups']), 'group')}, each in one split")
     else:
         manifest = make_split(videos, classes, seed=args.seed, fractions=args.fractions)
-    path = write_manifest(manifest, args.out or args.root / MANIFEST_NAME)
+    path = args.out or args.root / MANIFEST_NAME
+    if _may_write_manifest(manifest, path, force=args.force):
+        write_manifest(manifest, path)
     for split, counts in manifest.counts().items():
         print(f"{split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))
     print(f"manifest: {path}")
     return 0
+
+
+def _may_write_manifest(manifest: "SplitManifest", path: Path, *, force: bool) -> bool:
+    """False when ``path`` already holds this very split; refuses (without ``force``) to replace
+    another one, since checkpoints and KD teachers are tied to a manifest by its sha256."""
+    import sys
+
+    from soccerkd.data.splits import manifest_sha256, read_manifest
+    from soccerkd.errors import DataError
+
+    if not path.exists():
+        return True
+    try:
+        old = manifest_sha256(read_manifest(path))
+    except DataError:
+        old = None
+    if old == manifest_sha256(manifest):
+        print(f"{path} already holds this split; left as it is", file=sys.stderr)
+        return False
+    if not force:
+        raise DataError(f"manifest {str(path)!r} already exists and holds another split; pass --force to "
+                        f"overwrite it (runs trained on it, and KD with their teachers, will no longer match), "
+                        f"or --out NEW.json to write it elsewhere")
+    print(f"warning: overwriting manifest {path}" + (f" (sha256 {old[:12]})" if old else ""), file=sys.stderr)
+    return True
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -32,7 +32,8 @@ from torch.utils.data import Dataset
 
 from soccerkd.data.clips import (clip_indices, eval_segment_offsets, max_start, segment_indices,
                                  uniform_clip_starts)
-from soccerkd.data.decode import (DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_video)
+from soccerkd.data.decode import DEFAULT_FOLDER_FPS, open_video
+from soccerkd.data.folders import check_root, discover_classes, scan_videos  # noqa: F401  (this module's API)
 from soccerkd.data.splits import MANIFEST_NAME, SplitManifest, read_manifest
 from soccerkd.data.transforms import build_transform
 from soccerkd.errors import ConfigError, DataError
@@ -51,47 +52,6 @@ class VideoRecord:
     rel_path: str
     label: int
     class_name: str
-
-
-def _is_video_entry(p: Path) -> bool:
-    if p.is_file():
-        return p.suffix.lower() in VIDEO_EXTENSIONS
-    if p.is_dir():
-        return any(c.suffix.lower() in IMAGE_EXTENSIONS for c in p.iterdir() if c.is_file())
-    return False
-
-
-def discover_classes(root: str | Path) -> tuple[str, ...]:
-    """Sorted names of the class folders under ``root`` (folders that hold at least one video)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset root {str(root)!r} is not a directory")
-    names = sorted(d.name for d in root.iterdir() if d.is_dir() and any(_is_video_entry(p) for p in d.iterdir()))
-    if not names:
-        raise DataError(f"dataset root {str(root)!r} has no class folders holding videos or frame folders")
-    return tuple(names)
-
-
-def scan_videos(root: str | Path, class_names: Sequence[str]) -> list[tuple[str, str]]:
-    """``(relative_path, class_name)`` of every video under the folders of ``class_names``."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset root {str(root)!r} is not a directory")
-    wanted = {c.lower(): c for c in class_names}
-    found: list[tuple[str, str]] = []
-    seen_classes = set()
-    for d in sorted(root.iterdir()):
-        if not d.is_dir() or d.name.lower() not in wanted:
-            continue
-        seen_classes.add(wanted[d.name.lower()])
-        for p in sorted(d.iterdir()):
-            if _is_video_entry(p):
-                found.append((p.relative_to(root).as_posix(), wanted[d.name.lower()]))
-    if not found:
-        present = sorted(d.name for d in root.iterdir() if d.is_dir())
-        raise DataError(f"no videos for classes {tuple(class_names)} under {str(root)!r} "
-                        f"(class folders present: {present})")
-    return found
 
 
 def _resolve_manifest(root: Path, manifest: str | Path | SplitManifest | None) -> SplitManifest | None:
@@ -261,8 +221,7 @@ def records_for(root: str | Path, input_spec: InputSpec, *, split: str = "train"
     ``split='all'`` needs no manifest: it scans the class folders.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset root {str(root)!r} is not a directory")
+    check_root(root)
     label_of = {c.lower(): i for i, c in enumerate(input_spec.class_names)}
     loaded = _resolve_manifest(root, manifest)
     if loaded is not None:

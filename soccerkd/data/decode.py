@@ -7,6 +7,7 @@ Unreadable or corrupt inputs raise :class:`DataError` naming the path.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ from soccerkd.errors import DataError
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FOLDER_FPS = 25.0
+# FFmpeg prints its own errors ("moov atom not found") to stderr before ours says the same in one
+# line; fatal only, unless the user set it. Read by OpenCV when it first opens a video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 # Seeking costs a keyframe decode; reading forward is cheaper for short jumps.
 _MAX_FORWARD_GRAB = 32
 

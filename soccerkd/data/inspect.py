@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from soccerkd.data.datasets import discover_classes, scan_videos
+from soccerkd.data.folders import discover_classes, scan_videos
 from soccerkd.data.decode import VIDEO_EXTENSIONS, open_video
 from soccerkd.data.splits import MANIFEST_NAME, read_manifest
 from soccerkd.errors import DataError
+from soccerkd.wording import plural
 
 
 def inspect_dataset(path: str | Path, *, sheet: str | Path | None = None, per_class: int = 6,
@@ -82,7 +83,7 @@ def write_contact_sheet(samples: dict[str, list[np.ndarray]], out: str | Path, *
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    lines = [f"{summary['path']}: {summary['num_videos']} videos"]
+    lines = [f"{summary['path']}: {plural(summary['num_videos'], 'video')}"]
     lines.append(f"{'class':<12}{'videos':>7}{'dur min/mean/max s':>22}  fps  resolution")
     for label, c in sorted(summary["classes"].items()):
         d = c["duration_s"]

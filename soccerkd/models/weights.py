@@ -67,8 +67,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zips, non-tensor payloads
-        raise WeightsError(f"cannot read weights file {str(path)!r} with torch.load(weights_only=True): "
-                           f"{type(exc).__name__}: {exc}") from exc
+        # not torch's message: it advises weights_only=False, which runs whatever code the file holds
+        raise WeightsError(f"weights file {str(path)!r} is not a torch state dict or checkpoint, or is "
+                           f"truncated ({type(exc).__name__}); re-download it") from exc
     return _unwrap(obj, str(path))
 
 
@@ -169,7 +170,7 @@ def fetch_enum_weights(weights: WeightsEnum, *, cache_dir: str | os.PathLike[str
     except (urllib.error.URLError, OSError, RuntimeError, ValueError) as exc:
         raise WeightsError(
             f"cannot download {weights} from {weights.url} ({type(exc).__name__}: {exc}). Offline? Pass "
-            f"weights=PATH to a local copy, or place the file at {str(target)!r} "
+            f"--set model.weights=PATH to a local copy, or place the file at {str(target)!r} "
             f"(hub dir: pass hub_dir= or set ${HUB_DIR_ENV})") from exc
     return target
 

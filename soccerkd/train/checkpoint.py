@@ -2,12 +2,16 @@
 
 A checkpoint is a plain dict saved with ``torch.save``. Everything except tensors and optimizer /
 scheduler states is plain Python (dicts, lists, str, numbers), so ``torch.load(weights_only=True)``
-reads it. Fields written by training:
+reads it. Training writes two kinds:
 
-``model_state``, ``optimizer_state``, ``scheduler_state``, ``scaler_state``, ``epoch`` (last
-finished, 1-based), ``config`` (resolved TrainConfig as a dict), ``metrics`` (that epoch's),
-``history`` (every epoch's), ``best_metric``, ``model_name``, ``model_kwargs``, ``input_spec``
-(``InputSpec.to_dict()``), ``class_names``, ``run`` (teacher/student/kd), ``format_version``.
+* ``last.pt``, the full resume state: everything below plus ``optimizer_state``,
+  ``scheduler_state``, ``scaler_state``, ``rng_state`` and ``history`` (every epoch's metrics);
+* ``best.pt``, what inference and fine-tuning need (:data:`INFERENCE_FIELDS`): ``model_state``,
+  ``epoch`` (last finished, 1-based), ``config`` (resolved TrainConfig as a dict), ``metrics``
+  (that epoch's), ``best_metric``, ``model_name``, ``model_kwargs``, ``input_spec``
+  (``InputSpec.to_dict()``), ``class_names``, ``run`` (teacher/student/kd), ``teacher``,
+  ``manifest_sha256``, ``format_version``. For the 1-epoch ResNet-101 teacher of the issue this
+  is about a third of ``last.pt`` (SGD momentum alone is one more copy of the weights).
 
 The streaming service and export use :func:`load_model`.
 """
@@ -24,6 +28,9 @@ from soccerkd.spec import InputSpec
 
 FORMAT_VERSION = 1
 REQUIRED_FOR_MODEL = ("model_name", "model_state", "input_spec")
+INFERENCE_FIELDS = ("model_state", "model_name", "model_kwargs", "input_spec", "class_names", "config", "run",
+                    "epoch", "metrics", "best_metric", "teacher", "manifest_sha256", "format_version")
+RESUME_FIELDS = ("model_state", "optimizer_state", "scheduler_state", "epoch")
 
 
 def save_checkpoint(path: str | Path, **fields: Any) -> Path:
@@ -43,23 +50,34 @@ def save_checkpoint(path: str | Path, **fields: Any) -> Path:
     return path
 
 
+def inference_fields(state: dict[str, Any]) -> dict[str, Any]:
+    """The part of a full training state that ``best.pt`` keeps (see the module docstring)."""
+    return {k: state[k] for k in INFERENCE_FIELDS if k in state}
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
 
     Raises :class:`CheckpointError` naming the path when it is missing, unreadable or not a dict.
+    The message for an unreadable file is ours alone: torch's own one suggests loading with
+    ``weights_only=False``, which would run whatever code the file holds.
     """
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory; pass the .pt file in it "
+                              f"(e.g. {str(path / 'best.pt')!r})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/garbage/unsafe files
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read (corrupt or not a "
-                              f"weights_only-safe torch file): {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a soccerkd checkpoint or is truncated "
+                              f"({type(exc).__name__}); re-download it or re-train") from exc
     if not isinstance(data, dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(data).__name__}, expected a dict")
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(data).__name__}, not a soccerkd "
+                              f"checkpoint; pass a best.pt or last.pt written by 'soccerkd train'")
     return data
 
 

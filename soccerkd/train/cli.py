@@ -14,20 +14,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--config", type=Path, required=True, help="YAML file, e.g. configs/train/synth_student.yaml")
     _add_set(train)
     train.add_argument("--out", type=Path, help="run directory (overrides out_dir)")
-    train.add_argument("--resume", type=Path, metavar="CKPT", help="continue from a last.pt/best.pt checkpoint")
+    train.add_argument("--resume", type=Path, metavar="CKPT",
+                       help="continue from a run's last.pt (best.pt holds weights only: start a new run from "
+                            "it with --set model.weights=PATH)")
+    _add_keep(train)
     train.set_defaults(handler=_train)
 
     ev = subparsers.add_parser("evaluate", help="evaluate a checkpoint: clip/video/frame accuracy, P/R/F1, confusion PNG")
     ev.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by soccerkd train")
     ev.add_argument("--data", type=Path, required=True, help="dataset root (SoccerDB1 or video-folder layout)")
-    ev.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split to evaluate")
+    ev.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                    help="split to evaluate (default: %(default)s)")
     ev.add_argument("--layout", choices=("soccerdb1", "video_folder"), help="default: the training config's")
     ev.add_argument("--manifest", type=Path, help="split manifest (default: the dataset's splits file)")
     ev.add_argument("--clips", type=int, help="uniform clips per video (default: the training config's)")
-    ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    ev.add_argument("--out", type=Path, help="where to write metrics JSON and the confusion PNG "
-                                             "(default: <checkpoint dir>/eval_<split>)")
+    ev.add_argument("--batch-size", type=int, default=16, help="clips per batch (default: %(default)s)")
+    ev.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    ev.add_argument("--out", type=Path, help="where to write metrics JSON and the confusion PNG (default: "
+                                             "./runs/eval/<checkpoint stem>/, e.g. runs/eval/demo_student/; "
+                                             "runs/eval/<run folder>-best/ for a best.pt or last.pt)")
     ev.set_defaults(handler=_evaluate)
 
     sw = subparsers.add_parser("sweep", help="train configs × α × T × seeds and write a mean ± std table")
@@ -38,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sw.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="comma-separated seeds (default 0,1,2)")
     sw.add_argument("--out", type=Path, required=True, help="sweep directory (one sub-directory per run)")
     sw.add_argument("--rerun", action="store_true", help="retrain runs that already have a summary.json")
+    _add_keep(sw)
     _add_set(sw)
     sw.set_defaults(handler=_sweep)
 
@@ -45,6 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (dotted key, YAML value); repeatable")
+
+
+def _add_keep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep", choices=("last", "best", "both"), default=None,
+                        help="checkpoints left when a run ends: best (weights for evaluate/export/serve/KD), "
+                             "last (full resume state) or both (default: the config's keep, both unless set)")
+
+
+def _keep_override(args: argparse.Namespace) -> list[str]:
+    return [f"keep={args.keep}"] if args.keep else []
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -66,7 +82,7 @@ def _train(args: argparse.Namespace) -> int:
     from soccerkd.train.config import TrainConfig
     from soccerkd.train.runner import run_training
 
-    overrides = list(args.overrides) + ([f"out_dir={args.out}"] if args.out else [])
+    overrides = list(args.overrides) + ([f"out_dir={args.out}"] if args.out else []) + _keep_override(args)
     cfg = load_config(TrainConfig, args.config, overrides)
     summary = run_training(cfg, resume=args.resume)
     print(json.dumps(summary, indent=2))
@@ -94,7 +110,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from soccerkd.train.sweep import run_sweep
 
     report = run_sweep(args.config, seeds=args.seeds, out=args.out, alphas=args.alphas,
-                       temperatures=args.temperatures, overrides=args.overrides, rerun=args.rerun)
+                       temperatures=args.temperatures, overrides=list(args.overrides) + _keep_override(args),
+                       rerun=args.rerun)
     print((args.out / "sweep.md").read_text(), end="")
     print(f"wrote {args.out / 'sweep.md'} and {args.out / 'sweep.json'} ({len(report['rows'])} rows)")
     return 0

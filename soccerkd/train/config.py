@@ -168,6 +168,10 @@ class TrainConfig:
     # Cap on optimizer steps per epoch (None = full epoch); for smoke tests.
     max_steps_per_epoch: int | None = None
     progress: bool = True
+    # Checkpoints left in out_dir when training ends: "best" (weights, config, spec: for evaluate,
+    # export, serve, predict and as a KD teacher), "last" (the full resume state, optimizer
+    # included), or "both". Both are written while training runs.
+    keep: Literal["last", "best", "both"] = "both"
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
@@ -178,6 +182,7 @@ class TrainConfig:
                "device", self.device, "must be auto, cpu, cuda[:N] or mps")
         if self.run == "kd" and not self.kd.teacher_checkpoint:
             raise ConfigError("kd.teacher_checkpoint: run 'kd' needs a teacher checkpoint path, got None")
+        _check(self.keep in ("last", "best", "both"), "keep", self.keep, "must be last, best or both")
         _check(self.schedule.warmup_epochs < self.epochs or self.epochs == 1, "schedule.warmup_epochs",
                self.schedule.warmup_epochs, f"must be < epochs ({self.epochs})")
 
@@ -188,7 +193,7 @@ class TrainConfig:
 
 
 def config_sha256(cfg: TrainConfig) -> str:
-    """Hex sha256 of everything in ``cfg`` that can change a run's result (not out_dir, progress).
+    """Hex sha256 of everything in ``cfg`` that can change a run's result (not out_dir, progress, keep).
 
     Stored in each run's ``summary.json``; ``soccerkd sweep`` compares it before reusing a run.
     """
@@ -198,7 +203,7 @@ def config_sha256(cfg: TrainConfig) -> str:
     from soccerkd.config import to_dict
 
     d = to_dict(cfg)
-    for key in ("out_dir", "progress"):
+    for key in ("out_dir", "progress", "keep"):
         d.pop(key, None)
     if cfg.kd.teacher_checkpoint:  # "{seed}" resolved, so a sweep's plan matches the run it made
         d["kd"]["teacher_checkpoint"] = str(cfg.teacher_path())

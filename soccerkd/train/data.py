@@ -14,6 +14,7 @@ from typing import Any
 from soccerkd.errors import DataError
 from soccerkd.spec import SOCCERDB1_CLASSES, InputSpec
 from soccerkd.train.config import TrainConfig
+from soccerkd.wording import plural
 
 
 def manifest_path(cfg: TrainConfig) -> Path:
@@ -31,7 +32,7 @@ def dataset_class_names(cfg: TrainConfig) -> tuple[str, ...]:
         from soccerkd.data.splits import read_manifest
 
         return tuple(read_manifest(path).class_names)
-    from soccerkd.data.datasets import discover_classes
+    from soccerkd.data.folders import discover_classes
 
     return discover_classes(cfg.data.root)
 
@@ -40,12 +41,12 @@ def ensure_manifest(cfg: TrainConfig, class_names: tuple[str, ...]) -> Path:
     """The split manifest, written (seeded by ``data.split_seed``, 70/15/15) when missing."""
     path = manifest_path(cfg)
     if not path.is_file():
-        from soccerkd.data.datasets import scan_videos
+        from soccerkd.data.folders import scan_videos
         from soccerkd.data.splits import make_split, write_manifest
 
         videos = scan_videos(cfg.data.root, class_names)
         write_manifest(make_split(videos, class_names, seed=cfg.data.split_seed), path)
-        print(f"wrote split manifest {path} ({len(videos)} videos, seed {cfg.data.split_seed})")
+        print(f"wrote split manifest {path} ({plural(len(videos), 'video')}, seed {cfg.data.split_seed})")
     return path
 
 

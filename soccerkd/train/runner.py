@@ -24,7 +24,8 @@ from torch import nn
 from soccerkd.config import dump_config, from_dict, to_dict
 from soccerkd.errors import CheckpointError, ConfigError
 from soccerkd.spec import ClipSpec, InputSpec
-from soccerkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from soccerkd.train.checkpoint import (RESUME_FIELDS, inference_fields, load_checkpoint, load_model,
+                                      save_checkpoint)
 from soccerkd.train.config import TrainConfig, config_sha256
 from soccerkd.kd import DistillationTask
 from soccerkd.train.loop import evaluate, train_one_epoch
@@ -231,18 +232,81 @@ def _is_better(metrics: dict[str, Any], best: dict[str, float] | None) -> bool:
     return acc > best["val_video_acc"] or (acc == best["val_video_acc"] and loss < best["val_loss"])
 
 
+def read_resume_checkpoint(path: str | Path, cfg: TrainConfig) -> dict[str, Any]:
+    """A ``last.pt`` to resume ``cfg`` from, checked before any data or model work."""
+    ckpt = load_checkpoint(path)
+    missing = [key for key in RESUME_FIELDS if key not in ckpt]
+    if missing and "model_state" in ckpt:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds weights only (a best.pt has no optimizer state); "
+                              f"resume from the run's last.pt, or start a new run from these weights with "
+                              f"--set model.weights={path}")
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(map(repr, missing))}; cannot resume from it")
+    if ckpt.get("model_name") != cfg.model.name:
+        raise CheckpointError(f"checkpoint {str(path)!r} is for model {ckpt.get('model_name')!r}, "
+                              f"config says {cfg.model.name!r}")
+    return ckpt
+
+
+def resume_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 scaler: Any, generator: torch.Generator) -> tuple[int, list[dict[str, Any]], Any]:
+    """Load a ``last.pt`` into the collaborators; returns ``(epochs done, history, best metric)``."""
+    model.load_state_dict(ckpt["model_state"])
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    scheduler.load_state_dict(ckpt["scheduler_state"])
+    if scaler is not None and ckpt.get("scaler_state"):
+        scaler.load_state_dict(ckpt["scaler_state"])
+    if ckpt.get("rng_state"):
+        set_rng_state(ckpt["rng_state"], generator)
+    return int(ckpt["epoch"]), list(ckpt.get("history", [])), ckpt.get("best_metric")
+
+
+def check_teacher_path(cfg: TrainConfig) -> None:
+    """Fail before any data work when a KD run's teacher cannot be found, saying which key to set."""
+    if cfg.run != "kd":
+        return
+    path = cfg.teacher_path()
+    hint = "--set kd.teacher_checkpoint=PATH/TO/teacher/best.pt"
+    if path is not None and "{sweep}" in str(path):
+        raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} contains {{sweep}}, which only 'soccerkd sweep' "
+                          f"fills in (with its --out); for 'soccerkd train' pass {hint}")
+    if path is None or not path.is_file():
+        raise ConfigError(f"kd.teacher_checkpoint: teacher checkpoint {str(path)!r} does not exist; train the "
+                          f"teacher first (run: teacher) or pass {hint}")
+
+
+def save_epoch(out: Path, state: dict[str, Any], *, improved: bool) -> None:
+    """``last.pt`` gets the full resume state; ``best.pt`` (when ``improved``) only what inference
+    and fine-tuning need."""
+    save_checkpoint(out / "last.pt", **state)
+    if improved:
+        save_checkpoint(out / "best.pt", **inference_fields(state))
+
+
+def prune_checkpoints(out: Path, keep: str) -> list[Path]:
+    """Delete the checkpoints ``keep`` (last, best or both) does not want; returns those deleted."""
+    drop = {"last": ["best.pt"], "best": ["last.pt"], "both": []}[keep]
+    removed = [out / name for name in drop if (out / name).is_file()]
+    for path in removed:
+        path.unlink()
+    return removed
+
+
 def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                  datasets: DatasetProvider | None = None, class_names: Sequence[str] | None = None,
                  model_factory: ModelFactory | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train per ``cfg``, writing into ``cfg.out_dir``; returns the summary (also ``summary.json``).
 
-    Files: ``config.yaml`` (resolved config), ``last.pt``/``best.pt``, ``metrics.json``/``.csv``
+    Files: ``config.yaml`` (resolved config), ``last.pt``/``best.pt`` (``cfg.keep`` says which stay;
+    see :mod:`soccerkd.train.checkpoint` for what each holds), ``metrics.json``/``.csv``
     (one row per epoch), ``curves.png``, ``test_metrics.json`` and ``confusion_test.png``.
     ``datasets``/``class_names``/``model_factory`` replace the defaults (the data layer and the
     model registry), which is how tests run on in-memory tensors.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    check_teacher_path(cfg)
+    resume_ckpt = read_resume_checkpoint(resume, cfg) if resume is not None else None
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
@@ -294,25 +358,13 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     history: list[dict[str, Any]] = []
     best: dict[str, float] | None = None
     start_epoch = 0
-    if resume is not None:
-        ckpt = load_checkpoint(resume)
-        for key in ("model_state", "optimizer_state", "scheduler_state", "epoch"):
-            if key not in ckpt:
-                raise CheckpointError(f"checkpoint {str(resume)!r} lacks {key!r}; cannot resume from it")
-        if ckpt.get("model_name") != cfg.model.name:
-            raise CheckpointError(f"checkpoint {str(resume)!r} is for model {ckpt.get('model_name')!r}, "
-                                  f"config says {cfg.model.name!r}")
-        model.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        if scaler is not None and ckpt.get("scaler_state"):
-            scaler.load_state_dict(ckpt["scaler_state"])
-        start_epoch = int(ckpt["epoch"])
-        history = list(ckpt.get("history", []))
-        best = ckpt.get("best_metric")
-        if ckpt.get("rng_state"):
-            set_rng_state(ckpt["rng_state"], generator)
+    if resume_ckpt is not None:
+        start_epoch, history, best = resume_state(resume_ckpt, model, optimizer, scheduler, scaler, generator)
         log(f"resumed from {resume} at epoch {start_epoch}")
+        if best is not None and not (out / "best.pt").is_file():
+            # removed by keep: last; the next epoch becomes the best so far so that one exists again
+            log(f"WARNING {out / 'best.pt'} is missing (keep: last?); model selection restarts after epoch {start_epoch}")
+            best = None
 
     # the resolved shift placement is saved, so a checkpoint rebuilds the same network even if a
     # default changes (ResNet-101 went from every block to every other block)
@@ -349,9 +401,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                  "scheduler_state": scheduler.state_dict(),
                  "scaler_state": scaler.state_dict() if scaler is not None else None,
                  "rng_state": rng_state(generator), "epoch": epoch + 1, "metrics": row, "history": history, "best_metric": best, **common}
-        save_checkpoint(out / "last.pt", **state)
-        if improved:
-            save_checkpoint(out / "best.pt", **state)
+        save_epoch(out, state, improved=improved)
         _write_history(out, history, title)
         log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} loss {tr['loss']:.4f} train_acc {tr['acc']:.3f} "
             f"val_clip {va['clip_acc']:.3f} val_video {va['video_acc']:.3f}{' *' if improved else ''} "
@@ -375,6 +425,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         summary.update(alpha=cfg.kd.alpha, temperature=cfg.kd.temperature)
     summary["config_sha256"] = config_sha256(cfg)
     summary["manifest_sha256"] = manifest_hash
+    removed = {p.name for p in prune_checkpoints(out, cfg.keep)}
+    summary["checkpoints"] = {name: str(out / name) for name in ("best.pt", "last.pt") if name not in removed}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     frame = "" if test["frame_acc"] is None else f" frame {test['frame_acc']:.3f}"
     log(f"test (best epoch {summary['best_epoch']}): video {test['video_acc']:.3f} clip {test['clip_acc']:.3f}"

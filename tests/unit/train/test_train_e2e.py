@@ -24,7 +24,7 @@ def _write_videos(root, classes=("dribble", "kick", "run", "walk"), per_class=3,
             writer.release()
 
 
-def test_train_then_evaluate_on_real_video_files(tmp_path, capsys):
+def test_train_then_evaluate_on_real_video_files(tmp_path, capsys, monkeypatch):
     data, run = tmp_path / "data", tmp_path / "run"
     _write_videos(data)
     cfg = tmp_path / "cfg.yaml"
@@ -43,13 +43,15 @@ progress: false
     summary = json.loads((run / "summary.json").read_text())
     assert summary["seed"] == 3 and 0 <= summary["test_video_acc"] <= 1
     capsys.readouterr()
+    monkeypatch.chdir(tmp_path)   # evaluate writes under ./runs/eval/ by default
     assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert "video_acc" in out and "dribble" in out
-    metrics = json.loads((run / "eval_test" / "metrics_test.json").read_text())
+    assert not (run / "eval_test").exists()
+    metrics = json.loads((tmp_path / "runs" / "eval" / "run-best" / "metrics_test.json").read_text())
     assert metrics["num_videos"] == 4 and metrics["num_clips"] == 8
     assert metrics["video_acc"] == pytest.approx(summary["test_video_acc"])
-    assert (run / "eval_test" / "confusion_test.png").is_file()
+    assert (tmp_path / "runs" / "eval" / "run-best" / "confusion_test.png").is_file()
 
     # the checkpoint knows its manifest; KD refuses a teacher trained on another split or stride
     from soccerkd.data.splits import manifest_sha256, read_manifest
