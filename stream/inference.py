@@ -131,10 +131,13 @@ class TorchPredictor:
                         amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
                         cpu_threads: int | None = None, decode: DecodeMode = "auto",
                         decode_threads: int = 1, jpeg_draft: bool = True) -> "TorchPredictor":
-        """Load a ``soccerkd train`` checkpoint (via :func:`soccerkd.train.checkpoint.load_model`)."""
+        """Load a ``soccerkd train`` checkpoint (via :func:`soccerkd.train.checkpoint.load_model`);
+        ``path`` may also be a shipped name such as ``demo`` (:func:`stream.artifacts.resolve_checkpoint`)."""
         from soccerkd.train.checkpoint import load_model
 
-        model, spec, meta = load_model(path, device="cpu")
+        from stream.artifacts import resolve_checkpoint
+
+        model, spec, meta = load_model(resolve_checkpoint(path), device="cpu")
         return cls(model, spec, model_name=meta["model_name"], checkpoint_sha256=meta["checkpoint_sha256"],
                    device=device, amp=amp, cpu_threads=cpu_threads, decode=decode, decode_threads=decode_threads,
                    jpeg_draft=jpeg_draft)
