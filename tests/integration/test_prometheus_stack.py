@@ -162,13 +162,30 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
     loader = threading.Thread(target=load, name="load", daemon=True)
     loader.start()
 
+    # 3b. A real `soccerkd ingest` with its metrics port: a looping file camera into the same topic.
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "camera.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 48))
+    for i in range(50):
+        writer.write(np.full((48, 64, 3), (i * 5) % 255, np.uint8))
+    writer.release()
+    ingest_port = free_port()
+    ingest_log = open(tmp_path / "ingest.log", "w")
+    ingester = subprocess.Popen([sys.executable, "-m", "stream.cli", "ingest", "--source", str(video), "--camera-id",
+                                 "cam-file", "--loop", "--topic", names["frames"], "--bootstrap", kafka_broker.bootstrap,
+                                 "--metrics-port", str(ingest_port), "--no-progress"], cwd=ROOT,
+                                stdout=ingest_log, stderr=subprocess.STDOUT)
+
     # 4. Prometheus with the deploy config, its static target pointed at this serve.
     prom_dir = tmp_path / "prom"
     prom_dir.mkdir()
     config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    (job,) = config["scrape_configs"]
-    job["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
+    serve_job, ingest_job = config["scrape_configs"]
+    serve_job["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
+    ingest_job["static_configs"][0]["targets"] = [f"127.0.0.1:{ingest_port}"]
     config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{free_port()}"]
     (prom_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
     shutil.copy(PROM_DIR / "alerts.yml", prom_dir / "alerts.yml")
@@ -183,7 +200,8 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
                             stderr=subprocess.STDOUT)
     try:
         # 5. Wait until the scraped service has published events and counted drops and dead letters.
-        needed = ["soccerkd_events_total", "soccerkd_event_latency_seconds_count", "soccerkd_windows_total"]
+        needed = ["soccerkd_events_total", "soccerkd_event_latency_seconds_count", "soccerkd_windows_total",
+                  "soccerkd_ingest_frames_total"]
         deadline = time.monotonic() + 90
         while True:
             assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
@@ -226,12 +244,14 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
                   ["data"]["alerts"] if a["state"] == "firing"}
         assert ("SoccerKDDeadLetters", "bad_magic") in firing
         targets = get_json(f"{base}/api/v1/targets")["data"]["activeTargets"]
-        assert [t["health"] for t in targets] == ["up"]
+        assert [t["health"] for t in targets] == ["up", "up"]
         print(f"\n[prometheus] {len(dashboard_queries())} dashboard queries, {len(rules())} rules checked; "
               f"skipped (not exported): {sorted(not_running)}")
     finally:
         stop.set()
         loader.join(10)
+        ingester.send_signal(signal.SIGTERM)
+        ingester.wait(30)
         prom.send_signal(signal.SIGTERM)
         serve.send_signal(signal.SIGTERM)
         for proc in (prom, serve):

@@ -318,7 +318,7 @@ def test_keda_and_hpa_scale_on_the_same_backlog_rules_with_the_same_targets() ->
 
 
 def exported_sample_names() -> set[str]:
-    """Sample names the service exposes: read from stream.metrics when it exists."""
+    """Sample names the service and the ingester expose: read from stream.metrics when it exists."""
     families: list[tuple[str, str]] = []
     if has_module("stream.metrics"):
         from prometheus_client import CollectorRegistry
@@ -327,6 +327,8 @@ def exported_sample_names() -> set[str]:
 
         registry = CollectorRegistry()
         stream.metrics.Metrics(registry=registry)
+        if hasattr(stream.metrics, "IngestMetrics"):   # soccerkd ingest --metrics-port
+            stream.metrics.IngestMetrics(registry)
         if has_module("stream.shadow"):
             import stream.shadow
 
