@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("path", type=Path, help="YAML config file (e.g. configs/train/synth_student.yaml)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a value (dotted key, YAML value); repeatable")
+    show.add_argument("--json", action="store_true", help="print JSON instead of YAML (for jq and scripts)")
     show.set_defaults(handler=_show)
 
 
@@ -48,5 +49,12 @@ def _show(args: argparse.Namespace) -> int:
     if not args.path.is_file():
         raise ConfigError(f"config file {str(args.path)!r} does not exist")
     cfg = load_config(config_class_for(args.path), args.path, args.overrides)
-    print(dump_config(cfg), end="")
+    if args.json:
+        import json
+
+        from soccerkd.config import to_dict
+
+        print(json.dumps(to_dict(cfg), indent=2))
+    else:
+        print(dump_config(cfg), end="")
     return 0

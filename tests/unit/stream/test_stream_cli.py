@@ -109,3 +109,10 @@ def test_bootstrap_resolution_order(monkeypatch, tmp_path, caplog):
 def test_topic_argument_errors_are_one_line(argv):
     proc = soccerkd(*argv, "--bootstrap", "127.0.0.1:1")
     assert_one_line_error(proc)
+
+
+def test_config_show_json_is_the_resolved_config():
+    proc = soccerkd("config", "show", "configs/stream/local.yaml", "--set", "kafka.frames_topic=cams", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["kafka"]["frames_topic"] == "cams" and doc["model"]["checkpoint"] == "demo"
