@@ -20,13 +20,15 @@ $(STAMP): pyproject.toml
 jars: $(STAMP)
 	@$(PY) -c "from stream.broker import ensure_jars; ensure_jars(quiet=False)"
 
-# Debian packages the deploy tests use: promtool (`prometheus`) and `docker-compose` (config
-# check of deploy/compose/compose.yaml). Installs only what is missing; needs root or sudo.
+# Debian packages the tests use: promtool (`prometheus`), `docker-compose` (config check of
+# deploy/compose/compose.yaml) and `ffmpeg` (live MPEG-TS feeds over HTTP and UDP for the
+# ingester). Installs only what is missing; needs root or sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 tools:
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

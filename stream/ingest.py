@@ -55,6 +55,8 @@ class IngestOptions:
     reconnect_backoff_max_s: float = 30.0
     live_buffer_frames: int = 64           # live sources: frames held for a slow producer
     encode_threads: int = 2                # downscale + JPEG encode threads per camera
+    read_timeout_s: float = 5.0            # URL sources: longest wait to open, or for a frame, before reconnecting
+    outage_gap_s: float = 2.0              # live sources: a longer wait between frames counts as an outage
 
     def __post_init__(self) -> None:
         if self.frames_per_batch < 1:
@@ -70,6 +72,9 @@ class IngestOptions:
         if not 0 < self.reconnect_backoff_s <= self.reconnect_backoff_max_s:
             raise StreamError(f"reconnect_backoff_s must be > 0 and <= reconnect_backoff_max_s "
                               f"({self.reconnect_backoff_max_s!r}), got {self.reconnect_backoff_s!r}")
+        if not (self.read_timeout_s > 0 and self.outage_gap_s > 0):
+            raise StreamError(f"read_timeout_s and outage_gap_s must be > 0, got {self.read_timeout_s!r} and "
+                              f"{self.outage_gap_s!r}")
         if self.encode_threads < 1:
             raise StreamError(f"encode_threads must be >= 1, got {self.encode_threads!r}")
         if self.live_buffer_frames < 1:
@@ -177,21 +182,35 @@ def _open_live(source: str, target: Any, options: IngestOptions, stop: threading
     reconnecting after any failed open or read."""
     import cv2
 
+    def open_capture() -> Any:
+        if isinstance(target, str):   # a URL: bounded waits, so a silent source is an outage, not a hang
+            timeout_ms = int(options.read_timeout_s * 1000)
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                             cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        return cv2.VideoCapture(target)
+
     def captures() -> Iterator[Any]:
         failures = reconnects = 0
         delivered_before = False
+        last_frame = 0.0
         while not stop.is_set():
-            cap = cv2.VideoCapture(target)
+            cap = open_capture()
             got = 0
             try:
                 while cap.isOpened() and not stop.is_set():
                     ok, img = cap.read()
                     if not ok:
                         break
+                    now = time.monotonic()
                     if got == 0:
-                        failures = 0
+                        failures = reconnects = 0   # --max-reconnects counts failures in a row
                         if delivered_before:
                             yield RECONNECTED
+                    elif now - last_frame > options.outage_gap_s:   # a source that stalls (UDP) without failing
+                        log.warning("camera %s: no frame from %s for %.1f s; the frames after it start a new "
+                                    "stream epoch", options.camera_id, source, now - last_frame)
+                        yield RECONNECTED
+                    last_frame = now
                     if got == 0:
                         fps = _fps(cap)
                     got += 1
