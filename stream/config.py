@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 from soccerkd.errors import ConfigError
 
-from stream.pipeline import PipelineConfig
+from stream.pipeline import LimitsConfig, PipelineConfig
 from stream.shadow import ShadowConfig
 from stream.smoothing import SmoothingConfig
 from stream.windowing import WindowConfig
@@ -104,6 +104,7 @@ class StreamConfig:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics_port: Optional[int] = None
     log_every_s: float = 60.0   # one INFO line of counters a minute
     decode_threads: int = 1   # JPEG decode + resize threads (OpenCV releases the GIL); >1 on many-core hosts
@@ -123,4 +124,4 @@ class StreamConfig:
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(window=self.windows, smoothing=self.smoothing, max_batch=self.batching.max_batch,
                               max_wait_ms=self.batching.max_wait_ms,
-                              raw_predictions=self.kafka.predictions_topic is not None)
+                              raw_predictions=self.kafka.predictions_topic is not None, limits=self.limits)

@@ -68,11 +68,20 @@ def read_events(bootstrap: str, topic: str, *, timeout_s: float = 10.0, idle_s: 
     return events
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (ANSI escapes, NUL, ...) shown as ``\\xNN``: whatever a
+    producer wrote into an event cannot drive the reader's terminal."""
+    return str(text).translate(_CONTROL)
+
+
 def format_row(ev: ActionEvent, now: float | None = None) -> str:
     latency = ev.emitted_at - ev.end_capture_ts_ns / 1e9
     cells = (dt.datetime.fromtimestamp(ev.emitted_at).strftime("%H:%M:%S.%f")[:12], ev.camera_id, ev.label,
              f"{ev.confidence:.2f}", f"{ev.start_seq}-{ev.end_seq}", f"{latency:.2f}", ev.event_id[:12])
-    return "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, COLUMNS))
+    return "  ".join(printable(c)[:w].ljust(w) for c, (_, w) in zip(cells, COLUMNS))
 
 
 def header() -> str:
@@ -93,7 +102,7 @@ def tail(bootstrap: str, topic: str, *, from_beginning: bool = False, max_events
             try:
                 ev = ActionEvent.from_json(rec.value)
             except (ValueError, TypeError) as exc:
-                print(f"(unreadable event at {rec.partition}@{rec.offset}: {exc})",
+                print(f"(unreadable event at {rec.partition}@{rec.offset}: {printable(exc)})",
                       file=sys.stderr if as_json else out, flush=True)
                 continue
             print(ev.to_json().decode() if as_json else format_row(ev), file=out, flush=True)

@@ -27,7 +27,8 @@ from stream.pipeline import SourceRef, TopicPartition
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, KafkaProducer
 
-DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "error")
+DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "error", "error_class", "error_stack",
+               "source_timestamp_ms", "source_headers", "consumer_group", "service_version", "dlq_time")
 
 
 @contextmanager
@@ -107,11 +108,31 @@ def make_listener(*, revoked: Callable[[list[TopicPartition]], None],
     return Listener()
 
 
-def dlq_headers(ref: SourceRef, reason: str, error: str) -> list[tuple[str, bytes]]:
-    """Headers of a dead-lettered message: where it came from and why it was rejected."""
-    return [("source_topic", ref.topic.encode()), ("source_partition", str(ref.partition).encode()),
-            ("source_offset", str(ref.offset).encode()), ("reason", reason.encode()),
-            ("error", error[:1000].encode("utf-8", "replace"))]
+def dlq_headers(ref: SourceRef, error: BaseException, *, record: Any = None, group: str = "",
+                replaced: int | None = None) -> list[tuple[str, bytes]]:
+    """Headers of a dead-lettered message, as Kafka Connect's error context: why it was rejected
+    (reason, exception class, message, a truncated stack), where it came from (topic, partition,
+    offset, timestamp and its own headers), and who rejected it when (group, service version,
+    time). ``replaced``: the value was too large for the dead-letter topic and was dropped."""
+    import json
+    import time
+    import traceback
+
+    from stream import __version__
+
+    reason = getattr(error, "reason", "processing_error")
+    stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))[-2000:]
+    original = [(k, v.decode("utf-8", "replace")) for k, v in (getattr(record, "headers", None) or [])]
+    headers = [("source_topic", ref.topic), ("source_partition", str(ref.partition)),
+               ("source_offset", str(ref.offset)), ("reason", reason), ("error", str(error)[:1000]),
+               ("error_class", type(error).__name__), ("error_stack", stack),
+               ("source_timestamp_ms", str(getattr(record, "timestamp", "") or "")),
+               ("source_headers", json.dumps(original)[:2000]), ("consumer_group", group),
+               ("service_version", __version__),
+               ("dlq_time", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))]
+    if replaced is not None:
+        headers.append(("value_replaced", f"the {replaced}-byte value was over the dead-letter topic's limit"))
+    return [(k, v.encode("utf-8", "replace")) for k, v in headers]
 
 
 def commit(consumer: "KafkaConsumer", points: dict[TopicPartition, tuple[int, str]]) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import struct
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
@@ -34,7 +35,12 @@ from stream.errors import StreamError
 MAGIC = b"SKFB"
 SCHEMA_VERSION = 1
 MAX_FRAMES = 4096
-MAX_CAMERA_ID_BYTES = 255
+MAX_CAMERA_ID_BYTES = 128
+# Camera ids reach keys, metric labels, commit metadata and terminals: a plain, printable set only.
+CAMERA_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MAX_FPS = 1000.0
+MAX_SEQ = 2 ** 63            # first_seq + frame count stays below: sequence arithmetic never overflows int64
+MAX_CAPTURE_TS_NS = 2 ** 62  # about the year 2116; capture times are ns since the Unix epoch, >= 0
 ENCODINGS = {1: "jpeg"}
 _ENCODING_CODES = {name: code for code, name in ENCODINGS.items()}
 
@@ -99,6 +105,42 @@ class KeyMismatchError(EnvelopeError):
     reason = "key_mismatch"
 
 
+class BadSequenceError(EnvelopeError):
+    """First sequence number so large that the batch's numbers would reach 2**63."""
+
+    reason = "bad_sequence"
+
+
+class BadTimestampError(EnvelopeError):
+    """A capture timestamp before the Unix epoch or past MAX_CAPTURE_TS_NS."""
+
+    reason = "bad_timestamp"
+
+
+class NotJpegError(EnvelopeError):
+    """A frame that does not start with the JPEG SOI marker (PNG, BMP, ...): only JPEG is accepted."""
+
+    reason = "not_jpeg"
+
+
+class LimitExceededError(EnvelopeError):
+    """A batch over the service's ``limits.*`` (pixels, aspect ratio, decoded bytes), checked before decoding."""
+
+    reason = "limit_exceeded"
+
+
+class EmptyValueError(EnvelopeError):
+    """A record with no value (a tombstone)."""
+
+    reason = "empty_value"
+
+
+class ProcessingError(EnvelopeError):
+    """Decoding or preprocessing one message failed unexpectedly; the message is dead-lettered."""
+
+    reason = "processing_error"
+
+
 class FrameSizeMismatchError(EnvelopeError):
     """A decoded frame's size differs from the width/height in the header."""
 
@@ -119,19 +161,21 @@ class FrameBatch:
     encoding: str = "jpeg"
 
     def __post_init__(self) -> None:
-        raw = self.camera_id.encode("utf-8") if isinstance(self.camera_id, str) else b""
-        if not 1 <= len(raw) <= MAX_CAMERA_ID_BYTES:
-            raise BadCameraIdError(f"camera_id must be 1..{MAX_CAMERA_ID_BYTES} UTF-8 bytes, got {self.camera_id!r}")
-        if not 0 <= self.first_seq < 2 ** 64:
-            raise EnvelopeError(f"first_seq must be in [0, 2**64), got {self.first_seq!r}")
+        if not isinstance(self.camera_id, str) or not CAMERA_ID_RE.fullmatch(self.camera_id):
+            raise BadCameraIdError(f"camera_id must match {CAMERA_ID_RE.pattern}, got {str(self.camera_id)[:200]!r}")
+        if not 0 <= self.first_seq <= MAX_SEQ - len(self.frames):
+            raise BadSequenceError(f"first_seq must be in [0, 2**63 - frame count], got {self.first_seq!r}")
         if not 1 <= len(self.frames) <= MAX_FRAMES:
             raise FrameCountError(f"a batch holds 1..{MAX_FRAMES} frames, got {len(self.frames)}")
         if len(self.capture_ts_ns) != len(self.frames):
             raise FrameCountError(f"{len(self.capture_ts_ns)} timestamps for {len(self.frames)} frames")
         if not (0 < self.width < 2 ** 32 and 0 < self.height < 2 ** 32):
             raise BadDimensionsError(f"width and height must be > 0, got {self.width}x{self.height}")
-        if not (math.isfinite(self.source_fps) and self.source_fps > 0):
-            raise BadFpsError(f"source_fps must be finite and > 0, got {self.source_fps!r}")
+        if not (math.isfinite(self.source_fps) and 0 < self.source_fps <= MAX_FPS):
+            raise BadFpsError(f"source_fps must be in (0, {MAX_FPS:g}], got {self.source_fps!r}")
+        if not all(0 <= ts <= MAX_CAPTURE_TS_NS for ts in self.capture_ts_ns):
+            bad = next(ts for ts in self.capture_ts_ns if not 0 <= ts <= MAX_CAPTURE_TS_NS)
+            raise BadTimestampError(f"capture timestamp {bad} ns is outside [0, 2**62] (1970 to about 2116)")
         if self.encoding not in _ENCODING_CODES:
             raise UnknownEncodingError(f"encoding must be one of {sorted(_ENCODING_CODES)}, got {self.encoding!r}")
         if any(len(f) == 0 for f in self.frames):
@@ -178,16 +222,18 @@ def decode_frame_batch(data: bytes) -> FrameBatch:
         raise BadCameraIdError(f"camera id length {cam_len} is outside 1..{MAX_CAMERA_ID_BYTES}")
     _need(view, pos + cam_len + _FIXED.size, "camera id and fixed header")
     try:
-        camera_id = bytes(view[pos:pos + cam_len]).decode("utf-8")
+        camera_id = bytes(view[pos:pos + cam_len]).decode("ascii")
     except UnicodeDecodeError as exc:
-        raise BadCameraIdError(f"camera id is not UTF-8: {bytes(view[pos:pos + cam_len])!r}") from exc
+        raise BadCameraIdError(f"camera id is not ASCII: {bytes(view[pos:pos + cam_len])!r}") from exc
+    if not CAMERA_ID_RE.fullmatch(camera_id):
+        raise BadCameraIdError(f"camera id {camera_id!r} must match {CAMERA_ID_RE.pattern}")
     pos += cam_len
     first_seq, width, height, fps, count = _FIXED.unpack_from(view, pos)
     pos += _FIXED.size
     if width == 0 or height == 0:
         raise BadDimensionsError(f"frame size {width}x{height} has a zero side")
-    if not (math.isfinite(fps) and fps > 0):
-        raise BadFpsError(f"source fps {fps!r} must be finite and > 0")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise BadFpsError(f"source fps {fps!r} must be in (0, {MAX_FPS:g}]")
     if not 1 <= count <= MAX_FRAMES:
         raise FrameCountError(f"frame count {count} is outside 1..{MAX_FRAMES}")
     _need(view, pos + 12 * count, f"{count} timestamps and lengths")
@@ -215,11 +261,47 @@ def _need(view: memoryview, end: int, what: str) -> None:
         raise TruncatedEnvelopeError(f"message has {len(view)} bytes, {what} need {end}")
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}   # baseline, progressive, lossless...
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's frame header (SOF), read without decoding anything, so a
+    frame's real size is checked before any pixel is allocated. Raises :class:`NotJpegError`
+    without the SOI marker and :class:`CorruptFrameError` when no frame header comes first."""
+    if data[:2] != b"\xff\xd8":
+        raise NotJpegError(f"frame starts with {bytes(data[:4])!r}, not the JPEG SOI marker: only JPEG is accepted")
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            raise CorruptFrameError(f"JPEG has no marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:            # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:   # markers without a length
+            pos += 2
+            continue
+        if marker in _SOF_MARKERS:
+            if pos + 9 > n:
+                break
+            height = int.from_bytes(data[pos + 5:pos + 7], "big")
+            width = int.from_bytes(data[pos + 7:pos + 9], "big")
+            return width, height
+        if marker in (0xDA, 0xD9):    # scan data or the end before any frame header
+            break
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    raise CorruptFrameError(f"{len(data)}-byte JPEG has no frame header (SOF) before its scan data")
+
+
 def decode_image(data: bytes, *, width: int, height: int) -> Any:
-    """Decode one JPEG to an RGB ``H×W×3`` uint8 array, checking it against the header size."""
+    """Decode one JPEG to an RGB ``H×W×3`` uint8 array, checking it against the header size
+    (from the JPEG's own frame header first, so a lying one is refused before decoding)."""
     import cv2
     import numpy as np
 
+    if jpeg_size(data) != (width, height):
+        raise FrameSizeMismatchError(f"JPEG frame header says {jpeg_size(data)[0]}x{jpeg_size(data)[1]}, "
+                                     f"the envelope {width}x{height}")
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise CorruptFrameError(f"{len(data)}-byte frame does not decode as JPEG")

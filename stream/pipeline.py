@@ -40,7 +40,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 from stream import resume
 from stream.inference import Predictor
-from stream.messages import (ActionEvent, EnvelopeError, FrameBatch, KeyMismatchError, WindowPrediction,
+from stream.messages import (ActionEvent, EmptyValueError, EnvelopeError, FrameBatch, KeyMismatchError,
+                             LimitExceededError, ProcessingError, WindowPrediction,
                              decode_frame_batch, make_event_id, model_id)
 from stream.preprocess import FrameJob
 from stream.smoothing import Segment, Smoother, SmoothingConfig, WindowRef
@@ -91,12 +92,41 @@ class SourceRef:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one frames message may ask of the service, checked from its envelope before anything
+    is decoded (each frame's own JPEG header must then agree with the envelope)."""
+
+    max_pixels: int = 4096 * 2304           # per frame: 4K UHD and a little more
+    max_aspect_ratio: float = 8.0           # longer side / shorter side
+    max_decoded_bytes: int = 512 * 1024 * 1024   # RGB bytes of all the frames of one message
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1 or self.max_aspect_ratio < 1 or self.max_decoded_bytes < 1:
+            from soccerkd.errors import ConfigError
+
+            raise ConfigError(f"limits must be positive (max_aspect_ratio >= 1), got {self}")
+
+    def check(self, batch: FrameBatch) -> None:
+        w, h = batch.width, batch.height
+        if w * h > self.max_pixels:
+            raise LimitExceededError(f"{w}x{h} frames have {w * h} pixels, over limits.max_pixels={self.max_pixels}")
+        if max(w, h) > self.max_aspect_ratio * min(w, h):
+            raise LimitExceededError(f"{w}x{h} frames have an aspect ratio over limits.max_aspect_ratio="
+                                     f"{self.max_aspect_ratio:g}")
+        decoded = w * h * 3 * len(batch.frames)
+        if decoded > self.max_decoded_bytes:
+            raise LimitExceededError(f"{len(batch.frames)} frames of {w}x{h} decode to {decoded} bytes, over "
+                                     f"limits.max_decoded_bytes={self.max_decoded_bytes}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     max_batch: int = 16
     max_wait_ms: float = 50.0
     raw_predictions: bool = False
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 @dataclass(frozen=True)
@@ -191,12 +221,20 @@ class Pipeline:
         jobs: list[FrameJob] = []
         for value, ref in items:
             try:
+                if value is None:
+                    raise EmptyValueError("the record has no value (a tombstone)")
                 batch = decode_frame_batch(value)
                 if ref.key is not None and ref.key != batch.key:
                     raise KeyMismatchError(f"record key {ref.key[:80]!r} is not the camera id {batch.camera_id!r}; "
                                            f"producers must key frame batches by camera id")
+                self.config.limits.check(batch)
             except EnvelopeError as exc:
                 offer.rejected.append(Rejected(ref, exc))
+                continue
+            except MemoryError:
+                raise
+            except Exception as exc:   # whatever else one message can cause stays with that message
+                offer.rejected.append(Rejected(ref, ProcessingError(f"{type(exc).__name__}: {exc}")))
                 continue
             cam = self._camera(batch, ref.tp)
             # The set of needed frames only shrinks as windows are emitted, so deciding it before

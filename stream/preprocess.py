@@ -29,9 +29,23 @@ from typing import Any, Callable, Protocol, Sequence
 from soccerkd.spec import InputSpec, resize_crop_box
 
 from stream.framestore import FrameStore
-from stream.messages import CorruptFrameError, EnvelopeError, FrameSizeMismatchError
+from stream.messages import (CorruptFrameError, EnvelopeError, FrameSizeMismatchError, ProcessingError,
+                             jpeg_size)
 
-JPEG_SOI = b"\xff\xd8"
+
+def check_header(job: "FrameJob") -> EnvelopeError | None:
+    """The frame's own JPEG header against the envelope, before any decoding: not a JPEG, no
+    frame header, or a size other than the envelope's (a 600-byte "65000x65000" bomb) is an
+    error here, and nothing is allocated for it."""
+    try:
+        size = jpeg_size(job.data)
+    except EnvelopeError as exc:
+        return exc
+    if size != (job.width, job.height):
+        return FrameSizeMismatchError(f"JPEG frame header says {size[0]}x{size[1]}, the envelope "
+                                      f"{job.width}x{job.height}")
+    return None
+
 
 
 @dataclass(frozen=True)
@@ -130,20 +144,31 @@ class CpuJpegDecoder:
         out: Errors = []
         for i in range(lo, hi):
             job = jobs[i]
-            scale = draft_scale(job.width, job.height, resize) if self.draft else 1
-            img = cv2.imdecode(np.frombuffer(job.data, dtype=np.uint8), self._flags[scale])
-            if img is None:
-                out.append(CorruptFrameError(f"{len(job.data)}-byte frame does not decode as JPEG"))
+            bad = check_header(job)
+            if bad is not None:
+                out.append(bad)
                 continue
-            is_rgb = scale == 1 and rgb is not None
-            h, w = img.shape[:2]
-            if h != -(-job.height // scale) or w != -(-job.width // scale):
-                out.append(FrameSizeMismatchError(f"frame decodes to {w * scale}x{h * scale}, header says "
-                                                  f"{job.width}x{job.height}"))
+            try:
+                scale = draft_scale(job.width, job.height, resize) if self.draft else 1
+                img = cv2.imdecode(np.frombuffer(job.data, dtype=np.uint8), self._flags[scale])
+                if img is None:
+                    out.append(CorruptFrameError(f"{len(job.data)}-byte frame does not decode as JPEG"))
+                    continue
+                is_rgb = scale == 1 and rgb is not None
+                h, w = img.shape[:2]
+                if h != -(-job.height // scale) or w != -(-job.width // scale):
+                    out.append(FrameSizeMismatchError(f"frame decodes to {w * scale}x{h * scale}, header says "
+                                                      f"{job.width}x{job.height}"))
+                    continue
+                crop = resize_crop_chw(torch.from_numpy(img).permute(2, 0, 1), resize=resize, size=size)
+                crop = crop.reshape(3, size, size)
+                frames[slots[i]].copy_(crop if is_rgb else crop.flip(0))
+            except MemoryError:   # the process is broken, not the message: fail stop
+                raise
+            except Exception as exc:   # cv2.error, a torch error...: this message only
+                out.append(ProcessingError(f"decoding a {len(job.data)}-byte frame failed: "
+                                           f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
                 continue
-            crop = resize_crop_chw(torch.from_numpy(img).permute(2, 0, 1), resize=resize, size=size)
-            crop = crop.reshape(3, size, size)
-            frames[slots[i]].copy_(crop if is_rgb else crop.flip(0))
             out.append(None)
         return out
 
@@ -177,8 +202,9 @@ class NvJpegDecoder:
         errors: Errors = [None] * len(jobs)
         todo = []
         for i, job in enumerate(jobs):
-            if job.data[:2] != JPEG_SOI:   # nvJPEG is not asked to parse what is plainly not a JPEG
-                errors[i] = CorruptFrameError(f"{len(job.data)}-byte frame does not start with a JPEG SOI marker")
+            bad = check_header(job)   # nvJPEG is not asked to parse what is not a JPEG of the right size
+            if bad is not None:
+                errors[i] = bad
             else:
                 todo.append(i)
         if not todo:

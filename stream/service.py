@@ -28,6 +28,7 @@ from stream.publisher import Publisher, PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
 BROKER_CHECK_S = 0.5   # how often the loop refreshes /readyz's view of the broker (a cheap local check)
+DLQ_HEADROOM = 64 * 1024   # bytes kept for a dead letter's headers and record overhead
 STALL_CHECK_S = 15.0   # a partition behind its end that did not move for this long: reset, then fail stop
 
 
@@ -200,17 +201,27 @@ class StreamService:
         self._publish(self.pipeline.step())
         if offer is not None:
             for bad in self.pipeline.finish_offer(offer):
-                self._dead_letter(by_ref[bad.ref], bad.ref, bad.error.reason, str(bad.error))
+                self._dead_letter(by_ref[bad.ref], bad.ref, bad.error)
 
-    def _dead_letter(self, rec: Any, ref: SourceRef, reason: str, error: str) -> None:
+    def _dead_letter(self, rec: Any, ref: SourceRef, error: BaseException) -> None:
+        """Send a rejected message to the dead-letter topic with its context (headers); a value
+        too large for that topic is replaced by an empty one and a header says so, so this path
+        cannot fail on size."""
         from stream.kafka import dlq_headers
 
         self.pipeline.skip(ref)
-        self._publisher.send(self.config.kafka.dlq_topic, key=rec.key, value=rec.value,
-                             headers=dlq_headers(ref, reason, error))
+        value, replaced = rec.value, None
+        if value is not None and len(value) > self.config.kafka.max_request_size - DLQ_HEADROOM:
+            value, replaced = b"", len(value)
+        reason = getattr(error, "reason", "processing_error")
+        key = rec.key if rec.key is None or len(rec.key) <= 4096 else rec.key[:4096]
+        self._publisher.send(self.config.kafka.dlq_topic, key=key, value=value,
+                             headers=dlq_headers(ref, error, record=rec, group=self.config.kafka.group_id,
+                                                 replaced=replaced))
         self.metrics.dead_lettered(reason)
         self.counts["dlq"] += 1
-        log.warning("dead-lettered %s[%d]@%d: %s", ref.topic, ref.partition, ref.offset, error)
+        log.warning("dead-lettered %s[%d]@%d (%s): %s", ref.topic, ref.partition, ref.offset, reason,
+                    " ".join(str(error).split())[:300])
 
     def _publish(self, out: Outputs) -> None:
         if not out.events and not out.predictions:

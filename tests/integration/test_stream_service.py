@@ -475,3 +475,53 @@ def test_many_cameras_in_one_ingest_process_one_broken(kafka_broker, tmp_path):
         b = decode_frame_batch(rec.value)
         frames.setdefault(b.camera_id, []).extend(range(b.first_seq, b.first_seq + len(b.frames)))
     assert {cam: sorted(seqs) for cam, seqs in frames.items()} == {"cam-a": list(range(60)), "cam-b": list(range(40))}
+
+
+@pytest.mark.badinput
+def test_bad_messages_through_the_broker_are_dead_lettered_with_context_and_the_good_ones_served(
+        kafka_broker, checkpoint, tmp_path):
+    """Twelve kinds from the bad-input corpus, each between two good messages, through the real
+    broker into a running service: the loop keeps running, every good camera gets its events,
+    and each dead letter carries its reason, exception class and source position."""
+    import json as _json
+
+    from kafka import KafkaProducer
+
+    from stream.testing import bad_input_corpus, solid_batch
+
+    corpus = bad_input_corpus()
+    kinds = ["tombstone", "bad_magic", "camera_ansi", "fps_1e300", "seq_2_64_minus_1", "timestamp_negative",
+             "png_frame", "garbage_after_soi", "bomb_header_65000", "aspect_1x65000", "key_null", "truncated_payload"]
+    cfg = make_config(kafka_broker, checkpoint)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, max_request_size=16 * 1024 * 1024)
+    goods = []
+    for i, kind in enumerate(kinds):
+        value, key, _ = corpus[kind]
+        for cam in (f"good-{i}a", f"good-{i}b"):
+            producer.send(cfg.kafka.frames_topic, partition=0, key=cam.encode(),
+                          value=encode_frame_batch(solid_batch(cam, 0, [(200, 30, 30)] * 12)))
+            goods.append(cam)
+            if cam.endswith("a"):
+                producer.send(cfg.kafka.frames_topic, partition=0, key=key, value=value,
+                              headers=[("origin", b"corpus")])
+    producer.flush()
+    producer.close()
+    service, thread, _ = run_in_thread(cfg)
+    try:
+        dlq: list = []
+        deadline = time.monotonic() + 90
+        while len(dlq) < len(kinds) and time.monotonic() < deadline:
+            dlq = list(iter_records(kafka_broker.bootstrap, cfg.kafka.dlq_topic, timeout_s=10, idle_s=3))
+        service.stop()
+        thread.join(60)
+    finally:
+        service.stop()
+    assert not thread.is_alive()
+    headers = [dict(r.headers) for r in dlq]
+    assert [h["reason"].decode() for h in headers] == [corpus[k][2] for k in kinds]
+    for h in headers:
+        assert h["error_class"] and h["error_stack"] and h["consumer_group"] == cfg.kafka.group_id.encode()
+        assert h["source_topic"] == cfg.kafka.frames_topic.encode() and h["service_version"] and h["dlq_time"]
+        assert _json.loads(h["source_headers"]) == [["origin", "corpus"]]
+    events = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=30, idle_s=3)
+    assert {e.camera_id for e in events} == set(goods)

@@ -123,7 +123,9 @@ def test_a_failed_dead_letter_stops_commits_too():
     svc = service(producer)
     publish_all(svc)
     consumer = svc._consumer
-    svc._dead_letter(type("Rec", (), {"key": b"x", "value": b"junk"})(), SourceRef("frames", 0, 99), "bad_magic", "x")
+    from stream.messages import BadMagicError
+
+    svc._dead_letter(type("Rec", (), {"key": b"x", "value": b"junk"})(), SourceRef("frames", 0, 99), BadMagicError("x"))
     with pytest.raises(PublishError):
         svc.commit()
     svc.close()

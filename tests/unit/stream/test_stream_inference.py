@@ -144,7 +144,7 @@ def test_the_gpu_decoder_logic_runs_on_the_cpu_too():
     slots = store_t.alloc(len(jobs))
     errors = NvJpegDecoder(SPEC, device="cpu").start(jobs, store_t, slots)()
     assert [type(e).__name__ if e else None for e in errors] == [None] * 3 + [
-        "CorruptFrameError", "CorruptFrameError", "FrameSizeMismatchError"] + [None] * 5
+        "CorruptFrameError", "NotJpegError", "FrameSizeMismatchError"] + [None] * 5
     good = [i for i, e in enumerate(errors) if e is None]
     ref = store_c.alloc(len(good))
     assert CpuJpegDecoder(SPEC).start([jobs[i] for i in good], store_c, ref)() == [None] * len(good)

@@ -17,11 +17,14 @@ def _batch(**kw):
 
 
 def test_round_trip_keeps_every_field():
-    b = _batch(camera_id="caméra-7")
+    b = _batch(camera_id="stadium-2:cam_7.main")
     data = m.encode_frame_batch(b)
     assert data[:4] == m.MAGIC
     assert m.decode_frame_batch(data) == b
-    assert b.last_seq == 43 and b.key == "caméra-7".encode()
+    assert b.last_seq == 43 and b.key == b"stadium-2:cam_7.main"
+    for bad in ("caméra-7", "cam 7", "cam\x1b[31m", "x" * 129):   # ids reach keys, labels and terminals
+        with pytest.raises(m.BadCameraIdError):
+            _batch(camera_id=bad)
 
 
 def test_real_jpeg_frames_decode_to_header_size():
