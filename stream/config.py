@@ -106,6 +106,9 @@ class StreamConfig:
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics_port: Optional[int] = None
+    # Where /metrics, /healthz and /readyz listen: all interfaces by default, as a container needs;
+    # 127.0.0.1 keeps them on this machine.
+    metrics_bind: str = "0.0.0.0"
     log_every_s: float = 60.0   # one INFO line of counters a minute
     decode_threads: int = 1   # JPEG decode + resize threads (OpenCV releases the GIL); >1 on many-core hosts
     # /healthz fails once the main loop has not ticked for this long (a hung inference call or

@@ -228,15 +228,49 @@ class LoopHealth:
         return True, f"ok (last tick {age:.1f} s ago)"
 
 
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per request, at most ``max_handlers`` at once: a connection beyond them is closed
+    at once instead of starting another thread (a scrape flood cannot exhaust the process)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type, *, max_handlers: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_handlers)
+        super().__init__(address, handler)
+
+    def process_request(self, request: object, client_address: object) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: object, client_address: object) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class MetricsServer:
-    """Serves ``/metrics``, ``/healthz`` and ``/readyz`` on a background thread."""
+    """Serves ``/metrics``, ``/healthz`` and ``/readyz`` on a background thread.
+
+    ``host`` is the bind address (``metrics_bind``: 0.0.0.0 so that Prometheus and the kubelet
+    reach it in a container; 127.0.0.1 keeps it on the machine). A client gets ``timeout_s`` to
+    send its request and read the answer, and at most ``max_handlers`` requests run at once."""
 
     def __init__(self, metrics: "Metrics | IngestMetrics", *, port: int, host: str = "0.0.0.0",
                  ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
-                 alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok")) -> None:
+                 alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
+                 timeout_s: float = 5.0, max_handlers: int = 8) -> None:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = timeout_s   # a slow or silent client is dropped, not waited for
+
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
@@ -263,13 +297,12 @@ class MetricsServer:
         self.ready = ready
         self.alive = alive
         try:
-            self._server = ThreadingHTTPServer((host, port), Handler)
+            self._server = _BoundedHTTPServer((host, port), Handler, max_handlers=max_handlers)
         except OSError as exc:   # typically EADDRINUSE: name the port, not errno 98
             from stream.errors import StreamError
 
             raise StreamError(f"cannot serve metrics on {host}:{port} (--metrics-port / metrics_port): "
                               f"{exc.strerror or exc}; pick another port or stop what holds it") from exc
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 
     @property

@@ -109,7 +109,8 @@ class StreamService:
 
         cfg = self.config.kafka
         if self.config.metrics_port is not None:
-            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, ready=self.ready,
+            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, host=self.config.metrics_bind,
+                                         ready=self.ready,
                                          alive=self.health.alive).start()
         exactly_once = cfg.delivery == "exactly_once"
         self._producer = k.make_producer(cfg, transactional=exactly_once)
