@@ -497,7 +497,9 @@ class Pipeline:
         reason = self._epoch_reason(cam, batch)
         if reason is None:
             return cam
-        epoch = batch.capture_ts_ns[0]
+        # numbered by its first capture time; epochs of a camera only grow (a forged batch that
+        # repeats an earlier epoch's start time must not land on that epoch's state)
+        epoch = max(batch.capture_ts_ns[0], current[2] + 1)
         log.info("camera %r on %s[%d]: new stream epoch %d (%s)", batch.camera_id, tp[0], tp[1], epoch, reason)
         self.metrics.add_epoch(reason)
         cam.ended = True

@@ -415,3 +415,22 @@ def test_a_replay_across_an_epoch_change_gives_the_same_ids(crash_after):
     second.restore(("frames", 0), meta)
     replay = {e.event.event_id for e in run_all(second, [(v, r) for v, r in items if r.offset >= offset])}
     assert seen | replay == full and replay <= full
+
+
+def test_an_epoch_that_repeats_an_earlier_start_time_gets_a_number_of_its_own():
+    """Found by benchmarks/fuzz_envelope.py: two fps changes whose batches start at the same
+    capture time used to land on one epoch key while the first still had windows waiting, and
+    the next step raised IndexError. Epochs of a camera now only grow."""
+    import dataclasses
+
+    pipe = Pipeline(ScriptedPredictor(), config=PipelineConfig(window=WindowConfig(window_stride=1, reorder_tolerance=0,
+                                                                                   max_fill=0)))
+    tp = ("frames", 0)
+    first = solid_batch("cam", 0, [(200, 0, 0)] * 8)
+    pipe.offer_bytes(encode_frame_batch(first), SourceRef(*tp, 0))
+    later = solid_batch("cam", 100, [(200, 0, 0)] * 8, t0_ns=first.capture_ts_ns[-1] + 10**9)
+    pipe.offer_bytes(encode_frame_batch(dataclasses.replace(later, source_fps=30.0)), SourceRef(*tp, 1))
+    pipe.offer_bytes(encode_frame_batch(dataclasses.replace(later, source_fps=50.0)), SourceRef(*tp, 2))
+    out = pipe.drain()
+    epochs = sorted({k[2] for k in pipe._cameras} | {e.event.epoch for e in out.events})
+    assert len(epochs) == len(set(epochs)) and out.windows > 0
