@@ -117,14 +117,13 @@ class StreamService:
         self._publisher = Publisher(self._producer, transactional=exactly_once, timeout_s=cfg.commit_timeout_s)
         self._consumer = k.make_consumer(cfg)
         self._broker_ok = True
-        if not self._wait_for_topic(cfg.frames_topic):
-            return dict(self.counts)
-        self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
-            revoked=self._on_revoked, assigned=self._on_assigned, lost=self._on_lost))
-        self._broker_ok = True
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        last_commit = last_log = last_check = last_stall_check = time.monotonic()
         try:
+            if not self._wait_for_topic(cfg.frames_topic):   # stopped while waiting
+                return dict(self.counts)
+            self._consumer.subscribe([cfg.frames_topic], listener=k.make_listener(
+                revoked=self._on_revoked, assigned=self._on_assigned, lost=self._on_lost))
+            last_commit = last_log = last_check = last_stall_check = time.monotonic()
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.health.tick()
                 # kafka-python abandons a join that does not finish within the poll timeout, and a
