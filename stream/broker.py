@@ -150,7 +150,8 @@ class LocalBroker:
 
     def __init__(self, data_dir: str | Path | None = None, *, version: str = KAFKA_VERSION,
                  heap_mb: int = DEFAULT_HEAP_MB, message_max_bytes: int = MESSAGE_MAX_BYTES,
-                 detach: bool = False, port: int = 0) -> None:
+                 detach: bool = False, port: int = 0, tls: bool = False,
+                 scram_users: dict[str, str] | None = None) -> None:
         if heap_mb < 128:
             raise BrokerError(f"heap_mb must be >= 128, got {heap_mb!r}")
         if message_max_bytes < 1024 * 1024:
@@ -164,6 +165,11 @@ class LocalBroker:
         if not 0 <= port < 65536:
             raise BrokerError(f"port must be 0 (any free one) or 1-65535, got {port!r}")
         self.port = port
+        # tls: an SSL listener (self-signed certificate for 127.0.0.1, its PEM in ``ca_file``);
+        # scram_users: a SASL_SSL listener with these SCRAM-SHA-256/512 users (tls implied).
+        self.scram_users = dict(scram_users or {})
+        self.tls = tls or bool(self.scram_users)
+        self.ssl_port = self.sasl_ssl_port = 0
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
 
@@ -193,6 +199,11 @@ class LocalBroker:
         self.port = self.port or free_port()
         self._controller_port = (getattr(self, "_controller_port", 0) or self._recorded_controller_port()
                                  or free_port())
+        if self.tls:
+            self.ssl_port = self.ssl_port or free_port()
+            self._make_certificate(require_tool("keytool", "apt-get install -y openjdk-17-jre-headless"))
+        if self.scram_users:
+            self.sasl_ssl_port = self.sasl_ssl_port or free_port()
         self._write_config(self._controller_port)
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
@@ -200,7 +211,7 @@ class LocalBroker:
             fmt = subprocess.run(
                 [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", log4j, "-cp", classpath, "kafka.tools.StorageTool",
                  "format", "--standalone", "-t", random_cluster_id(), "-c", str(self.properties_path),
-                 "--ignore-formatted"], capture_output=True, text=True)
+                 "--ignore-formatted", *self._scram_format_args()], capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise BrokerError(f"formatting KRaft storage in {self.data_dir} failed: "
                                   f"{fmt.stdout[-1500:]}{fmt.stderr[-1500:]}")
@@ -253,6 +264,43 @@ class LocalBroker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    KEYSTORE_PASSWORD = "soccerkd-local"   # a throw-away keystore for a local test broker
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM clients trust for the SSL and SASL_SSL listeners (``tls=True``)."""
+        return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    def _make_certificate(self, keytool: str) -> None:
+        """A self-signed certificate for 127.0.0.1/localhost in a PKCS12 keystore (once)."""
+        tls = self.data_dir / "tls"
+        if self.ca_file.is_file():
+            return
+        tls.mkdir(parents=True, exist_ok=True)
+        store = ["-keystore", str(tls / "broker.p12"), "-storetype", "PKCS12", "-storepass", self.KEYSTORE_PASSWORD]
+        for cmd in ([keytool, "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048", "-validity",
+                     "30", "-dname", "CN=localhost", "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-ext", "BC=ca:true",
+                     "-keypass", self.KEYSTORE_PASSWORD, *store],
+                    [keytool, "-exportcert", "-rfc", "-alias", "broker", "-file", str(self.ca_file), *store]):
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise BrokerError(f"keytool failed making the broker's certificate: {out.stdout[-800:]}{out.stderr[-800:]}")
+
+    def _scram_format_args(self) -> list[str]:
+        args = []
+        for user, password in self.scram_users.items():
+            for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                args += ["--add-scram", f"{mech}=[name={user},password={password}]"]
+        return args
+
     def _recorded_controller_port(self) -> int:
         """The controller port of data formatted before (0 when there is none)."""
         if not (self.data_dir / "kraft-logs" / "meta.properties").exists() or not self.properties_path.is_file():
@@ -291,6 +339,18 @@ class LocalBroker:
             "num.io.threads": "2",
             "num.partitions": "1",
         }
+        if self.tls:
+            extra = [("SSL", self.ssl_port)] + ([("SASL_SSL", self.sasl_ssl_port)] if self.scram_users else [])
+            for key in ("listeners", "advertised.listeners"):
+                props[key] += "".join(f",{name}://127.0.0.1:{port}" for name, port in extra)
+            props["listener.security.protocol.map"] += "".join(f",{name}:{name}" for name, _ in extra)
+            props.update({"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(self.data_dir / "tls" / "broker.p12"),
+                          "ssl.keystore.password": self.KEYSTORE_PASSWORD, "ssl.key.password": self.KEYSTORE_PASSWORD})
+        if self.scram_users:
+            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
+            for mech in ("scram-sha-256", "scram-sha-512"):
+                props[f"listener.name.sasl_ssl.{mech}.sasl.jaas.config"] = \
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         self.properties_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     def _wait_ready(self, deadline: float) -> None:

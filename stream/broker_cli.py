@@ -54,6 +54,32 @@ def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
                              f"`soccerkd broker start`, else {DEFAULT_BOOTSTRAP})")
 
 
+def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--bootstrap`` plus the security flags every Kafka client command takes. Passwords are
+    never flags: SASL reads ``$SOCCERKD_SASL_PASSWORD`` or ``--sasl-password-file``."""
+    add_bootstrap_argument(parser)
+    group = parser.add_argument_group("Kafka security (TLS, SASL)")
+    group.add_argument("--security-protocol", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+                       default="PLAINTEXT", help="how to talk to the brokers")
+    group.add_argument("--ssl-cafile", type=Path, default=None, help="CA bundle (PEM) of the brokers' certificates")
+    group.add_argument("--ssl-certfile", type=Path, default=None, help="client certificate (PEM), for mutual TLS")
+    group.add_argument("--ssl-keyfile", type=Path, default=None, help="its private key (PEM)")
+    group.add_argument("--sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), default=None)
+    group.add_argument("--sasl-username", default=None)
+    group.add_argument("--sasl-password-file", type=Path, default=None,
+                       help="file whose first line is the SASL password (default: $SOCCERKD_SASL_PASSWORD)")
+
+
+def kafka_from_args(args: argparse.Namespace, config_bootstrap: str | None = None, **extra: object):
+    """A :class:`stream.config.KafkaConfig` from the flags of :func:`add_kafka_arguments`."""
+    from stream.config import KafkaConfig
+
+    return KafkaConfig(bootstrap=resolve_bootstrap(args.bootstrap, config_bootstrap),
+                       security_protocol=args.security_protocol, ssl_cafile=args.ssl_cafile,
+                       ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, sasl_mechanism=args.sasl_mechanism,
+                       sasl_username=args.sasl_username, sasl_password_file=args.sasl_password_file, **extra)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("broker", help="start, inspect or stop a local Apache Kafka broker (KRaft)")
     sub = parser.add_subparsers(dest="broker_command", required=True, metavar="ACTION")

@@ -42,6 +42,18 @@ class KafkaConfig:
     # The longest one producer flush or transaction step may block. Past it the service fails stop
     # (exit 1) and its restart replays from the last commit, rather than hang without working.
     commit_timeout_s: float = 30.0
+    # Security, for every client (serve, ingest, events tail, topics). Secrets never live here:
+    # passwords come from the environment variable or the file named below.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Optional[Path] = None      # CA bundle (PEM) that signed the brokers' certificates
+    ssl_certfile: Optional[Path] = None    # client certificate (PEM), when the brokers ask for one
+    ssl_keyfile: Optional[Path] = None     # its private key (PEM)
+    ssl_password_env: Optional[str] = None   # environment variable holding the key's password
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Optional[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]] = None
+    sasl_username: Optional[str] = None
+    sasl_password_env: str = "SOCCERKD_SASL_PASSWORD"   # environment variable holding the password...
+    sasl_password_file: Optional[Path] = None            # ...or a file whose first line is it
 
     def resolved_transactional_id(self) -> str:
         """Stable per service instance, so a restarted instance fences its zombie predecessor."""
@@ -54,6 +66,15 @@ class KafkaConfig:
             raise ConfigError(f"kafka.delivery must be at_least_once or exactly_once, got {self.delivery!r}")
         if not self.bootstrap or ":" not in self.bootstrap:
             raise ConfigError(f"kafka.bootstrap must look like host:port, got {self.bootstrap!r}")
+        if self.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ConfigError(f"kafka.security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "
+                              f"got {self.security_protocol!r}")
+        if self.security_protocol.startswith("SASL") and (not self.sasl_mechanism or not self.sasl_username):
+            raise ConfigError(f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_mechanism "
+                              f"(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and kafka.sasl_username")
+        if self.sasl_mechanism not in (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise ConfigError(f"kafka.sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, "
+                              f"got {self.sasl_mechanism!r}")
         for name in ("connect_timeout_s", "commit_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"kafka.{name} must be > 0, got {getattr(self, name)!r}")

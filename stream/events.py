@@ -15,7 +15,7 @@ COLUMNS = (("emitted", 12), ("camera", 12), ("label", 10), ("conf", 5), ("frames
 
 def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, timeout_s: float | None = None,
                  idle_s: float | None = None, should_stop: Callable[[], bool] = lambda: False,
-                 isolation: str = "read_uncommitted") -> Iterator[Any]:
+                 isolation: str = "read_uncommitted", security: dict[str, Any] | None = None) -> Iterator[Any]:
     """Raw records of every partition of ``topic`` (no consumer group, nothing committed).
 
     Stops after ``timeout_s`` in total or ``idle_s`` without a new record (either may be None).
@@ -26,7 +26,8 @@ def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, tim
     from kafka.structs import TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level=isolation)
+                             max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level=isolation,
+                             **(security or {}))
     try:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         parts = None
@@ -56,12 +57,12 @@ def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, tim
 
 def read_events(bootstrap: str, topic: str, *, timeout_s: float = 10.0, idle_s: float | None = 2.0,
                 until: Callable[[list[ActionEvent]], bool] | None = None,
-                isolation: str = "read_uncommitted") -> list[ActionEvent]:
+                isolation: str = "read_uncommitted", security: dict[str, Any] | None = None) -> list[ActionEvent]:
     """Every event on ``topic`` (from the beginning), until ``until(events)`` holds, the topic is idle
     for ``idle_s`` or ``timeout_s`` passes."""
     events: list[ActionEvent] = []
     for rec in iter_records(bootstrap, topic, timeout_s=timeout_s, idle_s=idle_s, isolation=isolation,
-                            should_stop=lambda: until is not None and until(events)):
+                            should_stop=lambda: until is not None and until(events), security=security):
         events.append(ActionEvent.from_json(rec.value))
         if until is not None and until(events):
             break
@@ -90,15 +91,25 @@ def header() -> str:
 
 def tail(bootstrap: str, topic: str, *, from_beginning: bool = False, max_events: int | None = None,
          timeout_s: float | None = None, out: TextIO = sys.stdout, isolation: str = "read_uncommitted",
-         as_json: bool = False) -> tuple[int, bool]:
+         as_json: bool = False, security: dict[str, Any] | None = None) -> tuple[int, bool]:
     """Print events as a live table (or NDJSON, one event a line, with ``as_json``) until Ctrl-C,
     ``max_events`` or ``timeout_s``; returns (events shown, whether Ctrl-C stopped it)."""
+    import signal
+    import threading
+
+    stopped = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C sets a flag the read loop checks, rather than raising inside the Kafka client
+        # (where an interrupt can leave its close() waiting)
+        previous = signal.signal(signal.SIGINT, lambda *_: stopped.set())
     if not as_json:
         print(header(), file=out, flush=True)
     n, interrupted = 0, False
     try:
         for rec in iter_records(bootstrap, topic, from_beginning=from_beginning, timeout_s=timeout_s,
-                                isolation=isolation, should_stop=lambda: max_events is not None and n >= max_events):
+                                isolation=isolation, security=security,
+                                should_stop=lambda: stopped.is_set() or (max_events is not None and n >= max_events)):
             try:
                 ev = ActionEvent.from_json(rec.value)
             except (ValueError, TypeError) as exc:
@@ -111,4 +122,7 @@ def tail(bootstrap: str, topic: str, *, from_beginning: bool = False, max_events
                 break
     except KeyboardInterrupt:
         interrupted = True
-    return n, interrupted
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return n, interrupted or stopped.is_set()

@@ -545,7 +545,7 @@ def load_cameras(path: Path, defaults: dict[str, Any]) -> list[IngestOptions]:
 
 def ingest_many(cameras: list[IngestOptions], *, producer: Any = None, metrics: Any = None,
                 stop: threading.Event | None = None, bootstrap: str | None = None,
-                progress: bool = False) -> list[CameraResult]:
+                progress: bool = False, kafka: Any = None) -> list[CameraResult]:
     """Many cameras in one process: a capture-encode-send thread per camera, one shared
     producer. A camera whose source fails is logged and counted (``soccerkd_ingest_errors_total``)
     and the others go on. Ctrl-C, SIGTERM or ``stop`` ends every camera; all are flushed."""
@@ -556,7 +556,8 @@ def ingest_many(cameras: list[IngestOptions], *, producer: Any = None, metrics: 
 
     own = producer is None
     if own:
-        producer = make_producer(KafkaConfig(bootstrap=bootstrap or cameras[0].bootstrap), client_id="ingest")
+        # kafka: a KafkaConfig with the security settings; else a plaintext one for the bootstrap
+        producer = make_producer(kafka or KafkaConfig(bootstrap=bootstrap or cameras[0].bootstrap), client_id="ingest")
     stop = stop or threading.Event()
     results = [CameraResult(c.camera_id) for c in cameras]
 

@@ -31,6 +31,45 @@ DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "e
                "source_timestamp_ms", "source_headers", "consumer_group", "service_version", "dlq_time")
 
 
+def client_security(cfg: KafkaConfig) -> dict[str, Any]:
+    """kafka-python's security arguments for ``cfg``, reading passwords from the environment
+    variable or file the config names (never from the config itself, never logged)."""
+    import os
+    from pathlib import Path
+
+    from soccerkd.errors import ConfigError
+
+    if cfg.security_protocol == "PLAINTEXT":
+        return {}
+    out: dict[str, Any] = {"security_protocol": cfg.security_protocol}
+    if cfg.security_protocol.endswith("SSL"):
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(cfg, name)
+            if path is not None:
+                if not Path(path).is_file():
+                    raise ConfigError(f"kafka.{name} {str(path)!r} does not exist")
+                out[name] = str(path)
+        out["ssl_check_hostname"] = cfg.ssl_check_hostname
+        if cfg.ssl_password_env:
+            if cfg.ssl_password_env not in os.environ:
+                raise ConfigError(f"kafka.ssl_password_env names ${cfg.ssl_password_env}, which is not set")
+            out["ssl_password"] = os.environ[cfg.ssl_password_env]
+    if cfg.security_protocol.startswith("SASL"):
+        if cfg.sasl_password_file is not None:
+            try:
+                password = Path(cfg.sasl_password_file).read_text().splitlines()[0]
+            except (OSError, IndexError) as exc:
+                raise ConfigError(f"kafka.sasl_password_file {str(cfg.sasl_password_file)!r} cannot be read "
+                                  f"or is empty") from exc
+        elif os.environ.get(cfg.sasl_password_env):
+            password = os.environ[cfg.sasl_password_env]
+        else:
+            raise ConfigError(f"SASL needs a password: set ${cfg.sasl_password_env} or kafka.sasl_password_file")
+        out.update(sasl_mechanism=cfg.sasl_mechanism, sasl_plain_username=cfg.sasl_username,
+                   sasl_plain_password=password)
+    return out
+
+
 @contextmanager
 def _connecting(cfg: KafkaConfig) -> Iterator[None]:
     """Turn kafka-python's bootstrap time-out into one line that names the address."""
@@ -63,7 +102,7 @@ def make_consumer(cfg: KafkaConfig, *, client_id: str = "soccerkd-serve") -> "Ka
         # resumed and moved, kafka-python 3.0.12 once stopped fetching one assigned partition for
         # good (the chaos tier found it). A full fetch names every partition each time; at a few
         # partitions per member its cost is nil.
-        enable_incremental_fetch_sessions=False)
+        enable_incremental_fetch_sessions=False, **client_security(cfg))
     if cfg.group_instance_id:
         kwargs["group_instance_id"] = cfg.group_instance_id
     with _connecting(cfg):
@@ -80,7 +119,8 @@ def make_producer(cfg: KafkaConfig, *, client_id: str = "soccerkd", transactiona
         producer = KafkaProducer(bootstrap_servers=cfg.bootstrap.split(","), client_id=client_id, acks="all",
                                  max_request_size=cfg.max_request_size, linger_ms=cfg.linger_ms,
                                  batch_size=256 * 1024, compression_type=None,
-                                 bootstrap_timeout_ms=int(cfg.connect_timeout_s * 1000), **extra)
+                                 bootstrap_timeout_ms=int(cfg.connect_timeout_s * 1000), **extra,
+                                 **client_security(cfg))
         if transactional:
             producer.init_transactions()   # fences an older producer of the same transactional id
         return producer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stream.broker_cli import add_bootstrap_argument, resolve_bootstrap
+from stream.broker_cli import add_bootstrap_argument, add_kafka_arguments, kafka_from_args, resolve_bootstrap
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="live sources: seconds before the first reconnect; doubles per failure up to 30 s")
     ing.add_argument("--live-buffer", type=int, default=64,
                      help="live sources: frames held while the producer is behind; the oldest are dropped (counted)")
-    add_bootstrap_argument(ing)
+    add_kafka_arguments(ing)
     ing.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker at start")
     ing.add_argument("--topic", default="frames", help="frames topic")
     ing.add_argument("--frames-per-batch", type=int, default=8, help="frames per message")
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev = subparsers.add_parser("events", help="read the action-event topic")
     sub = ev.add_subparsers(dest="events_command", required=True, metavar="ACTION")
     tail = sub.add_parser("tail", help="show events as a live table (Ctrl-C stops)")
-    add_bootstrap_argument(tail)
+    add_kafka_arguments(tail)
     tail.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker")
     tail.add_argument("--topic", default="events", help="event topic")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest event")
@@ -84,7 +84,11 @@ def _ingest(args: argparse.Namespace) -> int:
 
     if (args.sources is None) == (args.source is None) or (args.source is not None) != (args.camera_id is not None):
         raise StreamError("give either --source and --camera-id (one camera) or --sources CAMERAS_YAML (many)")
-    bootstrap = resolve_bootstrap(args.bootstrap)
+    from stream.kafka import client_security
+
+    kafka = kafka_from_args(args, connect_timeout_s=args.connect_timeout)
+    security = client_security(kafka)
+    bootstrap = kafka.bootstrap
     shared = dict(bootstrap=bootstrap, topic=args.topic, frames_per_batch=args.frames_per_batch,
                   jpeg_quality=args.jpeg_quality, max_side=args.max_side, pacing=args.pacing, loop=args.loop,
                   start_seq=args.start_seq, max_frames=args.max_frames, folder_fps=args.folder_fps,
@@ -95,7 +99,7 @@ def _ingest(args: argparse.Namespace) -> int:
     else:
         cameras = [IngestOptions(source=args.source, camera_id=args.camera_id, **shared)]
     for topic in sorted({c.topic for c in cameras}):
-        if not topics.exists(bootstrap, topic, timeout_s=args.connect_timeout):
+        if not topics.exists(bootstrap, topic, timeout_s=args.connect_timeout, security=security):
             raise StreamError(topics.missing_topic_message(topic, bootstrap, "--topic"))
     metrics = IngestMetrics()
     server = None
@@ -103,7 +107,7 @@ def _ingest(args: argparse.Namespace) -> int:
         server = MetricsServer(metrics, port=args.metrics_port, ready=metrics.ready,
                                alive=lambda: (True, "ok")).start()
     try:
-        results = ingest_many(cameras, metrics=metrics, stop=threading.Event(), bootstrap=bootstrap,
+        results = ingest_many(cameras, metrics=metrics, stop=threading.Event(), kafka=kafka,
                               progress=not args.no_progress)
     finally:
         if server is not None:
@@ -164,11 +168,14 @@ def _tail(args: argparse.Namespace) -> int:
     from stream.errors import StreamError
     from stream.events import tail
 
-    bootstrap = resolve_bootstrap(args.bootstrap)
-    if not topics.exists(bootstrap, args.topic, timeout_s=args.connect_timeout):
-        raise StreamError(topics.missing_topic_message(args.topic, bootstrap, "--topic"))
-    _, interrupted = tail(bootstrap, args.topic, from_beginning=args.from_beginning, max_events=args.max_events,
-                          timeout_s=args.timeout_s, isolation=args.isolation, as_json=args.json)
+    from stream.kafka import client_security
+
+    kafka = kafka_from_args(args)
+    security = client_security(kafka)
+    if not topics.exists(kafka.bootstrap, args.topic, timeout_s=args.connect_timeout, security=security):
+        raise StreamError(topics.missing_topic_message(args.topic, kafka.bootstrap, "--topic"))
+    _, interrupted = tail(kafka.bootstrap, args.topic, from_beginning=args.from_beginning, max_events=args.max_events,
+                          timeout_s=args.timeout_s, isolation=args.isolation, as_json=args.json, security=security)
     if interrupted:
         raise Interrupted()
     return 0

@@ -76,15 +76,16 @@ def parse_topic_list(text: str) -> list[TopicSpec]:
 
 
 @contextmanager
-def admin(bootstrap: str, *, timeout_s: float = 10.0) -> Iterator[Any]:
-    """A ``KafkaAdminClient`` that fails with one line naming ``bootstrap`` when no broker answers."""
+def admin(bootstrap: str, *, timeout_s: float = 10.0, security: dict[str, Any] | None = None) -> Iterator[Any]:
+    """A ``KafkaAdminClient`` that fails with one line naming ``bootstrap`` when no broker answers;
+    ``security``: :func:`stream.kafka.client_security` of the config."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
         client = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="soccerkd-admin",
                                   bootstrap_timeout_ms=int(timeout_s * 1000),
-                                  request_timeout_ms=int(timeout_s * 1000))
+                                  request_timeout_ms=int(timeout_s * 1000), **(security or {}))
     except (KafkaError, OSError) as exc:
         raise StreamError(f"cannot reach Kafka at {bootstrap} within {timeout_s:g} s ({type(exc).__name__}): "
                           f"is the broker running? (a local one: soccerkd broker start)") from exc
@@ -94,19 +95,21 @@ def admin(bootstrap: str, *, timeout_s: float = 10.0) -> Iterator[Any]:
         client.close()
 
 
-def list_topics(bootstrap: str, *, internal: bool = False, timeout_s: float = 10.0) -> list[TopicInfo]:
-    with admin(bootstrap, timeout_s=timeout_s) as client:
+def list_topics(bootstrap: str, *, internal: bool = False, timeout_s: float = 10.0,
+                security: dict[str, Any] | None = None) -> list[TopicInfo]:
+    with admin(bootstrap, timeout_s=timeout_s, security=security) as client:
         names = sorted(n for n in client.list_topics() if internal or not n.startswith("__"))
-    return describe(bootstrap, names, timeout_s=timeout_s) if names else []
+    return describe(bootstrap, names, timeout_s=timeout_s, security=security) if names else []
 
 
-def describe(bootstrap: str, names: list[str], *, timeout_s: float = 10.0) -> list[TopicInfo]:
+def describe(bootstrap: str, names: list[str], *, timeout_s: float = 10.0,
+             security: dict[str, Any] | None = None) -> list[TopicInfo]:
     """Partitions, non-default settings and end offsets of each topic; a missing one is an error."""
     from kafka import KafkaConsumer
     from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.structs import TopicPartition
 
-    with admin(bootstrap, timeout_s=timeout_s) as client:
+    with admin(bootstrap, timeout_s=timeout_s, security=security) as client:
         found = {t["name"]: t for t in client.describe_topics(names)}
         missing = [n for n in names if n not in found or not found[n].get("partitions")]
         if missing:
@@ -115,7 +118,7 @@ def describe(bootstrap: str, names: list[str], *, timeout_s: float = 10.0) -> li
         described = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
     configs = _config_values(described)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             bootstrap_timeout_ms=int(timeout_s * 1000))
+                             bootstrap_timeout_ms=int(timeout_s * 1000), **(security or {}))
     try:
         parts = [TopicPartition(n, p["partition_index"]) for n in names for p in found[n]["partitions"]]
         ends = consumer.end_offsets(parts)
@@ -135,14 +138,15 @@ def _config_values(described: Any) -> dict[str, dict[str, str]]:
     return out
 
 
-def create(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 10.0) -> list[tuple[str, str]]:
+def create(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 10.0,
+           security: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """Create each topic (replication 1); returns ``(name, "created" | "exists")`` pairs. An
     existing topic is left as it is."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     results = []
-    with admin(bootstrap, timeout_s=timeout_s) as client:
+    with admin(bootstrap, timeout_s=timeout_s, security=security) as client:
         existing = set(client.list_topics())
         for spec in specs:
             if spec.name in existing:
@@ -157,16 +161,17 @@ def create(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 10.0) -
     return results
 
 
-def delete(bootstrap: str, names: list[str], *, timeout_s: float = 10.0) -> None:
-    with admin(bootstrap, timeout_s=timeout_s) as client:
+def delete(bootstrap: str, names: list[str], *, timeout_s: float = 10.0,
+           security: dict[str, Any] | None = None) -> None:
+    with admin(bootstrap, timeout_s=timeout_s, security=security) as client:
         missing = sorted(set(names) - set(client.list_topics()))
         if missing:
             raise StreamError(f"topic(s) {', '.join(map(repr, missing))} do not exist on {bootstrap}")
         client.delete_topics(names)
 
 
-def exists(bootstrap: str, name: str, *, timeout_s: float = 10.0) -> bool:
-    with admin(bootstrap, timeout_s=timeout_s) as client:
+def exists(bootstrap: str, name: str, *, timeout_s: float = 10.0, security: dict[str, Any] | None = None) -> bool:
+    with admin(bootstrap, timeout_s=timeout_s, security=security) as client:
         return name in client.list_topics()
 
 

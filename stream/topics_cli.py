@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from stream.broker_cli import add_bootstrap_argument, resolve_bootstrap
+from stream.broker_cli import add_kafka_arguments, kafka_from_args
+from stream.kafka import client_security
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,24 +34,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "last commit interval)")
     create.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="any other topic setting, e.g. --set cleanup.policy=delete; repeatable")
-    add_bootstrap_argument(create)
+    add_kafka_arguments(create)
     create.set_defaults(handler=_create)
 
     lst = sub.add_parser("list", help="list topics with partition and message counts")
     lst.add_argument("--all", action="store_true", help="include Kafka's internal topics")
     lst.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
-    add_bootstrap_argument(lst)
+    add_kafka_arguments(lst)
     lst.set_defaults(handler=_list)
 
     desc = sub.add_parser("describe", help="partitions, end offsets and non-default settings of topics")
     desc.add_argument("names", nargs="+", metavar="NAME")
     desc.add_argument("--json", action="store_true", help="print one JSON array instead of text")
-    add_bootstrap_argument(desc)
+    add_kafka_arguments(desc)
     desc.set_defaults(handler=_describe)
 
     delete = sub.add_parser("delete", help="delete topics and every message in them")
     delete.add_argument("names", nargs="+", metavar="NAME")
-    add_bootstrap_argument(delete)
+    add_kafka_arguments(delete)
     delete.set_defaults(handler=_delete)
 
 
@@ -92,8 +93,8 @@ def _create(args: argparse.Namespace) -> int:
         specs = [topics.TopicSpec(n, args.partitions, config) for n in args.names]
     else:
         raise StreamError("name the topic(s) to create, or give --defaults for the service's topics")
-    bootstrap = resolve_bootstrap(args.bootstrap, config_bootstrap)
-    for name, outcome in topics.create(bootstrap, specs):
+    kafka = kafka_from_args(args, config_bootstrap)
+    for name, outcome in topics.create(kafka.bootstrap, specs, security=client_security(kafka)):
         spec = next(s for s in specs if s.name == name)
         print(f"{name}: {outcome}" + (f" ({spec.partitions} partition(s))" if outcome == "created" else ""))
     return 0
@@ -102,7 +103,8 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from stream import topics
 
-    infos = topics.list_topics(resolve_bootstrap(args.bootstrap), internal=args.all)
+    kafka = kafka_from_args(args)
+    infos = topics.list_topics(kafka.bootstrap, internal=args.all, security=client_security(kafka))
     if args.json:
         print(json.dumps([i.to_json() for i in infos]))
         return 0
@@ -116,7 +118,8 @@ def _list(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     from stream import topics
 
-    infos = topics.describe(resolve_bootstrap(args.bootstrap), args.names)
+    kafka = kafka_from_args(args)
+    infos = topics.describe(kafka.bootstrap, args.names, security=client_security(kafka))
     if args.json:
         print(json.dumps([i.to_json() for i in infos]))
         return 0
@@ -132,7 +135,8 @@ def _describe(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     from stream import topics
 
-    topics.delete(resolve_bootstrap(args.bootstrap), args.names)
+    kafka = kafka_from_args(args)
+    topics.delete(kafka.bootstrap, args.names, security=client_security(kafka))
     for name in args.names:
         print(f"{name}: deleted")
     return 0

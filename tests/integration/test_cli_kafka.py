@@ -91,7 +91,8 @@ def test_events_tail_json_is_ndjson_and_ctrl_c_exits_130(kafka_broker, topic_nam
     live = subprocess.Popen([sys.executable, "-m", "stream.cli", "events", "tail", "--topic", topic_name,
                              "--bootstrap", kafka_broker.bootstrap], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
+    assert live.stdout.readline().startswith("emitted")   # the table's header: it is reading now
+    time.sleep(1)
     live.send_signal(signal.SIGINT)
     _, err = live.communicate(timeout=60)
     assert live.returncode == 130 and "Traceback" not in err, err
