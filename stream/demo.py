@@ -46,8 +46,10 @@ class DemoResult:
 def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, source: str | Path | None = None,
              timeline: Sequence[tuple[str, int]] = DEFAULT_TIMELINE, seed: int = 7,
              config: str | Path = "configs/stream/demo.yaml", size: tuple[int, int] = (320, 240),
-             settle_s: float = 20.0, log=print) -> DemoResult:
-    """Run the whole path once and write ``summary.json``, ``timeline.png`` and ``overlay.mp4``."""
+             settle_s: float = 20.0, log=print, tls: bool = False) -> DemoResult:
+    """Run the whole path once and write ``summary.json``, ``timeline.png`` and ``overlay.mp4``.
+    ``tls``: the broker gets an SSL listener and every client of the demo (serve, ingest, the
+    event reader) talks to it over TLS."""
     from stream.broker import LocalBroker, free_port
 
     out = Path(out_dir)
@@ -72,18 +74,25 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
         log(f"[1/5] using {video} ({num_frames} frames); no ground truth, so no timeline agreement")
 
     log("[2/5] starting a local Kafka broker ...")
-    with LocalBroker() as broker:
+    with LocalBroker(tls=tls) as broker:
         log(f"      Kafka {broker.version} at {broker.bootstrap} (started in {broker.startup_seconds:.1f} s)")
         for topic in ("frames", "events", "frames-dlq"):
             broker.create_topic(topic, config={"max.message.bytes": str(9 * 1024 * 1024)} if topic != "events" else None)
+        bootstrap, security, tls_sets, tls_flags = broker.bootstrap, {}, [], []
+        if tls:
+            bootstrap = broker.ssl_bootstrap
+            security = {"security_protocol": "SSL", "ssl_cafile": str(broker.ca_file)}
+            tls_sets = ["--set", "kafka.security_protocol=SSL", "--set", f"kafka.ssl_cafile={broker.ca_file}"]
+            tls_flags = ["--security-protocol", "SSL", "--ssl-cafile", str(broker.ca_file)]
+            log(f"      clients use TLS on {bootstrap} (CA {broker.ca_file})")
         metrics_port = free_port()
         serve_cmd = [sys.executable, "-m", "stream.cli", "serve", "--config", str(config),
-                     "--set", f"kafka.bootstrap={broker.bootstrap}", "--set", f"model.checkpoint={ckpt}",
-                     "--metrics-port", str(metrics_port)]
+                     "--set", f"kafka.bootstrap={bootstrap}", "--set", f"model.checkpoint={ckpt}",
+                     "--metrics-port", str(metrics_port), *tls_sets]
         log(f"[3/5] starting the service with student {ckpt} ...")
         serve_log = open(out / "serve.log", "w")
         serve = subprocess.Popen(serve_cmd, stdout=serve_log, stderr=subprocess.STDOUT)
-        tail = EventTail(broker.bootstrap, "events", log=log)
+        tail = EventTail(bootstrap, "events", log=log, security=security)
         try:
             _wait_ready(serve, metrics_port, out / "serve.log")
             log(f"[4/5] ingesting {video.name} at real-time pace ({num_frames / 25:.0f} s of video); "
@@ -91,8 +100,8 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
             tail.start()
             ingest = subprocess.run(
                 [sys.executable, "-m", "stream.cli", "ingest", "--source", str(video), "--camera-id", "demo-cam",
-                 "--bootstrap", broker.bootstrap, "--topic", "frames", "--pacing", "realtime",
-                 "--frames-per-batch", "5", "--no-progress"], capture_output=True, text=True)
+                 "--bootstrap", bootstrap, "--topic", "frames", "--pacing", "realtime",
+                 "--frames-per-batch", "5", "--no-progress", *tls_flags], capture_output=True, text=True)
             if ingest.returncode != 0:
                 raise StreamError(f"soccerkd ingest failed ({ingest.returncode}): {ingest.stderr[-2000:]}")
             log("      ingest done; waiting for the service to drain ...")
@@ -160,8 +169,8 @@ def _wait_drained(port: int, num_frames: int, settle_s: float) -> None:
 class EventTail:
     """Prints events as a live table while the demo runs, and keeps them for scoring."""
 
-    def __init__(self, bootstrap: str, topic: str, *, log=print) -> None:
-        self.bootstrap, self.topic, self.log = bootstrap, topic, log
+    def __init__(self, bootstrap: str, topic: str, *, log=print, security: dict[str, Any] | None = None) -> None:
+        self.bootstrap, self.topic, self.log, self.security = bootstrap, topic, log, security
         self.events: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-tail", daemon=True)
@@ -179,7 +188,8 @@ class EventTail:
 
         try:
             self.log("      " + header())
-            for rec in iter_records(self.bootstrap, self.topic, from_beginning=True, should_stop=self._stop.is_set):
+            for rec in iter_records(self.bootstrap, self.topic, from_beginning=True, should_stop=self._stop.is_set,
+                                    security=self.security):
                 event = ActionEvent.from_json(rec.value)
                 self.events.append(json.loads(event.to_json()))
                 self.log("      " + format_row(event))

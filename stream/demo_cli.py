@@ -22,13 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/stream/demo.yaml"),
                         help="service config (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the procedural match (default: %(default)s)")
+    parser.add_argument("--tls", action="store_true",
+                        help="give the demo broker an SSL listener and run every client over TLS")
     parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from stream.demo import format_summary, run_demo
 
-    result = run_demo(args.out, checkpoint=args.checkpoint, source=args.source, seed=args.seed, config=args.config)
+    result = run_demo(args.out, checkpoint=args.checkpoint, source=args.source, seed=args.seed, config=args.config,
+                      tls=args.tls)
     print(format_summary(result.summary))
     print(f"\nwrote {result.out_dir / 'summary.json'}, {result.out_dir / 'timeline.png'}, "
           f"{result.out_dir / 'overlay.mp4'}, {result.out_dir / 'events.jsonl'}")
