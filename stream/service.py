@@ -69,6 +69,7 @@ class StreamService:
         self._missing_topic: str | None = None
         self._last_positions: dict[TopicPartition, int] = {}   # the fetch watchdog's (see _unstall)
         self._reset_at: dict[TopicPartition, int] = {}
+        self._messages_at_check = 0
         self.stopped_by: int | None = None   # the signal that stopped the service, if one did
         self._server: MetricsServer | None = None
         self._assigned: set[TopicPartition] = set()
@@ -143,10 +144,7 @@ class StreamService:
                 self._step_while_decoding([rec for recs in records.values() for rec in recs])
                 self._backpressure()
                 now = time.monotonic()
-                # A transaction's offsets are refused, or retried until the group settles, while it
-                # rebalances; the group meanwhile waits for this member's poll: commit once settled.
-                settled_group = not (exactly_once and k.group_busy(self._consumer))
-                if (now - last_commit) * 1000 >= cfg.commit_interval_ms and settled_group:
+                if (now - last_commit) * 1000 >= cfg.commit_interval_ms:
                     self._publish(self.pipeline.close_idle())
                     self.commit()
                     self._update_lag()
@@ -371,10 +369,11 @@ class StreamService:
             log.debug("lag unavailable: %s", exc)
 
     def _unstall(self) -> None:
-        """A watchdog over the Kafka client. An assigned, unpaused partition that is behind its
-        end offset and did not move since the last check gets its fetch reset (a seek to where
-        it is); still stuck at the next check, the service fails stop, so that its restart gets
-        a fresh client and replays from the last commit. Both are counted and logged.
+        """A watchdog over the Kafka client. While the client delivers no record at all, an
+        assigned, unpaused partition that is behind its end offset and did not move since the
+        last check gets its fetch reset (a seek to where it is); still stuck at the next check,
+        the service fails stop, so that its restart gets a fresh client and replays from the last
+        commit. Both are counted and logged.
 
         Why: after a broker restart, kafka-python 3.0.12 consumers that lived through it (and
         paused and resumed partitions) were seen to stop fetching some partitions for good, with
@@ -382,7 +381,11 @@ class StreamService:
         about 30 s and a restart, not the rest of a match."""
         from stream.kafka import fetch_progress, reset_fetch
 
-        if self._paused or not self._broker_ok:
+        delivered = self.counts["messages"] != self._messages_at_check
+        self._messages_at_check = self.counts["messages"]
+        # Judged only while the client delivers nothing at all: a busy service that works through
+        # one partition's buffered records while another waits is slow, not stuck.
+        if self._paused or not self._broker_ok or delivered:
             self._last_positions, self._reset_at = {}, {}
             return
         try:

@@ -227,7 +227,7 @@ def test_corrupt_messages_go_to_dlq_and_the_rest_is_processed(kafka_broker, chec
         thread.join(30)
     assert [r.value for r in dlq] == [bad_magic, corrupt, wrong_size]
     headers = [dict(r.headers) for r in dlq]
-    assert [h["reason"] for h in headers] == [b"bad_magic", b"corrupt_frame", b"size_mismatch"]
+    assert [h["reason"] for h in headers] == [b"bad_magic", b"not_jpeg", b"size_mismatch"]
     assert [h["source_offset"] for h in headers] == [b"5", b"6", b"7"]
     assert all(h["source_topic"] == cfg.kafka.frames_topic.encode() and h["source_partition"] == b"0"
                for h in headers)

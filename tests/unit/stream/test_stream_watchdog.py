@@ -56,3 +56,14 @@ def test_a_stuck_partition_is_refetched_and_counted():
     assert svc._consumer.seeks[-1] == (("frames", 1), 3) and len(svc._consumer.seeks) == 2
     with pytest.raises(StreamError, match=r"stopped fetching frames\[1\] at offset 3 \(end 5\)"):
         svc._unstall()                                # ...still stuck: fail stop for a fresh client
+
+
+def test_a_busy_service_is_not_judged():
+    """Records keep arriving (from another partition, say): a partition waiting behind them is slow,
+    not stuck, and nothing is reset."""
+    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
+    svc._consumer, svc._broker_ok = StuckConsumer(), True
+    for _ in range(4):
+        svc.counts["messages"] += 5
+        svc._unstall()
+    assert svc._consumer.seeks == []
