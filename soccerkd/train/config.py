@@ -133,7 +133,8 @@ class KDConfig:
     kl_reduction: Literal["batchmean", "mean"] = "batchmean"
     # A teacher trained on another split manifest, or with another frame stride / fps / resize,
     # is refused unless this is true (its soft targets would then come from other inputs or from
-    # the student's val/test videos).
+    # the student's val/test videos). A manifest with the same val and test splits but other (e.g.
+    # more) training videos is accepted: see soccerkd.data.splits.heldout_sha256.
     allow_mismatch: bool = False
 
     def __post_init__(self) -> None:

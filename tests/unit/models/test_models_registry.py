@@ -106,3 +106,19 @@ def test_tsm_has_torchvision_resnet_keys_and_no_extra_params():
     ref = torchvision.models.resnet50(num_classes=4)
     assert list(model.state_dict()) == list(ref.state_dict())
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_tsm_width_scales_every_stage_and_refuses_pretrained_weights():
+    import torch
+
+    from soccerkd.errors import ConfigError
+    from soccerkd.models import create_model
+
+    m = create_model("tsm_resnet18", num_classes=4, frames=2, width=16)
+    assert m.conv1.out_channels == 16 and m.layer4[0].conv1.out_channels == 128 and m.fc.in_features == 128
+    assert m(torch.randn(2, 3, 2, 32, 32)).shape == (2, 4)
+    assert sum(p.numel() for p in m.parameters()) < 0.08 * sum(
+        p.numel() for p in create_model("tsm_resnet18", num_classes=4, frames=2).parameters())
+    assert create_model("tsm_resnet50", num_classes=4, frames=2, width=16).fc.in_features == 512
+    with pytest.raises(ConfigError, match="width"):
+        create_model("tsm_resnet18", num_classes=4, frames=2, width=16, weights="DEFAULT")
