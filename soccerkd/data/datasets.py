@@ -24,7 +24,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -136,7 +136,8 @@ class ClipDataset(Dataset):
         # uninterrupted one (call set_epoch before each epoch)
         self.seed, self.epoch = seed, 0
         # fast: the memory cache holds each video already resized (decode and resize once) and items
-        # are uint8 crops, normalised on the device by DeviceNormalize
+        # are uint8 crops, normalised on the device by DeviceNormalize; training items are the clip's
+        # frames plus a crop box and flip drawn here, cropped and flipped on the device
         self.fast = fast
         self.transform = build_transform(input_spec, train=train, uint8=fast)
         self._memory: dict[int, tuple[np.ndarray, float]] | None = None
@@ -182,7 +183,17 @@ class ClipDataset(Dataset):
         vi, k = divmod(item, self.clips_per_video)
         gen = self.item_generator(item)
         frames = self.read_clip_frames(vi, k, generator=gen)
+        if self.fast and self.train:  # crop, resize and flip on the device (DeviceNormalize)
+            return self.transform.device_item(frames, generator=gen), self.videos[vi].label, vi
         return self.transform(frames, generator=gen), self.videos[vi].label, vi
+
+    @property
+    def collate_fn(self) -> Callable[[list], Any] | None:
+        """The DataLoader collate these items need (fast training items are dicts; see
+        :func:`soccerkd.data.transforms.collate_clips`), None for torch's default."""
+        from soccerkd.data.transforms import collate_clips
+
+        return collate_clips if self.fast and self.train else None
 
     def read_clip_frames(self, video_index: int, clip: int = 0,
                          generator: torch.Generator | None = None) -> np.ndarray:

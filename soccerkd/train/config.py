@@ -72,7 +72,8 @@ class DataConfig:
     # Decoded-video cache: None, "memory" (decode each video once per process) or a directory.
     cache: str | None = None
     # Fast loader: the memory cache keeps each video resized once, items are uint8 crops, and
-    # scaling/normalising runs on the device (the GPU when there is one). Off by default because
+    # scaling/normalising runs on the device (the GPU when there is one); with augment, training
+    # items are uncropped frames and the random resized crop and flip run on the device too. Off by default because
     # the uint8 rounding changes inputs by up to 0.5/255 versus the float path.
     fast_loader: bool = False
 

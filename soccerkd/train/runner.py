@@ -84,6 +84,7 @@ def make_loader(dataset: Any, *, batch_size: int, shuffle: bool, num_workers: in
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
         pin_memory=device.type == "cuda", drop_last=False, generator=generator,
+        collate_fn=getattr(dataset, "collate_fn", None),
         worker_init_fn=_worker_init if num_workers else None, persistent_workers=num_workers > 0 and persistent)
 
 
