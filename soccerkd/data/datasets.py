@@ -114,7 +114,8 @@ class ClipDataset(Dataset):
     def __init__(self, videos: Sequence[VideoRecord], input_spec: InputSpec, *, train: bool,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False,
+                 crop_scale: tuple[float, float] = (0.35, 1.0)) -> None:
         if not videos:
             raise DataError("a clip dataset needs at least one video")
         sampling = sampling or ("random" if train else "uniform")
@@ -139,7 +140,7 @@ class ClipDataset(Dataset):
         # are uint8 crops, normalised on the device by DeviceNormalize; training items are the clip's
         # frames plus a crop box and flip drawn here, cropped and flipped on the device
         self.fast = fast
-        self.transform = build_transform(input_spec, train=train, uint8=fast)
+        self.transform = build_transform(input_spec, train=train, uint8=fast, crop_scale=crop_scale)
         self._memory: dict[int, tuple[np.ndarray, float]] | None = None
         self._cache_dir: Path | None = None
         if cache == "memory":
@@ -307,13 +308,14 @@ class VideoFolder(ClipDataset):
                  manifest: str | Path | SplitManifest | None = None, train: bool | None = None,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False,
+                 crop_scale: tuple[float, float] = (0.35, 1.0)) -> None:
         self.root = Path(root)
         self.split = split
         super().__init__(records_for(root, input_spec, split=split, manifest=manifest), input_spec,
                          train=(split == "train") if train is None else train, sampling=sampling,
                          clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps, seed=seed,
-                         clip_layout=clip_layout, fast=fast)
+                         clip_layout=clip_layout, fast=fast, crop_scale=crop_scale)
 
 
 class SoccerDB1(VideoFolder):

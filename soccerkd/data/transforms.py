@@ -116,9 +116,11 @@ class ClipTransform:
         return top, left, ch, cw
 
 
-def build_transform(spec: InputSpec, *, train: bool, uint8: bool = False) -> ClipTransform:
-    """The transform a dataset applies for ``spec`` (augmenting when ``train``)."""
-    return ClipTransform(spec, train=train, uint8=uint8)
+def build_transform(spec: InputSpec, *, train: bool, uint8: bool = False,
+                    crop_scale: tuple[float, float] = (0.35, 1.0)) -> ClipTransform:
+    """The transform a dataset applies for ``spec`` (augmenting when ``train``; ``crop_scale`` is the
+    random resized crop's range of area fractions)."""
+    return ClipTransform(spec, train=train, uint8=uint8, scale=tuple(crop_scale))  # type: ignore[arg-type]
 
 
 def collate_clips(items: list) -> list:

@@ -69,6 +69,9 @@ class DataConfig:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     augment: bool = True
+    # Area fraction range of the training random resized crop (with augment); torchvision's
+    # (0.08, 1) and our old (0.35, 1) often cut a small target out of the frame.
+    crop_scale: tuple[float, float] = (0.35, 1.0)
     # Decoded-video cache: None, "memory" (decode each video once per process) or a directory.
     cache: str | None = None
     # Fast loader: the memory cache keeps each video resized once, items are uint8 crops, and
@@ -82,6 +85,8 @@ class DataConfig:
             _check(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "must be >= 1")
         _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+        _check(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "data.crop_scale",
+               self.crop_scale, "must be [min, max] with 0 < min <= max <= 1")
         _check(self.clip_layout in ("stride", "segments"), "data.clip_layout", self.clip_layout,
                "must be stride or segments")
         _check(self.target_fps is None or self.target_fps > 0, "data.target_fps", self.target_fps, "must be > 0 or null")

@@ -83,3 +83,15 @@ def test_fast_training_items_depend_only_on_seed_epoch_and_index(tiny_root):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=ds.collate_fn)
     batch, labels, _ = next(iter(loader))
     assert DeviceNormalize(spec)(batch).shape == (4, 3, 3, 24, 24) and labels.shape == (4,)
+
+
+def test_crop_scale_bounds_the_random_crop_area(tiny_root):
+    spec = InputSpec(clip=ClipSpec(num_frames=2, frame_stride=2), size=24, resize=30,
+                     class_names=("dribble", "kick", "run", "walk"))
+    ds = SoccerDB1(tiny_root, spec, split="train", train=True, cache="memory", seed=1, fast=True,
+                   crop_scale=(0.8, 1.0)).preload(progress=False)
+    for i in range(len(ds)):
+        item = ds[i][0]
+        _, _, ch, cw, _ = item["box"].tolist()
+        h, w = item["frames"].shape[-2:]
+        assert ch * cw >= 0.7 * h * w  # 0.8 of the area, up to the aspect ratio's rounding
