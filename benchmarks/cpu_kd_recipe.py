@@ -18,6 +18,10 @@ stopped and restarted, and two stages can run side by side in two processes):
    calibration on val at the grid's temperatures, and the val-accuracy-per-epoch plot (``--plot``).
 
 Every run goes to ``<out>/<config stem>[/a<α>_T<T>]/seed<S>`` exactly as ``soccerkd sweep`` lays it out.
+The script sets ``data.manifest`` itself: ``<root>/manifest.json`` for the teacher,
+``<root>/manifest_student.json`` for the student and KD runs (``--set data.root=...`` moves both).
+``benchmarks/gpu_experiments.sh`` runs the same script with the paper-sized configs
+(``--teacher-config`` / ``--student-config`` / ``--kd-config``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {name: ROOT / "configs" / "train" / f"cpu_v3_{name}.yaml" for name in ("teacher", "student", "kd")}
+# run directories are named after the config stems: <out>/<stem>/seed<S>
 STAGES = ("manifest", "teacher", "student", "grid", "kd", "table")
 
 
@@ -48,6 +53,15 @@ def _sweep(config: str, seeds: list[int], out: Path, overrides: list[str], alpha
     return run_sweep([config], seeds=seeds, out=out, alphas=alphas, temperatures=temperatures, overrides=overrides)
 
 
+def manifests(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(teacher's, student's) split manifest paths under the data root the configs (and --set) give."""
+    from soccerkd.config import load_config
+    from soccerkd.train.config import TrainConfig
+
+    root = Path(load_config(TrainConfig, args.student_config, args.overrides).data.root)
+    return root / "manifest.json", root / "manifest_student.json"
+
+
 def _summaries(out: Path, tag: str, seeds: list[int]) -> list[dict[str, Any]]:
     paths = [out / tag / f"seed{s}" / "summary.json" for s in seeds]
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
@@ -60,12 +74,12 @@ def _best_val(run_dir: Path) -> tuple[float, float]:
     return best["val_video_acc"], best["val_loss"]
 
 
-def choose_cell(out: Path, alphas: list[float], temperatures: list[float], seed: int) -> dict[str, Any]:
+def choose_cell(out: Path, kd_stem: str, alphas: list[float], temperatures: list[float], seed: int) -> dict[str, Any]:
     """The grid cell with the best val video accuracy (ties: lower val loss); val only."""
     cells = []
     for a in alphas:
         for t in temperatures:
-            run = out / "cpu_v3_kd" / f"a{a:g}_T{t:g}" / f"seed{seed}"
+            run = out / kd_stem / f"a{a:g}_T{t:g}" / f"seed{seed}"
             if not (run / "metrics.json").is_file():
                 raise SystemExit(f"grid cell {run} has not run yet; run --stages grid first")
             acc, loss = _best_val(run)
@@ -78,7 +92,7 @@ def _mean_std(vals: list[float]) -> dict[str, Any]:
     return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
 
 
-def teacher_calibration(out: Path, teacher_seed: int, temperatures: list[float]) -> dict[str, Any]:
+def teacher_calibration(out: Path, teacher_seed: int, temperatures: list[float], args: argparse.Namespace) -> dict[str, Any]:
     """The frozen teacher on the val clips: accuracy, mean top-class probability at each T, and ECE at T=1."""
     import numpy as np
     import torch
@@ -90,11 +104,11 @@ def teacher_calibration(out: Path, teacher_seed: int, temperatures: list[float])
     from soccerkd.train.loop import predict
     from soccerkd.data.transforms import DeviceNormalize
 
-    cfg = load_config(TrainConfig, CONFIGS["kd"], [])
-    model, spec, _ = load_model(out / "cpu_v3_teacher" / f"seed{teacher_seed}" / "best.pt")
+    cfg = load_config(TrainConfig, args.kd_config, args.overrides)
+    model, spec, _ = load_model(out / Path(args.teacher_config).stem / f"seed{teacher_seed}" / "best.pt")
     d = cfg.data
-    ds = build_split(d.root, spec, "val", manifest=d.manifest, clips_per_video=d.eval_clips, cache=d.cache,
-                     fast=d.fast_loader)
+    ds = build_split(d.root, spec, "val", manifest=manifests(args)[1], clips_per_video=d.eval_clips,
+                     cache=d.cache, fast=d.fast_loader)
     loader = torch.utils.data.DataLoader(ds, batch_size=d.eval_batch_size)
     logits, labels, _ = predict(model, loader, progress=False, prepare=DeviceNormalize(spec))
     logits = torch.from_numpy(logits).double()
@@ -114,8 +128,9 @@ def teacher_calibration(out: Path, teacher_seed: int, temperatures: list[float])
 def table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     choice = json.loads((out / "choice.json").read_text())
     a, t = choice["chosen"]["alpha"], choice["chosen"]["temperature"]
-    groups = {"teacher": ("cpu_v3_teacher", args.teacher_seeds), "student": ("cpu_v3_student", args.seeds),
-              "kd": (f"cpu_v3_kd/a{a:g}_T{t:g}", args.seeds)}
+    stem = {k: Path(getattr(args, f"{k}_config")).stem for k in ("teacher", "student", "kd")}
+    groups = {"teacher": (stem["teacher"], args.teacher_seeds), "student": (stem["student"], args.seeds),
+              "kd": (f"{stem['kd']}/a{a:g}_T{t:g}", args.seeds)}
     rows = {}
     for name, (tag, seeds) in groups.items():
         runs = _summaries(out, tag, seeds)
@@ -126,7 +141,7 @@ def table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
                                                                        "test_clip_acc", "train_seconds")},
                       "best_epoch": [r["best_epoch"] for r in runs]}
     report = {"choice": choice, "rows": rows,
-              "teacher_calibration_val": teacher_calibration(out, args.teacher_seeds[0], args.temperatures)}
+              "teacher_calibration_val": teacher_calibration(out, args.teacher_seeds[0], args.temperatures, args)}
     pct = lambda v: f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}"  # noqa: E731
     lines = ["| model | seeds | val video acc | test video acc | test clip acc | best epochs | train s (mean) |",
              "|---|---|---|---|---|---|---|"]
@@ -155,10 +170,10 @@ def table(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     if args.plot:
         from soccerkd.train.plots import plot_val_accuracy
 
-        labels = {"teacher": "teacher TSM-R50/16 (all 525 clips/class)", "student": "student TSM-R18/16 (150 clips/class)",
+        labels = {"teacher": f"teacher ({stem['teacher']})", "student": f"student ({stem['student']})",
                   "kd": f"KD student (α {a:g}, T {t:g})"}
         plot_val_accuracy({labels[n]: [out / r["tag"] / f"seed{s}" for s in r["seeds"]] for n, r in rows.items()},
-                          args.plot, title="CPU KD recipe, generator v3, 32 px (one line per seed)", chance=0.25)
+                          args.plot, title=args.title, chance=0.25)
     return report
 
 
@@ -175,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run (e.g. epochs=2 for a smoke run)")
     ap.add_argument("--plot", type=Path, default=None, help="val-accuracy-per-epoch PNG (table stage)")
+    ap.add_argument("--title", default="CPU KD recipe, generator v3, 32 px (one line per seed)")
+    for name in ("teacher", "student", "kd"):
+        ap.add_argument(f"--{name}-config", default=str(CONFIGS[name]), help=f"default {CONFIGS[name].relative_to(ROOT)}")
     args = ap.parse_args(argv)
     stages = [s for s in args.stages.split(",") if s]
     unknown = set(stages) - set(STAGES)
@@ -182,30 +200,31 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    teacher_manifest, student_manifest = manifests(args)
+    t_set = args.overrides + [f"data.manifest={teacher_manifest}"]
+    s_set = args.overrides + [f"data.manifest={student_manifest}"]
+    kd_stem = Path(args.kd_config).stem
     if "manifest" in stages:
-        from soccerkd.config import load_config
         from soccerkd.data.splits import read_manifest, subset_train, write_manifest
-        from soccerkd.train.config import TrainConfig
 
-        student = load_config(TrainConfig, CONFIGS["student"], args.overrides)
-        full = read_manifest(Path(student.data.root) / "manifest.json")
-        path = write_manifest(subset_train(full, args.student_per_class, seed=0), student.data.manifest)
+        full = read_manifest(teacher_manifest)
+        path = write_manifest(subset_train(full, args.student_per_class, seed=0), student_manifest)
         print(f"wrote {path}: train {sum(read_manifest(path).counts()['train'].values())} videos "
               f"(of {sum(full.counts()['train'].values())}), val/test unchanged")
     if "teacher" in stages:
-        _sweep(str(CONFIGS["teacher"]), args.teacher_seeds, out, args.overrides)
+        _sweep(args.teacher_config, args.teacher_seeds, out, t_set)
     if "student" in stages:
-        _sweep(str(CONFIGS["student"]), args.seeds, out, args.overrides)
+        _sweep(args.student_config, args.seeds, out, s_set)
     if "grid" in stages:
-        _sweep(str(CONFIGS["kd"]), [args.grid_seed], out, args.overrides, args.alphas, args.temperatures)
+        _sweep(args.kd_config, [args.grid_seed], out, s_set, args.alphas, args.temperatures)
     if "kd" in stages or "table" in stages:
-        choice = choose_cell(out, args.alphas, args.temperatures, args.grid_seed)
+        choice = choose_cell(out, kd_stem, args.alphas, args.temperatures, args.grid_seed)
         (out / "choice.json").write_text(json.dumps(choice, indent=2))
         c = choice["chosen"]
         print(f"chosen on val (seed {args.grid_seed}): α {c['alpha']:g}, T {c['temperature']:g}, "
               f"val video acc {100 * c['val_video_acc']:.1f}")
     if "kd" in stages:
-        _sweep(str(CONFIGS["kd"]), args.seeds, out, args.overrides, [c["alpha"]], [c["temperature"]])
+        _sweep(args.kd_config, args.seeds, out, s_set, [c["alpha"]], [c["temperature"]])
     if "table" in stages:
         table(out, args)
     return 0
