@@ -3,7 +3,8 @@
 Both paths decode each video once (``cache: memory``, preloaded before timing). *before*: every
 item converts the clip to float, resizes it (antialiased bilinear) and normalises it in the worker.
 *after* (``data.fast_loader: true``): the cache holds each video already resized, an item is a uint8
-crop (a slice when there is no augmentation), and ``DeviceNormalize`` scales and normalises the
+crop (a slice) without augmentation, or with ``--augment`` the clip's uint8 frames plus a crop box and
+flip drawn in the worker, and ``DeviceNormalize`` crops, resizes, flips, scales and normalises the
 batch on the device. Rounds alternate before/after so that a shared machine's load hits both.
 
     python benchmarks/bench_loader.py --data data/synth_v3 --size 64 --resize 72 --items 600 --rounds 3
@@ -23,17 +24,19 @@ from pathlib import Path
 
 import torch
 
+from soccerkd.train.loop import to_device
+
 
 def _loader(ds, batch: int, workers: int):
     return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
-                                       generator=torch.Generator().manual_seed(0))
+                                       generator=torch.Generator().manual_seed(0), collate_fn=ds.collate_fn)
 
 
 def _time(ds, prepare, *, items: int, batch: int, workers: int, device: torch.device) -> float:
     seen, t0 = 0, time.perf_counter()
     while seen < items:
         for clips, _, _ in _loader(ds, batch, workers):
-            clips = clips.to(device)
+            clips = to_device(clips, device)
             if prepare is not None:
                 clips = prepare(clips)
             if device.type == "cuda":
@@ -74,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         ds = SoccerDB1(args.data, spec, split="train", train=args.augment, sampling="random", cache="memory",
                        seed=0, fast=fast).preload(progress=False)
         sets[name] = (ds, DeviceNormalize(spec).to(device) if fast else None, time.perf_counter() - t0)
+    # one untimed batch per path first: the first roi_align call loads and initialises its kernels
+    # (seconds on a CPU), which is start-up, not throughput
+    for ds, prep, _ in sets.values():
+        _time(ds, prep, items=1, batch=args.batch, workers=0, device=device)
     runs: dict[str, list[float]] = {"before": [], "after": []}
     for _ in range(args.rounds):
         for name in ("before", "after"):

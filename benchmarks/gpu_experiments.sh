@@ -1,40 +1,42 @@
 #!/usr/bin/env bash
-# Paper-sized pair on procedural clips (generator v3, where time is needed), on one GPU (sized for an
-# H200 with 16 cores, <= 8 min): TSM-ResNet-101 teacher (given more: TEACHER_EPOCHS, default 20),
-# TSM-ResNet-18 student baseline and TSM-ResNet-18 KD students (EPOCHS, default 12), 112 px, 8 frames,
-# 3 seeds each. KD runs an alpha x T grid; the sweep table shows TEST video accuracy (mean ± std over
-# seeds) only for the grid cell chosen on VAL, the other cells show val only. The same recipe as the
-# CPU one in docs/results.md (configs/train/synth_*.yaml), at the paper's model sizes.
+# The CPU KD recipe (benchmarks/cpu_kd_recipe.py, docs/results.md) at the paper's sizes on one GPU
+# (sized for an H200 with 16 cores, <= 8 min): generator v3 at 160x120, 32 frames; TSM-ResNet-101
+# teacher given more (the whole training split, TEACHER_EPOCHS, default 20), TSM-ResNet-18 students
+# (STUDENT_PER_CLASS training clips per class, EPOCHS, default 12), 112 px, 8 frames, RGB
+# differences into conv1 as on CPU, random init. One teacher (seed 0) for every KD seed; alpha x T
+# chosen on VAL with GRID_SEED, then the chosen cell for SEEDS; test is read only for that cell.
+# The stages run as parallel processes of the same recipe script, so the table comes out exactly
+# as on CPU.
 #
 # Usage:  OUT=/path/to/results benchmarks/gpu_experiments.sh
-# Env:    OUT (required: results land here), WORK (scratch for data and checkpoints; default
-#         /tmp/soccerkd_gpu), CLIPS_PER_CLASS (default 200), EPOCHS (default 12), TEACHER_EPOCHS
-#         (default 20), ALPHAS (default "0.5 0.9"), TEMPS (default "4"), SEEDS (default "0 1 2"),
-#         PY (python; default .venv/bin/python if present, else python3), EXTRA_SET (extra
-#         space-separated config overrides for every run), REQUIRE_CUDA (default 1; 0 = CPU smoke test).
-# Writes: $OUT/sweep.md, $OUT/sweep.json (the table), $OUT/val_curves.png (val accuracy per epoch), $OUT/runs/<cell>/seed<S>/{summary.json,
-#         test_metrics.json,metrics.csv,curves.png,confusion_test.png,config.yaml,train.log},
-#         $OUT/synth.json, $OUT/env.txt. Checkpoints stay in $WORK (too large to ship back).
+# Env:    OUT (required), WORK (scratch for data and checkpoints; default /tmp/soccerkd_gpu),
+#         CLIPS_PER_CLASS (default 400: 280 training clips per class for the teacher),
+#         STUDENT_PER_CLASS (default 80, the CPU recipe's 150/525 ratio), EPOCHS (12),
+#         TEACHER_EPOCHS (20), ALPHAS ("0.5 0.9"), TEMPS ("2 4 8"), SEEDS ("0 1 2"), GRID_SEED (0),
+#         PY (default .venv/bin/python if present, else python3), EXTRA_SET (extra space-separated
+#         config overrides for every run), REQUIRE_CUDA (default 1; 0 = CPU smoke test).
+# Writes: $OUT/recipe.md, $OUT/recipe.json (the table), $OUT/val_curves.png, $OUT/runs/<cell>/seed<S>/
+#         {summary.json,test_metrics.json,metrics.csv,curves.png,confusion_test.png,config.yaml},
+#         $OUT/logs/*.log, $OUT/synth.txt, $OUT/env.txt. Checkpoints stay in $WORK (too large to ship back).
 set -euo pipefail
 
 : "${OUT:?set OUT to the results directory}"
 WORK="${WORK:-/tmp/soccerkd_gpu}"
-CLIPS_PER_CLASS="${CLIPS_PER_CLASS:-200}"
+CLIPS_PER_CLASS="${CLIPS_PER_CLASS:-400}"
+STUDENT_PER_CLASS="${STUDENT_PER_CLASS:-80}"
 EPOCHS="${EPOCHS:-12}"
 TEACHER_EPOCHS="${TEACHER_EPOCHS:-20}"
 ALPHAS="${ALPHAS:-0.5 0.9}"
-TEMPS="${TEMPS:-4}"
+TEMPS="${TEMPS:-2 4 8}"
 SEEDS="${SEEDS:-0 1 2}"
+GRID_SEED="${GRID_SEED:-0}"
 if [[ -z "${PY:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
 fi
 DATA="$WORK/synth_v3"
 SWEEP="$WORK/sweep"
 CFG=configs/train
-TEACHER=gpu_synth_teacher_r101
-STUDENT=gpu_synth_student_r18
-KD=gpu_synth_kd_r101_r18
-mkdir -p "$OUT" "$WORK" "$SWEEP"
+mkdir -p "$OUT/logs" "$WORK" "$SWEEP"
 start=$(date +%s)
 log() { echo "[gpu_experiments +$(( $(date +%s) - start ))s] $*"; }
 
@@ -55,66 +57,44 @@ if [[ ! -f "$DATA/manifest.json" ]]; then
       --frames 32 --version 3 --workers "$workers" 2>&1 | grep -v '^synth:' | tee "$OUT/synth.txt"
 fi
 
-train() {  # train <config-stem> <run-dir> <seed> <epochs> [extra --set ...]
-  local stem=$1 dir=$2 seed=$3 epochs=$4; shift 4
-  mkdir -p "$dir"
-  "$PY" -m stream.cli train --config "$CFG/$stem.yaml" --out "$dir" --set "seed=$seed" \
-      --set "data.root=$DATA" --set "epochs=$epochs" --set progress=false "${extra[@]}" "$@" > "$dir/train.log" 2>&1 \
-    || { echo "FAILED: $stem seed $seed (tail of $dir/train.log):"; tail -n 30 "$dir/train.log"; return 1; }
-  echo "  done $stem seed $seed: $(grep -o 'test (best epoch.*' "$dir/train.log" | head -1)"
+csv() { echo "$*" | tr ' ' ','; }
+recipe() {  # recipe <log name> <recipe.py arguments...>
+  local name=$1; shift
+  "$PY" benchmarks/cpu_kd_recipe.py --out "$SWEEP" --teacher-config "$CFG/gpu_synth_teacher_r101.yaml" \
+      --student-config "$CFG/gpu_synth_student_r18.yaml" --kd-config "$CFG/gpu_synth_kd_r101_r18.yaml" \
+      --student-per-class "$STUDENT_PER_CLASS" --seeds "$(csv $SEEDS)" --grid-seed "$GRID_SEED" \
+      --alphas "$(csv $ALPHAS)" --temperatures "$(csv $TEMPS)" --set "data.root=$DATA" --set progress=false \
+      "${extra[@]}" "$@" > "$OUT/logs/$name.log" 2>&1 \
+    || { echo "FAILED: $name (tail of $OUT/logs/$name.log):"; tail -n 30 "$OUT/logs/$name.log"; return 1; }
+  echo "  done $name: $(grep -o 'test (best epoch.*' "$OUT/logs/$name.log" | tail -1)"
 }
+waitall() { local fail=0; for p in "$@"; do wait "$p" || fail=1; done; [[ $fail == 0 ]] || { log "a stage failed"; exit 1; }; }
 
-log "phase 1: teacher (R101, $TEACHER_EPOCHS epochs) and student baseline (R18, $EPOCHS epochs) x seeds [$SEEDS], in parallel"
+recipe manifest --stages manifest
+log "phase 1: teacher (R101, whole training split, $TEACHER_EPOCHS epochs) and students (R18, $STUDENT_PER_CLASS clips/class, $EPOCHS epochs) x seeds [$SEEDS], in parallel"
 pids=()
-for s in $SEEDS; do
-  train "$TEACHER" "$SWEEP/$TEACHER/seed$s" "$s" "$TEACHER_EPOCHS" & pids+=($!)
-  train "$STUDENT" "$SWEEP/$STUDENT/seed$s" "$s" "$EPOCHS" & pids+=($!)
-done
-fail=0; for p in "${pids[@]}"; do wait "$p" || fail=1; done
-[[ $fail == 0 ]] || { log "phase 1 failed"; exit 1; }
+recipe teacher --stages teacher --teacher-seeds 0 --set "epochs=$TEACHER_EPOCHS" & pids+=($!)
+for s in $SEEDS; do recipe "student_seed$s" --stages student --seeds "$s" --set "epochs=$EPOCHS" & pids+=($!); done
+waitall "${pids[@]}"
 
-log "phase 2: KD (frozen same-seed R101 teacher -> R18), alpha in [$ALPHAS] x T in [$TEMPS], in parallel"
+log "phase 2: KD grid alpha in [$ALPHAS] x T in [$TEMPS], seed $GRID_SEED, in parallel (val only)"
 pids=()
-for s in $SEEDS; do
-  for a in $ALPHAS; do
-    for t in $TEMPS; do
-      train "$KD" "$SWEEP/$KD/a${a}_T${t}/seed$s" "$s" "$EPOCHS" --set "kd.alpha=$a" --set "kd.temperature=$t" \
-          --set "kd.teacher_checkpoint=$SWEEP/$TEACHER/seed$s/best.pt" --set data.num_workers=2 & pids+=($!)
-    done
-  done
-done
-fail=0; for p in "${pids[@]}"; do wait "$p" || fail=1; done
-[[ $fail == 0 ]] || { log "phase 2 failed"; exit 1; }
+for a in $ALPHAS; do for t in $TEMPS; do
+  recipe "grid_a${a}_T${t}" --stages grid --alphas "$a" --temperatures "$t" --set "epochs=$EPOCHS" \
+      --set data.num_workers=2 & pids+=($!)
+done; done
+waitall "${pids[@]}"
 
-log "tabulating (reuses every finished run's summary.json; test shown only for the KD cell chosen on val)"
-seeds_csv=$(echo $SEEDS | tr ' ' ',')
-alphas_csv=$(echo $ALPHAS | tr ' ' ','); temps_csv=$(echo $TEMPS | tr ' ' ',')
-# one call per config, each with the epochs its runs used, so that the config hashes match
-"$PY" -m stream.cli sweep --config "$CFG/$TEACHER.yaml" --seeds "$seeds_csv" --out "$SWEEP" \
-    --set "data.root=$DATA" --set "epochs=$TEACHER_EPOCHS" --set progress=false "${extra[@]}" > /dev/null
-"$PY" -m stream.cli sweep --config "$CFG/$STUDENT.yaml" --seeds "$seeds_csv" --out "$SWEEP" \
-    --set "data.root=$DATA" --set "epochs=$EPOCHS" --set progress=false "${extra[@]}" > /dev/null
-"$PY" -m stream.cli sweep --config "$CFG/$KD.yaml" --alphas "$alphas_csv" --temperatures "$temps_csv" \
-    --seeds "$seeds_csv" --out "$SWEEP" --set "data.root=$DATA" --set "epochs=$EPOCHS" --set progress=false \
-    "${extra[@]}" --set data.num_workers=2 > /dev/null
-"$PY" - "$SWEEP" "$CFG" "$seeds_csv" "$alphas_csv" "$temps_csv" <<'PYEOF'
-import json, sys
-from pathlib import Path
-from soccerkd.train.sweep import _write, plan_cells
-out, cfg, seeds, alphas, temps = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-cells = plan_cells([f"{cfg}/{n}.yaml" for n in ("gpu_synth_teacher_r101", "gpu_synth_student_r18", "gpu_synth_kd_r101_r18")],
-                   alphas=[float(a) for a in alphas.split(",")], temperatures=[float(t) for t in temps.split(",")], out=out)
-runs = {c.tag: [json.loads(p.read_text()) for p in sorted((out / c.tag).glob("seed*/summary.json"))] for c in cells}
-_write(out, cells, runs, [int(s) for s in seeds.split(",")])
-from soccerkd.train.plots import plot_val_accuracy
-groups = {"teacher R101": sorted((out / "gpu_synth_teacher_r101").glob("seed*")),
-          "student R18": sorted((out / "gpu_synth_student_r18").glob("seed*")),
-          "KD R18 (all α, T)": sorted((out / "gpu_synth_kd_r101_r18").glob("*/seed*"))}
-plot_val_accuracy({k: v for k, v in groups.items() if v}, out / "val_curves.png",
-                  title="val video accuracy per epoch (generator v3)", chance=0.25)
-PYEOF
-cp "$SWEEP/sweep.md" "$SWEEP/sweep.json" "$SWEEP/val_curves.png" "$OUT/"
-(cd "$SWEEP" && find . -type f \( -name '*.json' -o -name '*.csv' -o -name '*.png' -o -name '*.yaml' -o -name '*.log' \) \
+log "phase 3: the cell chosen on val, seeds [$SEEDS], in parallel"
+pids=()
+for s in $SEEDS; do recipe "kd_seed$s" --stages kd --seeds "$s" --set "epochs=$EPOCHS" --set data.num_workers=2 & pids+=($!); done
+waitall "${pids[@]}"
+
+log "table (test only for the chosen cell)"
+recipe table --stages table --teacher-seeds 0 --set "epochs=$EPOCHS" --plot "$OUT/val_curves.png" \
+    --title "GPU recipe, generator v3, 112 px (one line per seed)"
+cp "$SWEEP/recipe.md" "$SWEEP/recipe.json" "$SWEEP/choice.json" "$OUT/"
+(cd "$SWEEP" && find . -type f \( -name '*.json' -o -name '*.csv' -o -name '*.png' -o -name '*.yaml' \) \
     -not -path './sweep.*' -print0 | while IFS= read -r -d '' f; do mkdir -p "$OUT/runs/$(dirname "$f")"; cp "$f" "$OUT/runs/$f"; done)
-log "done; results in $OUT/sweep.md"
-cat "$OUT/sweep.md"
+log "done; results in $OUT/recipe.md"
+cat "$OUT/recipe.md"

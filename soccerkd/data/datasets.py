@@ -24,7 +24,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -74,7 +74,8 @@ class ClipDataset(Dataset):
     def __init__(self, videos: Sequence[VideoRecord], input_spec: InputSpec, *, train: bool,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False,
+                 crop_scale: tuple[float, float] = (0.35, 1.0)) -> None:
         if not videos:
             raise DataError("a clip dataset needs at least one video")
         sampling = sampling or ("random" if train else "uniform")
@@ -96,9 +97,10 @@ class ClipDataset(Dataset):
         # uninterrupted one (call set_epoch before each epoch)
         self.seed, self.epoch = seed, 0
         # fast: the memory cache holds each video already resized (decode and resize once) and items
-        # are uint8 crops, normalised on the device by DeviceNormalize
+        # are uint8 crops, normalised on the device by DeviceNormalize; training items are the clip's
+        # frames plus a crop box and flip drawn here, cropped and flipped on the device
         self.fast = fast
-        self.transform = build_transform(input_spec, train=train, uint8=fast)
+        self.transform = build_transform(input_spec, train=train, uint8=fast, crop_scale=crop_scale)
         self._memory: dict[int, tuple[np.ndarray, float]] | None = None
         self._cache_dir: Path | None = None
         if cache == "memory":
@@ -142,7 +144,17 @@ class ClipDataset(Dataset):
         vi, k = divmod(item, self.clips_per_video)
         gen = self.item_generator(item)
         frames = self.read_clip_frames(vi, k, generator=gen)
+        if self.fast and self.train:  # crop, resize and flip on the device (DeviceNormalize)
+            return self.transform.device_item(frames, generator=gen), self.videos[vi].label, vi
         return self.transform(frames, generator=gen), self.videos[vi].label, vi
+
+    @property
+    def collate_fn(self) -> Callable[[list], Any] | None:
+        """The DataLoader collate these items need (fast training items are dicts; see
+        :func:`soccerkd.data.transforms.collate_clips`), None for torch's default."""
+        from soccerkd.data.transforms import collate_clips
+
+        return collate_clips if self.fast and self.train else None
 
     def read_clip_frames(self, video_index: int, clip: int = 0,
                          generator: torch.Generator | None = None) -> np.ndarray:
@@ -255,13 +267,14 @@ class VideoFolder(ClipDataset):
                  manifest: str | Path | SplitManifest | None = None, train: bool | None = None,
                  sampling: Sampling | None = None, clips_per_video: int | None = None,
                  cache: str | Path | None = None, folder_fps: float = DEFAULT_FOLDER_FPS,
-                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False) -> None:
+                 seed: int | None = None, clip_layout: ClipLayout = "stride", fast: bool = False,
+                 crop_scale: tuple[float, float] = (0.35, 1.0)) -> None:
         self.root = Path(root)
         self.split = split
         super().__init__(records_for(root, input_spec, split=split, manifest=manifest), input_spec,
                          train=(split == "train") if train is None else train, sampling=sampling,
                          clips_per_video=clips_per_video, cache=cache, folder_fps=folder_fps, seed=seed,
-                         clip_layout=clip_layout, fast=fast)
+                         clip_layout=clip_layout, fast=fast, crop_scale=crop_scale)
 
 
 class SoccerDB1(VideoFolder):

@@ -142,6 +142,32 @@ def manifest_sha256(manifest: SplitManifest) -> str:
     return hashlib.sha256(json.dumps(manifest.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
+def heldout_sha256(manifest: SplitManifest) -> str:
+    """Hex sha256 of the val and test splits only (sorted entries). Two manifests with the same
+    held-out hash select and test on the same videos, so neither one's training videos can be the
+    other's val or test videos: a KD teacher trained on more training videos is then admissible."""
+    held = {s: sorted(manifest.splits[s]) for s in ("val", "test")}
+    return hashlib.sha256(json.dumps(held, sort_keys=True).encode()).hexdigest()
+
+
+def subset_train(manifest: SplitManifest, per_class: int, *, seed: int = 0) -> SplitManifest:
+    """The same manifest with at most ``per_class`` training videos of each class (a seeded sample,
+    ``random.Random("<seed>:<class>:subset")``); val and test stay exactly as they are."""
+    if per_class < 1:
+        raise ConfigError(f"per_class must be >= 1, got {per_class!r}")
+    keep = []
+    for name in manifest.class_names:
+        entries = sorted(e for e in manifest.splits["train"] if e[1] == name)
+        random.Random(f"{seed}:{name}:subset").shuffle(entries)
+        keep += sorted(entries[:per_class])
+    splits = dict(manifest.splits)
+    splits["train"] = tuple(keep)
+    extra = dict(manifest.extra)
+    extra["train_subset"] = {"per_class": per_class, "seed": seed}
+    return SplitManifest(class_names=manifest.class_names, splits=splits, seed=manifest.seed,
+                         fractions=manifest.fractions, extra=extra)
+
+
 def read_groups(videos: Iterable[tuple[str, str]], group_by: str) -> dict[str, str]:
     r"""``{relative_path: group}`` from a CSV file (``path,group`` rows; a header row is skipped) or
     a regular expression searched in each relative path (its first capture group, else the match).

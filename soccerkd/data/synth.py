@@ -23,11 +23,14 @@ v3 (the default for clips; ``SynthConfig.version``), where time is needed: in v2
 the class away (arm abduction only in kicks, the ball always at a dribbler's feet, class-specific
 pose ranges; per-frame features reached 97% video accuracy in ``soccerkd data probe --version 2``).
 In v3 every pose range is shared by all classes, arm abduction and gait asymmetry are random in
-every clip, every walk/run/dribble clip holds a feint (the kick swing without a strike, on the
-ball's side, when a kick would strike), the ball at a walker's or runner's feet moves exactly as a
-dribbled ball does but to its own rhythm (and may roll away), and a kicked ball is dribbled in.
-What is left to tell the classes apart needs several frames: speed and cadence, touches locked to
-the stride, the plant and the ball leaving after a swing. ``soccerkd.data.probe`` measures it.
+every clip, every walk/run/dribble clip holds a feint (the kick swing without a strike, with the leg
+on the ball's side, when a kick would strike), every target has a ball at its feet that moves as a
+dribbled ball does (a walker's or runner's to its own rhythm, not the stride's), and in every class
+that ball leaves once mid-clip along the ground at a kick's speed and angle (``LEAVE_T_V3``): struck
+at a kick's swing, with the foot on the ball's side; knocked into space or rolling off in the other
+classes, never at their feint. What is left to tell the classes apart needs several frames: speed
+and cadence, touches locked to the stride, the plant and the ball leaving at the swing.
+``soccerkd.data.probe`` measures it.
 ``render_match`` (the demo) stays on v2.
 
 Determinism: each clip draws from :func:`clip_rng` (v3 mixes the frame size, length, fps and version
@@ -85,6 +88,14 @@ ABD_V3 = (0.05, 0.75)
 FEINT_P_V3 = 1.0
 # Chance that a dribble (v3) knocks the ball on, 2.5-5 m ahead, instead of keeping it within reach.
 KNOCK_ON_P_V3 = 0.3
+# v3: in every class the ball at the target's feet leaves once, mid-clip (0.4-0.62 of the clip, when
+# a kick strikes), along the ground at a kick's speed and angle: struck by a kick, knocked into space
+# by a dribbler, rolling off on its own past a walker or runner. So "the ball is going away" is in
+# every class's frames; only a kick sends it at the swing and plants to do so.
+LEAVE_T_V3 = (0.4, 0.62)
+# ... and never within this many seconds of a non-kick clip's feint, so that a swing that sends the
+# ball away is always a kick.
+LEAVE_GAP_S_V3 = 0.16
 VERSIONS = (2, 3)
 DEFAULT_VERSION = 3
 # Target height as a fraction of the frame height (the camera zooms to this). v2: was (0.2, 0.42),
@@ -292,13 +303,15 @@ def _simulate_target(segments: Sequence[Segment], fps: float, rng: np.random.Gen
 
 
 def _dribble_ball(pos: np.ndarray, heading: np.ndarray, phase: np.ndarray, rng: np.random.Generator,
-                  frames: np.ndarray, knock_on: bool = False) -> np.ndarray:
+                  frames: np.ndarray, knock_on: bool = False, foot: int | None = None) -> np.ndarray:
     """Ball kept within reach: touched at the dominant foot's forward swing every 1-2 strides.
 
     ``knock_on`` (v3): pushed 2.5-5 m ahead at each touch, as a player running into space does.
+    ``foot`` (v3 kicks): the touching foot (0 left, 1 right) instead of a random one.
     """
     every = int(rng.integers(1, 3))
     side = int(rng.integers(2))
+    side = side if foot is None else foot
     lat = (0.12 if side == 0 else -0.12) + _u(rng, -0.1, 0.1)
     d_touch, peak = _u(rng, 0.3, 0.45), (_u(rng, 2.5, 5.0) if knock_on else _u(rng, 0.9, 2.0))
     # u = 0 exactly when the touching foot is at its forward extreme (hip angle at its maximum)
@@ -348,12 +361,17 @@ def _near_ball(pos: np.ndarray, heading: np.ndarray, rng: np.random.Generator, d
     n = len(pos)
     t = np.arange(n) * dt
     own_phase = _u(rng, 0, 2 * np.pi) + 2 * np.pi * _u(rng, 0.6, 1.8) * t
-    ball = _dribble_ball(pos, heading, own_phase, rng, np.arange(n), knock_on=rng.random() < KNOCK_ON_P_V3)
-    if rng.random() < 0.5:
-        go = int(_u(rng, 0.3, 0.7) * n)
-        f = np.array([math.cos(heading[go]), math.sin(heading[go])])
-        ball[go:, :2] += f[None] * (_u(rng, 4.0, 15.0) * (t[go:] - t[go]))[:, None]
-    return ball
+    return _dribble_ball(pos, heading, own_phase, rng, np.arange(n), knock_on=rng.random() < KNOCK_ON_P_V3)
+
+
+def _leave(ball: np.ndarray, frame: int, heading: np.ndarray, rng: np.random.Generator, dt: float) -> None:
+    """v3: from ``frame`` on, the ball rolls away along the ground from where it was, at a kick's
+    speed (3-18 m/s) and within 0.35 rad of the target's heading (in place)."""
+    frame = min(max(frame, 1), len(ball) - 1)
+    ang = heading[frame] + _u(rng, -0.35, 0.35)
+    speed = _u(rng, 3, 18)
+    ball[frame:] = _free_ball(ball[frame - 1], np.array([speed * math.cos(ang), speed * math.sin(ang), 0.0]),
+                              len(ball) - frame, dt)
 
 
 def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarray, phase: np.ndarray,
@@ -377,23 +395,20 @@ def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarr
         elif seg.label == "kick":
             frame, side = next(kick_iter)
             frame = min(max(frame, f0), f0 + n - 1)
-            fwd = np.array([math.cos(heading[frame]), math.sin(heading[frame])])
-            lat = np.array([-fwd[1], fwd[0]]) * (0.1 if side == 0 else -0.1)
-            if version >= 3:  # a planted ball anywhere a dribbled one can be, not on one exact line
-                lat = lat * _u(rng, 0.3, 2.2)
-            spot = np.r_[pos[frame] + (0.3 if version < 3 else _u(rng, 0.25, 0.5)) * fwd + lat, 0.11]
-            want = np.repeat(spot[None], n, 0)
             k = frame - f0
-            ang = heading[frame] + _u(rng, -0.35, 0.35)
-            if version < 3:
+            if version >= 3:  # dribbled in (as a dribble's ball, knock-ons included), struck along the ground
+                # with the kicking foot, so the ball is on the swinging leg's side (as at a feint)
+                want = _dribble_ball(pos, heading, phase, rng, frames, rng.random() < KNOCK_ON_P_V3, foot=side)
+                _leave(want, max(k, 1), heading[f0:f0 + n], rng, dt)
+            else:
+                fwd = np.array([math.cos(heading[frame]), math.sin(heading[frame])])
+                lat = np.array([-fwd[1], fwd[0]]) * (0.1 if side == 0 else -0.1)
+                spot = np.r_[pos[frame] + 0.3 * fwd + lat, 0.11]
+                want = np.repeat(spot[None], n, 0)
+                ang = heading[frame] + _u(rng, -0.35, 0.35)
                 speed, vz = _u(rng, 14, 26), _u(rng, 0.0, 8.0)
-            else:  # mostly passes along the ground, some of them soft, so the ball leaves over frames
-                speed, vz = _u(rng, 3, 18), (0.0 if rng.random() < 0.7 else _u(rng, 0.5, 3.0))
-            v0 = np.array([speed * math.cos(ang), speed * math.sin(ang), vz])
-            if version >= 3 and k > 0:  # dribbled in, then struck: before contact a kick's ball is a dribble's
-                want[:k] = _dribble_ball(pos, heading, phase, rng, frames[:k])
-                spot = want[k - 1]
-            want[k:] = _free_ball(spot, v0, n - k, dt)
+                v0 = np.array([speed * math.cos(ang), speed * math.sin(ang), vz])
+                want[k:] = _free_ball(spot, v0, n - k, dt)
         else:
             p0 = np.r_[pos[f0] + 15 * rng.normal(size=2), 0.11] if cur_p is None else cur_p
             want = _free_ball(p0, cur_v, n, dt)
@@ -742,9 +757,13 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
         for d in mates:
             d.kit = dict(d.kit, shirt=target.kit["shirt"], shorts=target.kit["shorts"], socks=target.kit["socks"])
     label = segments[0].label
+    v3_clip = clip_mode and cfg.version >= 3
+    feint_at = leave_at = -1
+    if v3_clip and label != "kick":  # when the dummy swing comes, and when the ball leaves (apart)
+        feint_at, leave_at = _feint_and_leave_frames(n, cfg.fps, rng)
     if clip_mode and label in ("walk", "run"):
-        if cfg.version >= 3:  # mostly a ball at the feet, as often as a dribble or kick shows one
-            mode = rng.choice(["near", "distractor", "far"], p=[0.8, 0.1, 0.1])
+        if cfg.version >= 3:  # a ball at the feet, as every dribble and kick shows one
+            mode = "near"
         else:
             mode = rng.choice(["loose", "distractor", "far"], p=[0.45, 0.3, 0.25])
         if mode == "near":
@@ -760,18 +779,32 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     else:
         ball0 = None if clip_mode else np.r_[pos[0] + rng.normal(0, 15, 2), 0.11]
         ball = _target_ball(segments, pos, heading, angles["phase"], kicks, dt, rng, ball0, version=cfg.version)
-    if clip_mode and cfg.version >= 3 and label != "kick" and rng.random() < FEINT_P_V3:
-        _feint(target, ball, rng, dt)
+    if leave_at >= 0:
+        _leave(ball, leave_at, heading, rng, dt)
+    if feint_at >= 0 and rng.random() < FEINT_P_V3:
+        _feint(target, ball, feint_at, rng, dt)
     camera = _make_camera(pos, cfg, rng, player_frac=_u(rng, PLAYER_FRAC[0], PLAYER_FRAC[1]))
     return camera, [target] + dis, ball, look
 
 
-def _feint(target: Track, ball: np.ndarray, rng: np.random.Generator, dt: float) -> None:
-    """v3: the kicking swing with no strike (a dummy), at the time a kick clip strikes (0.4-0.62 of
-    the clip) with the leg on the ball's side, so swing pose plus a ball at the feet is not a kick
-    by itself; a kick also plants (brakes) and sends the ball away, which only a sequence shows."""
+def _feint_and_leave_frames(n: int, fps: float, rng: np.random.Generator) -> tuple[int, int]:
+    """v3, non-kick clips: the feint's frame and the frame the ball leaves, both drawn as a kick's
+    contact is (``LEAVE_T_V3`` of the clip) but at least ``LEAVE_GAP_S_V3`` apart (the first draw
+    that is; clips too short for that take the last draw)."""
+    gap = LEAVE_GAP_S_V3 * fps
+    for _ in range(20):
+        feint = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
+        leave = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
+        if abs(feint - leave) >= gap:
+            break
+    return feint, leave
+
+
+def _feint(target: Track, ball: np.ndarray, frame: int, rng: np.random.Generator, dt: float) -> None:
+    """v3: the kicking swing with no strike (a dummy), at ``frame`` (drawn as a kick's contact is)
+    with the leg on the ball's side, so swing pose plus a ball at the feet is not a kick by itself;
+    a kick also plants (brakes) and sends the ball away at the swing, which only a sequence shows."""
     n = len(target.pos)
-    frame = min(n - 1, int(round(_u(rng, 0.4, 0.62) * n)))
     f = np.array([math.cos(target.heading[frame]), math.sin(target.heading[frame])])
     rel = ball[frame, :2] - target.pos[frame]
     side = 0 if rel[0] * -f[1] + rel[1] * f[0] > 0 else 1

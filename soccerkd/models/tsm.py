@@ -18,6 +18,15 @@ logits are their mean over frames (TSN-style consensus).
 no neighbour to mix with, and zero-padding would wrongly blank 1/4 of the channels), the network is
 exactly a 2D ResNet, and a ``B×C×T×H×W`` input with any T is classified frame by frame and the
 frame logits averaged. With ``frames > 1`` the input must have exactly T = ``frames`` frames.
+
+``width`` (default 64, torchvision's) is the stem's channel count; every stage scales with it
+(``width``, 2×, 4×, 8×). A narrower trunk (``model.kwargs: {width: 16}``, 1/16 of the FLOPs) is what
+the CPU KD recipe trains from scratch; checkpoints of other widths then do not load.
+
+``rgb_diff=True`` feeds each frame together with its difference to the previous frame (zero for
+the first), 6 channels into ``conv1``: TSN's RGB-difference modality, which hands a network trained
+from scratch the motion (background sliding past a following camera, legs swinging) that TSM
+otherwise has to discover through its shifts. It needs a random-init (or own) ``conv1``.
 """
 
 from __future__ import annotations
@@ -105,8 +114,18 @@ class TSMResNet(ResNet):
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], *, num_classes: int,
-                 num_frames: int, input_spec: InputSpec, dropout: float = 0.5, shift_every: int = 1) -> None:
+                 num_frames: int, input_spec: InputSpec, dropout: float = 0.5, shift_every: int = 1,
+                 width: int = 64, rgb_diff: bool = False) -> None:
         super().__init__(block, layers, num_classes=num_classes)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 8:
+            raise ConfigError(f"width must be an integer >= 8, got {width!r}")
+        self.width = width
+        if width != 64:
+            self._rebuild(block, layers, num_classes, width)
+        self.rgb_diff = bool(rgb_diff)
+        if self.rgb_diff:
+            self.conv1 = nn.Conv2d(6, width, kernel_size=7, stride=2, padding=3, bias=False)
+            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
         if isinstance(shift_every, bool) or not isinstance(shift_every, int) or shift_every < 1:
@@ -121,6 +140,24 @@ class TSMResNet(ResNet):
             for i, blk in enumerate(stage):
                 blk.shift = TemporalShift(num_frames) if i % shift_every == 0 else nn.Identity()
 
+    def _rebuild(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], num_classes: int,
+                 width: int) -> None:
+        """torchvision's ResNet body and initialisation with ``width`` stem channels instead of 64."""
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
+        self.fc = nn.Linear(8 * width * block.expansion, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
     def shifted_blocks(self) -> set[str]:
         """Names (``layer3.4``) of the blocks that shift, for comparison with a checkpoint's."""
         return {f"layer{s}.{i}" for s in range(1, 5) for i, blk in enumerate(getattr(self, f"layer{s}"))
@@ -133,6 +170,9 @@ class TSMResNet(ResNet):
         b, c, t, h, w = x.shape
         if self.num_frames != 1 and t != self.num_frames:
             raise ValueError(f"this model was built for {self.num_frames} frames, got a clip of {t}")
+        if self.rgb_diff:
+            diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
+            x, c = torch.cat([x, diff], dim=1), 2 * c
         x = x.transpose(1, 2).reshape(b * t, c, h, w)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
@@ -153,14 +193,17 @@ def default_tsm_spec(frames: int | None) -> InputSpec:
 def _build(name: str, block: type[BasicBlock] | type[Bottleneck], layers: list[int], enum_cls: Any, *,
            num_classes: int, weights: Any, frames: int | None, input_spec: InputSpec | None, dropout: float,
            hub_dir: str | None, progress: bool, shift_every: int | None = None,
-           weights_layout: str = "auto") -> TSMResNet:
+           weights_layout: str = "auto", width: int = 64, rgb_diff: bool = False) -> TSMResNet:
     spec = resolve_input_spec(model=name, num_classes=num_classes, frames=frames, input_spec=input_spec,
                               default=default_tsm_spec)
     # the reference TSM (MIT-TSM and MMAction2: n_round) shifts every other block when layer3 has
     # >= 23 blocks (ResNet-101), every block otherwise
     every = shift_every if shift_every is not None else (2 if layers[2] >= 23 else 1)
+    if weights is not None and (width != 64 or rgb_diff):
+        raise ConfigError(f"{name}: weights {weights!r} are for width 64 and RGB input, got width {width}, "
+                          f"rgb_diff {rgb_diff}; drop one of them")
     model = TSMResNet(block, layers, num_classes=num_classes, num_frames=spec.clip.num_frames,
-                      input_spec=spec, dropout=dropout, shift_every=every)
+                      input_spec=spec, dropout=dropout, shift_every=every, width=width, rgb_diff=rgb_diff)
     model.model_name = name
     load_weights(model, weights, enum_cls=enum_cls, model_name=name, hub_dir=hub_dir, progress=progress,
                  layout=weights_layout)
@@ -171,33 +214,33 @@ def _build(name: str, block: type[BasicBlock] | type[Bottleneck], layers: list[i
 def tsm_resnet18(*, num_classes: int, weights: Any = None, frames: int | None = None,
                  input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
                  progress: bool = True, shift_every: int | None = None,
-                 weights_layout: str = "auto") -> TSMResNet:
+                 weights_layout: str = "auto", width: int = 64, rgb_diff: bool = False) -> TSMResNet:
     """TSM over a ResNet-18 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"DEFAULT"`` or a file."""
     return _build("tsm_resnet18", ShiftBasicBlock, [2, 2, 2, 2], ResNet18_Weights, num_classes=num_classes,
                   weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
                   progress=progress, shift_every=shift_every,
-                  weights_layout=weights_layout)
+                  weights_layout=weights_layout, width=width, rgb_diff=rgb_diff)
 
 
 @register_model(family="tsm", description="TSM ResNet-50 (23.5 M params)")
 def tsm_resnet50(*, num_classes: int, weights: Any = None, frames: int | None = None,
                  input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
                  progress: bool = True, shift_every: int | None = None,
-                 weights_layout: str = "auto") -> TSMResNet:
+                 weights_layout: str = "auto", width: int = 64, rgb_diff: bool = False) -> TSMResNet:
     """TSM over a ResNet-50 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"IMAGENET1K_V2"``/``"DEFAULT"``."""
     return _build("tsm_resnet50", ShiftBottleneck, [3, 4, 6, 3], ResNet50_Weights, num_classes=num_classes,
                   weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
                   progress=progress, shift_every=shift_every,
-                  weights_layout=weights_layout)
+                  weights_layout=weights_layout, width=width, rgb_diff=rgb_diff)
 
 
 @register_model(family="tsm", description="TSM ResNet-101 (42.5 M params): the paper's teacher as a clip model")
 def tsm_resnet101(*, num_classes: int, weights: Any = None, frames: int | None = None,
                   input_spec: InputSpec | None = None, dropout: float = 0.5, hub_dir: str | None = None,
                   progress: bool = True, shift_every: int | None = None,
-                  weights_layout: str = "auto") -> TSMResNet:
+                  weights_layout: str = "auto", width: int = 64, rgb_diff: bool = False) -> TSMResNet:
     """TSM over a ResNet-101 trunk; ``weights`` may be ``"IMAGENET1K_V1"``/``"IMAGENET1K_V2"``/``"DEFAULT"``."""
     return _build("tsm_resnet101", ShiftBottleneck, [3, 4, 23, 3], ResNet101_Weights, num_classes=num_classes,
                   weights=weights, frames=frames, input_spec=input_spec, dropout=dropout, hub_dir=hub_dir,
                   progress=progress, shift_every=shift_every,
-                  weights_layout=weights_layout)
+                  weights_layout=weights_layout, width=width, rgb_diff=rgb_diff)

@@ -132,5 +132,6 @@ def load_model(path: str | Path, *, device: str = "cpu") -> tuple[Any, InputSpec
         "epoch": ckpt.get("epoch"),
         "metrics": ckpt.get("metrics", {}),
         "manifest_sha256": ckpt.get("manifest_sha256"),
+        "heldout_sha256": ckpt.get("heldout_sha256"),
     }
     return model, spec, meta

@@ -69,10 +69,14 @@ class DataConfig:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     augment: bool = True
+    # Area fraction range of the training random resized crop (with augment); torchvision's
+    # (0.08, 1) and our old (0.35, 1) often cut a small target out of the frame.
+    crop_scale: tuple[float, float] = (0.35, 1.0)
     # Decoded-video cache: None, "memory" (decode each video once per process) or a directory.
     cache: str | None = None
     # Fast loader: the memory cache keeps each video resized once, items are uint8 crops, and
-    # scaling/normalising runs on the device (the GPU when there is one). Off by default because
+    # scaling/normalising runs on the device (the GPU when there is one); with augment, training
+    # items are uncropped frames and the random resized crop and flip run on the device too. Off by default because
     # the uint8 rounding changes inputs by up to 0.5/255 versus the float path.
     fast_loader: bool = False
 
@@ -81,6 +85,8 @@ class DataConfig:
             _check(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), "must be >= 1")
         _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+        _check(len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "data.crop_scale",
+               self.crop_scale, "must be [min, max] with 0 < min <= max <= 1")
         _check(self.clip_layout in ("stride", "segments"), "data.clip_layout", self.clip_layout,
                "must be stride or segments")
         _check(self.target_fps is None or self.target_fps > 0, "data.target_fps", self.target_fps, "must be > 0 or null")
@@ -133,7 +139,8 @@ class KDConfig:
     kl_reduction: Literal["batchmean", "mean"] = "batchmean"
     # A teacher trained on another split manifest, or with another frame stride / fps / resize,
     # is refused unless this is true (its soft targets would then come from other inputs or from
-    # the student's val/test videos).
+    # the student's val/test videos). A manifest with the same val and test splits but other (e.g.
+    # more) training videos is accepted: see soccerkd.data.splits.heldout_sha256.
     allow_mismatch: bool = False
 
     def __post_init__(self) -> None:

@@ -53,7 +53,8 @@ def ensure_manifest(cfg: TrainConfig, class_names: tuple[str, ...]) -> Path:
 def build_split(root: str | Path, spec: InputSpec, split: str, *, layout: str = "soccerdb1",
                 manifest: str | Path | None = None, train: bool = False, clips_per_video: int = 4,
                 augment: bool = True, cache: str | None = None, seed: int | None = None,
-                clip_layout: str = "stride", fast: bool = False) -> Any:
+                clip_layout: str = "stride", fast: bool = False,
+                crop_scale: tuple[float, float] = (0.35, 1.0)) -> Any:
     """One split as a dataset of ``(clip, label, video_index)``: random clips when ``train``, drawn
     per item from (seed, epoch, index) when ``seed`` is given (see ``ClipDataset.set_epoch``)."""
     from soccerkd.data.datasets import SoccerDB1, VideoFolder
@@ -61,7 +62,7 @@ def build_split(root: str | Path, spec: InputSpec, split: str, *, layout: str = 
     cls = SoccerDB1 if layout == "soccerdb1" else VideoFolder
     ds = cls(root, spec, split=split, manifest=manifest, train=train and augment,
              sampling="random" if train else "uniform", clips_per_video=clips_per_video, cache=cache,
-             seed=seed if train else None, clip_layout=clip_layout, fast=fast)
+             seed=seed if train else None, clip_layout=clip_layout, fast=fast, crop_scale=crop_scale)
     if len(ds) == 0:
         raise DataError(f"split {split!r} of {str(root)!r} holds no videos")
     if cache is not None:
@@ -75,7 +76,7 @@ def build_datasets(cfg: TrainConfig, spec: InputSpec) -> dict[str, Any]:
     return {
         "train": build_split(d.root, spec, "train", layout=d.layout, manifest=manifest, train=True,
                              clips_per_video=d.train_clips, augment=d.augment, cache=d.cache, seed=cfg.seed,
-                             clip_layout=d.clip_layout, fast=d.fast_loader),
+                             clip_layout=d.clip_layout, fast=d.fast_loader, crop_scale=d.crop_scale),
         "val": build_split(d.root, spec, "val", layout=d.layout, manifest=manifest, clips_per_video=d.eval_clips,
                            cache=d.cache, clip_layout=d.clip_layout, fast=d.fast_loader),
         "test": build_split(d.root, spec, "test", layout=d.layout, manifest=manifest, clips_per_video=d.eval_clips,

@@ -46,6 +46,13 @@ def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None = 
     return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
+def to_device(clips: Tensor | dict[str, Tensor], device: torch.device) -> Tensor | dict[str, Tensor]:
+    """A batch of clips, or a fast loader's dict of tensors (frames + crop boxes), on ``device``."""
+    if isinstance(clips, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in clips.items()}
+    return clips.to(device, non_blocking=True)
+
+
 def train_one_epoch(task: Task, loader: Iterable, optimizer: torch.optim.Optimizer, *,
                     device: torch.device | str = "cpu", scaler: Any = None, amp: bool = False,
                     max_steps: int | None = None, progress: bool = True, desc: str = "train",
@@ -72,7 +79,7 @@ def train_one_epoch(task: Task, loader: Iterable, optimizer: torch.optim.Optimiz
     for clips, targets, _ in bar:
         if max_steps is not None and steps >= max_steps:
             break
-        clips = clips.to(device, non_blocking=True)
+        clips = to_device(clips, device)
         if prepare is not None:
             clips = prepare(clips)
         targets = targets.to(device, non_blocking=True)
@@ -118,7 +125,7 @@ def predict(model: nn.Module, loader: Iterable, *, device: torch.device | str = 
     logits, labels, videos = [], [], []
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
     for clips, targets, video_index in _progress(loader, progress, desc, total):
-        clips = clips.to(device, non_blocking=True)
+        clips = to_device(clips, device)
         if prepare is not None:
             clips = prepare(clips)
         with _autocast(device, amp):

@@ -85,6 +85,7 @@ def make_loader(dataset: Any, *, batch_size: int, shuffle: bool, num_workers: in
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
         pin_memory=device.type == "cuda", drop_last=False, generator=generator,
+        collate_fn=getattr(dataset, "collate_fn", None),
         worker_init_fn=_worker_init if num_workers else None, persistent_workers=num_workers > 0 and persistent)
 
 
@@ -165,10 +166,16 @@ class Renormalize(nn.Module):
 
 
 def teacher_mismatches(tspec: InputSpec, spec: InputSpec, teacher_manifest: str | None,
-                       manifest: str | None) -> list[str]:
-    """What differs between the data a teacher was trained on and this run's (empty when nothing)."""
+                       manifest: str | None, *, teacher_heldout: str | None = None,
+                       heldout: str | None = None) -> list[str]:
+    """What differs between the data a teacher was trained on and this run's (empty when nothing).
+
+    Another manifest with the same val and test splits (``heldout_sha256``) is no mismatch: the
+    teacher was given other or more training videos, but none of this run's val or test videos.
+    """
     out = []
-    if teacher_manifest != manifest:
+    same_heldout = heldout is not None and teacher_heldout == heldout
+    if teacher_manifest != manifest and not same_heldout:
         out.append(f"split manifest sha256 {str(teacher_manifest)[:12]} (teacher) vs {str(manifest)[:12]} (this run)"
                    + ("; the teacher checkpoint records none" if teacher_manifest is None else ""))
     for name, a, b in (("frame stride", tspec.clip.frame_stride, spec.clip.frame_stride),
@@ -180,11 +187,12 @@ def teacher_mismatches(tspec: InputSpec, spec: InputSpec, teacher_manifest: str 
 
 
 def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device, *, manifest_sha256: str | None = None,
-                 log: Callable[[str], None] = print) -> tuple[nn.Module, Any, dict]:
+                 heldout_sha256: str | None = None, log: Callable[[str], None] = print) -> tuple[nn.Module, Any, dict]:
     path = cfg.teacher_path()
     assert path is not None  # TrainConfig guarantees it for run == "kd"
     teacher, tspec, meta = load_model(path, device=str(device))
-    problems = teacher_mismatches(tspec, spec, meta.get("manifest_sha256"), manifest_sha256)
+    problems = teacher_mismatches(tspec, spec, meta.get("manifest_sha256"), manifest_sha256,
+                                  teacher_heldout=meta.get("heldout_sha256"), heldout=heldout_sha256)
     if problems and not cfg.kd.allow_mismatch:
         raise ConfigError(f"kd.teacher_checkpoint: {str(path)!r} was trained on other data or inputs: "
                           + "; ".join(problems) + ". Train the teacher on this manifest with the same "
@@ -205,12 +213,16 @@ def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device, *, man
     return teacher, renorm, meta
 
 
-def _manifest_hash(cfg: TrainConfig) -> str | None:
-    from soccerkd.data.splits import manifest_sha256, read_manifest
+def _manifest_hashes(cfg: TrainConfig) -> tuple[str | None, str | None]:
+    """(whole manifest, val+test only) sha256 of this run's split manifest; Nones without one."""
+    from soccerkd.data.splits import heldout_sha256, manifest_sha256, read_manifest
     from soccerkd.train.data import manifest_path
 
     path = manifest_path(cfg)
-    return manifest_sha256(read_manifest(path)) if path.is_file() else None
+    if not path.is_file():
+        return None, None
+    manifest = read_manifest(path)
+    return manifest_sha256(manifest), heldout_sha256(manifest)
 
 
 def _write_history(out: Path, history: list[dict[str, Any]], title: str) -> None:
@@ -327,7 +339,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         pass
     model.to(device)
     splits = (datasets or default_datasets)(cfg, spec)
-    manifest_hash = None if datasets is not None else _manifest_hash(cfg)
+    manifest_hash, heldout_hash = (None, None) if datasets is not None else _manifest_hashes(cfg)
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
@@ -340,7 +352,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
 
     teacher_meta: dict[str, Any] | None = None
     if cfg.run == "kd":
-        teacher, renorm, teacher_meta = load_teacher(cfg, spec, device, manifest_sha256=manifest_hash, log=log)
+        teacher, renorm, teacher_meta = load_teacher(cfg, spec, device, manifest_sha256=manifest_hash,
+                                                     heldout_sha256=heldout_hash, log=log)
         if renorm is not None:
             teacher = nn.Sequential(renorm, teacher)
         task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature,
@@ -375,8 +388,9 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
               "class_names": list(names), "config": to_dict(cfg), "run": cfg.run}
     if teacher_meta is not None:
         common["teacher"] = {k: teacher_meta.get(k) for k in ("model_name", "checkpoint_sha256", "checkpoint_path",
-                                                               "manifest_sha256", "mismatch")}
+                                                               "manifest_sha256", "heldout_sha256", "mismatch")}
     common["manifest_sha256"] = manifest_hash
+    common["heldout_sha256"] = heldout_hash
     title = f"{cfg.run}: {cfg.model.name} seed {cfg.seed}"
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):

@@ -74,8 +74,9 @@ def test_v3_single_frames_give_little_away_clips_do():
     """Issue 12: on v3 a single-frame probe stays near chance; the same-budget clip model does not.
 
     Both are the same MLP on what the generator simulated (soccerkd.data.probe); ~10 s on one core.
-    Measured on seeds 0/1/2: frame probe 45.0/40.4/42.9% video (35.5/32.7/34.1% per frame), clip
-    model 92.1/92.5/95.0%. v2, for contrast: 96.7% video accuracy from single frames (seed 1).
+    Measured here (128x96, 24 frames, seed 0): frame probe 33.8% video (29.1% per frame), clip model
+    90.8%; ``soccerkd data probe --seed 0/1/2`` in docs/results.md. v2, for contrast: 96.7% video
+    accuracy from single frames (seed 1).
     """
     import torch
 
@@ -83,6 +84,25 @@ def test_v3_single_frames_give_little_away_clips_do():
 
     torch.set_num_threads(1)
     res = run_probe(SynthConfig(128, 96, 24), seed=0)
-    assert res.frame_acc <= 0.40, res
-    assert res.frame_video_acc <= 0.46, res
+    assert res.frame_acc <= 0.35, res
+    assert res.frame_video_acc <= 0.40, res
     assert res.clip_video_acc >= res.frame_video_acc + 0.15, res
+
+
+def test_render_match_scene_stays_on_v2():
+    """The demo's matches are pinned to generator v2 (its shipped student was trained on v2 clips):
+    changes to v3 must not move a v2 scene. Golden hash of the simulated match scene (ball, zoom,
+    target track and legs) that render_match draws for seed 3, as of v3's single-frame fixes."""
+    import hashlib
+
+    import numpy as np
+
+    from soccerkd.data.synth import Segment, _scene
+
+    segs = [Segment("walk", 20, 0.55), Segment("dribble", 20, 0.55), Segment("kick", 24, 0.55), Segment("run", 20, 0.55)]
+    cam, players, ball, _ = _scene(segs, SynthConfig(96, 72, 84, version=2), np.random.default_rng([3, 9999]),
+                                   clip_mode=False)
+    h = hashlib.sha256()
+    for a in (ball, cam.focal, players[0].pos, players[0].angles["hip"], players[0].angles["knee"]):
+        h.update(np.round(a, 6).tobytes())
+    assert h.hexdigest() == "e4502ea2ebfe0b63d84db436b12e790a9267ae6f741e7cc5e77090989223af57"

@@ -106,3 +106,42 @@ def test_tsm_has_torchvision_resnet_keys_and_no_extra_params():
     ref = torchvision.models.resnet50(num_classes=4)
     assert list(model.state_dict()) == list(ref.state_dict())
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_tsm_width_scales_every_stage_and_refuses_pretrained_weights():
+    import torch
+
+    from soccerkd.errors import ConfigError
+    from soccerkd.models import create_model
+
+    m = create_model("tsm_resnet18", num_classes=4, frames=2, width=16)
+    assert m.conv1.out_channels == 16 and m.layer4[0].conv1.out_channels == 128 and m.fc.in_features == 128
+    assert m(torch.randn(2, 3, 2, 32, 32)).shape == (2, 4)
+    assert sum(p.numel() for p in m.parameters()) < 0.08 * sum(
+        p.numel() for p in create_model("tsm_resnet18", num_classes=4, frames=2).parameters())
+    assert create_model("tsm_resnet50", num_classes=4, frames=2, width=16).fc.in_features == 512
+    with pytest.raises(ConfigError, match="width"):
+        create_model("tsm_resnet18", num_classes=4, frames=2, width=16, weights="DEFAULT")
+
+
+def test_tsm_rgb_diff_sees_frame_differences():
+    import torch
+
+    from soccerkd.errors import ConfigError
+    from soccerkd.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model("tsm_resnet18", num_classes=4, frames=3, width=8, rgb_diff=True).eval()
+    assert m.conv1.in_channels == 6
+    still = torch.randn(1, 3, 1, 16, 16).repeat(1, 1, 3, 1, 1)
+    moving = still.clone()
+    moving[:, :, 2] += 1.0
+    with torch.no_grad():
+        # a still clip feeds zero differences: its logits equal those of the same net with conv1's
+        # difference half removed
+        plain = create_model("tsm_resnet18", num_classes=4, frames=3, width=8).eval()
+        plain.load_state_dict({k: (v[:, :3] if k == "conv1.weight" else v) for k, v in m.state_dict().items()})
+        torch.testing.assert_close(m(still), plain(still))
+        assert not torch.allclose(m(moving), plain(moving))
+    with pytest.raises(ConfigError, match="rgb_diff"):
+        create_model("tsm_resnet18", num_classes=4, frames=3, rgb_diff=True, weights="DEFAULT")
