@@ -41,3 +41,12 @@ def test_teacher_with_more_training_videos_is_admissible_other_heldout_is_not():
     assert bad and "split manifest" in bad[0]
     # a teacher checkpoint from before held-out hashes: only the same manifest passes
     assert teacher_mismatches(spec, spec, manifest_sha256(full), manifest_sha256(sub), heldout=heldout_sha256(sub))
+
+
+def test_best_pt_keeps_the_heldout_hash_a_kd_run_checks():
+    """best.pt keeps only inference fields, and the val/test split hash is one of them: a KD run
+    checks it when its teacher saw another training split."""
+    from soccerkd.train.checkpoint import inference_fields
+
+    kept = inference_fields({"model_state": {}, "heldout_sha256": "ab" * 32, "optimizer_state": {"x": 1}})
+    assert kept["heldout_sha256"] == "ab" * 32 and "optimizer_state" not in kept
