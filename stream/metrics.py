@@ -26,6 +26,7 @@ STAGES = ("decode", "preprocess", "inference", "publish")
 # Reasons the windowing rules count frames as dropped (stream.pipeline's _DROP_FIELDS).
 DROP_REASONS = ("duplicate", "late", "gap", "replayed")
 EPOCH_REASONS = ("fps_change", "seq_jump", "restart")   # stream.pipeline's new-epoch rules
+TIMESTAMP_ANOMALIES = ("backwards", "clock_skew")        # stream.pipeline's capture-time rules
 
 
 def envelope_reasons() -> tuple[str, ...]:
@@ -80,6 +81,12 @@ class Metrics:
         self.fetch_stalls = Counter("soccerkd_fetch_stalls", "Partitions behind their end offset that made no "
                                     "progress for 15 s and had their fetch reset (a Kafka client fault)",
                                     registry=r)
+        self.timestamp_anomalies = Counter(
+            "soccerkd_timestamp_anomalies", "Frames whose capture time broke a rule: backwards (earlier than "
+            "an earlier frame's; clamped to it) or clock_skew (over limits.max_clock_skew_s from the wall "
+            "clock; kept, no latency observed)", ["kind"], registry=r)
+        for kind in TIMESTAMP_ANOMALIES:
+            self.timestamp_anomalies.labels(kind=kind)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
@@ -109,15 +116,20 @@ class Metrics:
         self.inflight.set(n)
 
     # service-side
-    def event_published(self, label: str, latency_s: float) -> None:
+    def event_published(self, label: str, latency_s: float | None) -> None:
+        """``latency_s`` None: the frames' capture times are not to be trusted (clock skew)."""
         self.events.labels(label=label).inc()
-        self.event_latency.observe(max(0.0, latency_s))
+        if latency_s is not None:
+            self.event_latency.observe(max(0.0, latency_s))
 
     def add_idle_evictions(self, n: int) -> None:
         self.idle_evictions.inc(n)
 
     def add_epoch(self, reason: str) -> None:
         self.epochs.labels(reason=reason).inc()
+
+    def add_timestamp_anomaly(self, kind: str, n: int) -> None:
+        self.timestamp_anomalies.labels(kind=kind).inc(n)
 
     def fetch_stalled(self) -> None:
         self.fetch_stalls.inc()

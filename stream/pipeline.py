@@ -63,6 +63,7 @@ class PipelineMetrics(Protocol):
     def set_inflight(self, n: int) -> None: ...
     def add_idle_evictions(self, n: int) -> None: ...
     def add_epoch(self, reason: str) -> None: ...
+    def add_timestamp_anomaly(self, kind: str, n: int) -> None: ...
 
 
 class NullMetrics:
@@ -74,6 +75,7 @@ class NullMetrics:
     def set_inflight(self, n: int) -> None: pass
     def add_idle_evictions(self, n: int) -> None: pass
     def add_epoch(self, reason: str) -> None: pass
+    def add_timestamp_anomaly(self, kind: str, n: int) -> None: pass
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,12 @@ class LimitsConfig:
     max_pixels: int = 4096 * 2304           # per frame: 4K UHD and a little more
     max_aspect_ratio: float = 8.0           # longer side / shorter side
     max_decoded_bytes: int = 512 * 1024 * 1024   # RGB bytes of all the frames of one message
+    # capture times further than this from the service's wall clock are counted (clock_skew); a
+    # file sent with --pacing fast runs ahead of the wall clock by up to its length
+    max_clock_skew_s: float = 3600.0
 
     def __post_init__(self) -> None:
-        if self.max_pixels < 1 or self.max_aspect_ratio < 1 or self.max_decoded_bytes < 1:
+        if self.max_pixels < 1 or self.max_aspect_ratio < 1 or self.max_decoded_bytes < 1 or self.max_clock_skew_s <= 0:
             from soccerkd.errors import ConfigError
 
             raise ConfigError(f"limits must be positive (max_aspect_ratio >= 1), got {self}")
@@ -171,6 +176,8 @@ class _Camera:
     last_arrival: float = 0.0   # perf() when its last message was added
     fps: float = 0.0            # pinned for the epoch
     newest_ts: int = 0          # capture time of the newest frame added
+    newest_seq: int = -1        # highest sequence number added, and its capture time
+    newest_seq_ts: int = 0
     ended: bool = False         # a newer epoch started: finish the waiting windows, then drop
 
 
@@ -291,10 +298,21 @@ class Pipeline:
         before = [getattr(stats, name) for name, _ in _DROP_FIELDS]
         now = self.perf()
         add, first = cam.windows.add, batch.first_seq
+        skew = self.config.limits.max_clock_skew_s
+        if abs(max(batch.capture_ts_ns) / 1e9 - self.clock()) > skew:   # counted, kept (README: Hostile input)
+            self.metrics.add_timestamp_anomaly("clock_skew", len(batch.frames))
+        backwards = 0
         for i, ts in enumerate(batch.capture_ts_ns):
-            for w in add(first + i, ts, payloads.get(i)):   # each window holds its frames (retained)
+            seq = first + i
+            if seq > cam.newest_seq:   # the rule: capture times never go back along the sequence
+                if ts < cam.newest_seq_ts:
+                    ts, backwards = cam.newest_seq_ts, backwards + 1
+                cam.newest_seq, cam.newest_seq_ts = seq, ts
+            for w in add(seq, ts, payloads.get(i)):   # each window holds its frames (retained)
                 self._pending.append((now, cam.key, w))
                 cam.pending_starts.append(w.start_seq)
+        if backwards:
+            self.metrics.add_timestamp_anomaly("backwards", backwards)
         self.metrics.add_frames(len(batch.frames))
         for (name, reason), old in zip(_DROP_FIELDS, before):
             new = getattr(stats, name)

@@ -233,13 +233,19 @@ class StreamService:
                                        headers=[("event_id", ev.event_id.encode())])
             newest = emitted.newest_capture_ts_ns
             fut.add_callback(lambda _md, label=ev.label, newest=newest:
-                             self.metrics.event_published(label, self.clock() - newest / 1e9))
+                             self.metrics.event_published(label, self._latency(newest)))
         if cfg.predictions_topic:
             for pred in out.predictions:
                 self._publisher.send(cfg.predictions_topic, key=pred.camera_id.encode(), value=pred.to_json())
         self.metrics.observe_stage("publish", time.perf_counter() - t0)
         self.counts["events"] += len(out.events)
         self.counts["windows"] += out.windows
+
+    def _latency(self, newest_capture_ts_ns: int) -> float | None:
+        """Capture-to-publish latency, or None when the capture clock is off by more than
+        limits.max_clock_skew_s (the frames were counted as clock_skew; no latency is made up)."""
+        latency = self.clock() - newest_capture_ts_ns / 1e9
+        return latency if abs(latency) <= self.config.limits.max_clock_skew_s else None
 
     def _backpressure(self) -> None:
         from stream.kafka import set_paused

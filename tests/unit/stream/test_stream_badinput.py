@@ -121,3 +121,27 @@ def test_a_grayscale_jpeg_is_converted():
     assert offer(pipe, envelope(camera=b"cam-g", frames=frames, stamps=[T0 + i * 40_000_000 for i in range(24)]),
                  b"cam-g", 0) == []
     assert pipe.drain().windows > 0
+
+
+def test_capture_times_that_go_back_are_clamped_and_skewed_clocks_counted():
+    """The time rules (README, Hostile input): along the sequence a capture time never goes
+    back (a later frame stamped earlier gets its predecessor's time, counted as backwards), and
+    frames stamped over limits.max_clock_skew_s from the wall clock are counted, kept, and get
+    no latency."""
+    import time
+
+    pipe, metrics = pipeline()
+    now_ns = time.time_ns()
+    stamps = [now_ns + i * 40_000_000 for i in range(24)]
+    stamps[10] = stamps[3]                     # a clock step back in the middle
+    assert offer(pipe, envelope(camera=b"cam-t", frames=[jpeg()] * 24, stamps=stamps), b"cam-t", 0) == []
+    while pipe.pending:
+        pipe.step(force=True)
+    cam = next(c for k, c in pipe._cameras.items() if k[1] == "cam-t")
+    assert cam.newest_seq_ts == stamps[-1]
+    sample = metrics.registry.get_sample_value
+    assert sample("soccerkd_timestamp_anomalies_total", {"kind": "backwards"}) == 1
+    assert sample("soccerkd_timestamp_anomalies_total", {"kind": "clock_skew"}) == 0
+    future = [now_ns + 10 * 3600 * 10**9 + i * 40_000_000 for i in range(4)]   # ten hours ahead
+    assert offer(pipe, envelope(camera=b"cam-f", stamps=future), b"cam-f", 1) == []
+    assert sample("soccerkd_timestamp_anomalies_total", {"kind": "clock_skew"}) == 4

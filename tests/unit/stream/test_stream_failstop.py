@@ -269,3 +269,10 @@ def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
     svc._publisher.close()   # bounded too: the abort of the wedged transaction gives up in time
     assert time.monotonic() - t0 < 3 and producer.closed
     producer.release.set()
+
+
+def test_no_latency_is_made_up_from_a_skewed_capture_clock():
+    svc = service(FakeProducer())
+    now = svc.clock()
+    assert abs(svc._latency(int((now - 2.0) * 1e9)) - 2.0) < 0.5
+    assert svc._latency(int((now + 2 * 3600) * 1e9)) is None   # stamped two hours in the future
