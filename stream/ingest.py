@@ -288,21 +288,20 @@ class LiveBuffer:
             yield item
 
 
-def _shrink(rgb: Any, max_side: int) -> Any:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    if max(h, w) <= max_side:
-        return rgb
-    scale = max_side / max(h, w)
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
 def _shrunk_size(w: int, h: int, max_side: int) -> tuple[int, int]:
+    """(width, height) after scaling so that the longer side is at most ``max_side``."""
     if max(h, w) <= max_side:
         return w, h
     scale = max_side / max(h, w)
     return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _shrink(rgb: Any, max_side: int) -> Any:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    size = _shrunk_size(w, h, max_side)
+    return rgb if size == (w, h) else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def frame_batches(opened: OpenedSource, options: IngestOptions, *, anchor_ns: int | None = None,

@@ -293,15 +293,28 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     raise CorruptFrameError(f"{len(data)}-byte JPEG has no frame header (SOF) before its scan data")
 
 
+def jpeg_header_error(data: bytes, width: int, height: int) -> EnvelopeError | None:
+    """The frame's own JPEG header against the envelope's ``width`` x ``height``, before any
+    decoding: not a JPEG, no frame header, or another size (a 600-byte "65000x65000" bomb) is
+    returned as the error, and nothing is allocated for it."""
+    try:
+        size = jpeg_size(data)
+    except EnvelopeError as exc:
+        return exc
+    if size != (width, height):
+        return FrameSizeMismatchError(f"JPEG frame header says {size[0]}x{size[1]}, the envelope {width}x{height}")
+    return None
+
+
 def decode_image(data: bytes, *, width: int, height: int) -> Any:
     """Decode one JPEG to an RGB ``H×W×3`` uint8 array, checking it against the header size
     (from the JPEG's own frame header first, so a lying one is refused before decoding)."""
     import cv2
     import numpy as np
 
-    if jpeg_size(data) != (width, height):
-        raise FrameSizeMismatchError(f"JPEG frame header says {jpeg_size(data)[0]}x{jpeg_size(data)[1]}, "
-                                     f"the envelope {width}x{height}")
+    bad = jpeg_header_error(data, width, height)
+    if bad is not None:
+        raise bad
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise CorruptFrameError(f"{len(data)}-byte frame does not decode as JPEG")

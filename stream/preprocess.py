@@ -30,21 +30,12 @@ from soccerkd.spec import InputSpec, resize_crop_box
 
 from stream.framestore import FrameStore
 from stream.messages import (CorruptFrameError, EnvelopeError, FrameSizeMismatchError, ProcessingError,
-                             jpeg_size)
+                             jpeg_header_error)
 
 
 def check_header(job: "FrameJob") -> EnvelopeError | None:
-    """The frame's own JPEG header against the envelope, before any decoding: not a JPEG, no
-    frame header, or a size other than the envelope's (a 600-byte "65000x65000" bomb) is an
-    error here, and nothing is allocated for it."""
-    try:
-        size = jpeg_size(job.data)
-    except EnvelopeError as exc:
-        return exc
-    if size != (job.width, job.height):
-        return FrameSizeMismatchError(f"JPEG frame header says {size[0]}x{size[1]}, the envelope "
-                                      f"{job.width}x{job.height}")
-    return None
+    """:func:`stream.messages.jpeg_header_error` for a decode job."""
+    return jpeg_header_error(job.data, job.width, job.height)
 
 
 

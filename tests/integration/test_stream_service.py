@@ -148,6 +148,22 @@ def serve_then_sigkill(cfg: StreamConfig, cfg_path: Path, tmp_path: Path, cams: 
     return cmd, env, seen
 
 
+def restart_serve_until(cmd: list[str], env: dict, log_path: Path, wait):
+    """Start ``soccerkd serve`` again, return ``wait()`` once it holds, after a SIGTERM that the
+    service must answer with exit code 0 (it is killed if anything fails first)."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        result = wait()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return result
+
+
 def http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -245,16 +261,7 @@ def test_sigkill_mid_run_then_restart_loses_no_event(kafka_broker, checkpoint, t
     assert len(expected) == 2 * 29  # 240 frames -> windows 0..236 (119) -> 29 events per camera
     before = {e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=10, idle_s=1)}
     assert len(seen) >= 6 and before < expected, "the kill should land mid-run"
-    log2 = open(tmp_path / "serve2.log", "w")
-    second = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log2, stderr=subprocess.STDOUT)
-    try:
-        events = wait_ids(cfg, expected, timeout=120)
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(60) == 0
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
+    events = restart_serve_until(cmd, env, tmp_path / "serve2.log", lambda: wait_ids(cfg, expected, timeout=120))
     ids = [e.event_id for e in events]
     assert set(ids) == expected, (tmp_path / "serve2.log").read_text()[-3000:]
     by_id: dict[str, ActionEvent] = {}
@@ -376,17 +383,9 @@ def test_exactly_once_sigkill_then_restart_read_committed_sees_each_event_once(k
     cmd, env, seen = serve_then_sigkill(cfg, cfg_path, tmp_path, cams, after_events=8, isolation="read_committed")
     expected = expected_event_ids(cfg)
     assert len(expected) == 2 * 29 and len(seen) >= 8
-    log2 = open(tmp_path / "serve2.log", "w")
-    second = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log2, stderr=subprocess.STDOUT)
-    try:
-        read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=150, idle_s=None,
-                    until=lambda evs: {e.event_id for e in evs} >= expected, isolation="read_committed")
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(60) == 0
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
+    restart_serve_until(cmd, env, tmp_path / "serve2.log", lambda: read_events(
+        cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=150, idle_s=None,
+        until=lambda evs: {e.event_id for e in evs} >= expected, isolation="read_committed"))
     committed = [e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=20,
                                                  idle_s=3, isolation="read_committed")]
     raw = [e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=20, idle_s=3)]

@@ -203,12 +203,18 @@ class SeekingConsumer(FakeConsumer):
         self.seeks.append(((tp.topic, tp.partition), offset))
 
 
-def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewound():
-    producer = FakeTxProducer()
+def tx_service(producer, **publisher_options):
+    """An exactly-once service whose events are published into ``producer``'s open transaction."""
     svc = service(producer)
-    svc._publisher = Publisher(producer, transactional=True)
+    svc._publisher = Publisher(producer, transactional=True, **publisher_options)
     svc._consumer = SeekingConsumer(svc)
     publish_all(svc)
+    return svc
+
+
+def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewound():
+    producer = FakeTxProducer()
+    svc = tx_service(producer)
     assert svc.commit() is False                                 # refused, aborted, rewound...
     assert producer.calls[-2:] == ["offsets", "abort"] and not svc._publisher.failed
     assert sorted(svc._consumer.seeks) == [(TP0, 3), (TP1, 3)] and svc.pipeline.pending == 0
@@ -223,10 +229,7 @@ def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewo
 
 def test_a_refused_transaction_inside_a_revoke_fails_stop():
     producer = FakeTxProducer()
-    svc = service(producer)
-    svc._publisher = Publisher(producer, transactional=True)
-    svc._consumer = SeekingConsumer(svc)
-    publish_all(svc)
+    svc = tx_service(producer)
     svc._on_revoked([TP0])   # the commit is refused on the IO thread: no seeks there, poison instead
     assert svc._publisher.failed and svc._consumer.seeks == []
     with pytest.raises(PublishError):
@@ -254,10 +257,7 @@ class WedgedTxProducer(FakeTxProducer):
 @pytest.mark.parametrize("wedge", ["flush", "commit"])
 def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
     producer = WedgedTxProducer(wedge)
-    svc = service(producer)
-    svc._publisher = Publisher(producer, transactional=True, timeout_s=0.3)
-    svc._consumer = SeekingConsumer(svc)
-    publish_all(svc)
+    svc = tx_service(producer, timeout_s=0.3)
     t0 = time.monotonic()
     with pytest.raises(PublishError, match="did not finish within 0.3 s"):
         svc.commit()
