@@ -202,20 +202,6 @@ def kafka_offsets(points: dict[TopicPartition, tuple[int, str]]) -> dict[Any, An
     return {KTP(t, p): OffsetAndMetadata(o, m, -1) for (t, p), (o, m) in points.items()}
 
 
-def wait_for_topic(consumer: "KafkaConsumer", topic: str, *, timeout_s: float = 30.0) -> None:
-    """Block until the broker knows ``topic`` (auto-creation is off, so a typo would hang forever)."""
-    import time
-
-    from stream.errors import StreamError
-
-    deadline = time.monotonic() + timeout_s
-    while not consumer.partitions_for_topic(topic):
-        if time.monotonic() > deadline:
-            raise StreamError(f"topic {topic!r} does not exist on the broker (auto-creation is off); "
-                              f"create it (e.g. stream.broker.create_topic) or fix kafka.frames_topic")
-        time.sleep(0.2)
-
-
 def committed_metadata(consumer: "KafkaConsumer", tp: TopicPartition) -> str | None:
     from kafka.structs import TopicPartition as KTP
 
