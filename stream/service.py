@@ -79,7 +79,10 @@ class StreamService:
     def stop(self) -> None:
         self._stop.set()
 
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self, *, received: list[int] | None = None) -> None:
+        """SIGTERM/SIGINT stop the loop cleanly. ``received``: the signals that
+        :func:`record_stop_signals` caught while this service was being built; the last one
+        stops it at once."""
         import faulthandler
 
         def on_signal(signum: int, _frame: Any) -> None:
@@ -88,6 +91,8 @@ class StreamService:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
+        if received:
+            on_signal(received[-1], None)
         # `kill -USR1 <pid>` prints every thread's stack to stderr: where a stuck instance waits
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 
@@ -113,6 +118,9 @@ class StreamService:
             self._server = MetricsServer(self.metrics, port=self.config.metrics_port, host=self.config.metrics_bind,
                                          ready=self.ready,
                                          alive=self.health.alive).start()
+        if self._stop.is_set():   # told to stop while the model loaded: nothing consumed, nothing to do
+            log.info("stopped before start")
+            return dict(self.counts)
         exactly_once = cfg.delivery == "exactly_once"
         self._producer = k.make_producer(cfg, transactional=exactly_once)
         self._publisher = Publisher(self._producer, transactional=exactly_once, timeout_s=cfg.commit_timeout_s)
@@ -449,6 +457,17 @@ class StreamService:
         self._consumer = self._producer = self._server = None
 
 
+def record_stop_signals() -> list[int]:
+    """Record SIGTERM/SIGINT in the returned list instead of dying by them, until the service
+    installs its own handlers. Loading torch and the model takes seconds; an orchestrator that
+    stops an instance in that time should see it exit cleanly (code 0), not be killed by the
+    signal (code -15)."""
+    received: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
+    return received
+
+
 @dataclass
 class ServeOutcome:
     counts: dict[str, int] = field(default_factory=dict)
@@ -460,8 +479,9 @@ def serve(config: StreamConfig, *, max_seconds: float | None = None, workers: in
     ``workers`` processes (see :func:`serve_workers`). Returns the summed counters."""
     if workers > 1:
         return serve_workers(config, workers, max_seconds=max_seconds)
+    received = record_stop_signals()
     service = StreamService(config)
-    service.install_signal_handlers()
+    service.install_signal_handlers(received=received)
     counts = service.run(max_seconds=max_seconds)
     return ServeOutcome(counts, interrupted=service.stopped_by == signal.SIGINT)
 
@@ -488,9 +508,10 @@ def worker_configs(config: StreamConfig, workers: int) -> list[StreamConfig]:
 def _worker_main(config: StreamConfig, max_seconds: float | None, results: Any, log_setup: tuple[str, str]) -> None:
     from stream import logs
 
+    received = record_stop_signals()   # the parent forwards a SIGTERM to a worker still loading
     logs.configure(*log_setup)
     service = StreamService(config)
-    service.install_signal_handlers()
+    service.install_signal_handlers(received=received)
     results.put(service.run(max_seconds=max_seconds))
 
 
@@ -532,7 +553,10 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     for _ in [p for p in procs if p.exitcode == 0]:   # each worker that ran to the end put its counts
         for key, value in results.get(timeout=10).items():
             totals[key] = totals.get(key, 0) + value
-    failed = [f"{p.name} exit {p.exitcode}" for p in procs if p.exitcode != 0]
+    # a worker still starting when the SIGTERM was forwarded dies by it before it has consumed
+    # anything: stopped as asked (a running worker handles the signal and exits 0)
+    failed = [f"{p.name} exit {p.exitcode}" for p in procs
+              if p.exitcode != 0 and not (stopped_by and p.exitcode == -signal.SIGTERM)]
     if failed:
         raise StreamError(f"worker(s) failed: {', '.join(failed)}")
     return ServeOutcome(totals, interrupted=signal.SIGINT in stopped_by)

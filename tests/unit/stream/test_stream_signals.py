@@ -1,0 +1,36 @@
+"""A SIGTERM that reaches ``soccerkd serve`` while it still loads torch and the model (seconds,
+in which an orchestrator may stop it) ends in a clean exit, code 0, before any broker is
+contacted; not in death by the signal (code -15), which the chaos suite once saw in CI."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# The signal is sent from inside the service's constructor, where the model loads, so it lands
+# in that window every time; the broker address is unreachable, so connecting would fail.
+SCRIPT = """
+import os, signal, sys
+from stream import service
+from stream.testing import ScriptedPredictor
+
+build = service.StreamService.__init__
+
+def loading(self, config, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    build(self, config, predictor=ScriptedPredictor(), **kwargs)
+
+service.StreamService.__init__ = loading
+from stream.cli import main
+sys.exit(main(["serve", "--config", "configs/stream/local.yaml", "--bootstrap", "127.0.0.1:1"]))
+"""
+
+
+def test_a_sigterm_while_the_model_loads_exits_cleanly_without_touching_the_broker():
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "stopped before start" in output
+    assert "stopped: messages=0" in output
+    assert "kafka.net" not in output and "ERROR" not in output and "WARNING" not in output, output
