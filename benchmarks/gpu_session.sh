@@ -48,9 +48,10 @@ run student_gpu_320_w4 --model tsm_resnet18 --size 112 --decode gpu --frame-size
 import json, pathlib, sys
 runs = {p.stem: json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))}
 pathlib.Path(sys.argv[2]).write_text(json.dumps(runs, indent=1))
-print(f"{'run':22} {'frames/s':>9} {'raw dec':>8} {'eff':>6} {'cams cap':>8} {'max cams p99 ok':>15}")
+print(f"{'run':22} {'frames/s':>9} {'raw dec':>8} {'raw pre':>8} {'eff':>6} {'cams cap':>8} {'max cams p99 ok':>15}")
 for k, r in runs.items():
     print(f"{k:22} {r['pipeline']['frames_per_s']:9.0f} {r['raw_decode_frames_per_s']:8.0f} "
+          f"{r.get('raw_preprocess_frames_per_s', float('nan')):8.0f} "
           f"{r['pipeline_efficiency']:6.3f} {r['capacity_cameras']:8.0f} {str(r['max_cameras_within_budget']):>15}")
 PYEOF
 
