@@ -479,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode", default="auto", choices=("auto", "cpu", "gpu"), help="where JPEGs are decoded")
     p.add_argument("--decode-threads", type=int, default=1, help="JPEG decode + resize threads (cpu decode)")
     p.add_argument("--no-jpeg-draft", action="store_true", help="cpu decode: always decode JPEGs at full size")
+    p.add_argument("--reference-seconds", type=float, default=1.0,
+                   help="least time per reference measurement (raw loops; the bare model gets 1.5x per batch size)")
     p.add_argument("--rounds", type=int, default=3,
                    help="in process: alternate this many raw-decode and pipeline passes; report the median ratio")
     p.add_argument("--workers", type=int, default=1, help="service processes for the throughput part")
@@ -506,8 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     jpegs = [encode_image(f, quality=args.jpeg_quality) for f in frames]
     n_frames = int(args.seconds * args.fps)
     total_frames = args.cameras * n_frames
-    raw_before = raw_decode(jpegs, min(total_frames, 2000), args.decode_threads)
-    bare_before = bare_model(pred, frames, args.max_batch, min_seconds=1.5)
+    def raw_loop(preprocess: tuple[int, int, bool] | None = None) -> float:
+        return raw_decode(jpegs, min(total_frames, 2000), args.decode_threads, args.reference_seconds,
+                          preprocess=preprocess)
+
+    raw_before = raw_loop()
+    bare_before = bare_model(pred, frames, args.max_batch, min_seconds=1.5 * args.reference_seconds)
     # the service's batching.max_batch: as a tuned deployment sets it, the fastest batch per clip
     # (on a CPU a batch of 4 beats 32 by 30% or more; on a GPU it is the largest)
     args.serve_batch = (max(bare_before, key=bare_before.get) if args.pipeline_batch == "best"
@@ -534,8 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = pred.input_spec
         preprocess = (spec.resize, spec.size, not args.no_jpeg_draft)
         for r in range(args.rounds if args.no_broker else 1):
-            raw_now = raw_before if r == 0 else raw_decode(jpegs, min(total_frames, 2000), args.decode_threads)
-            raw_pre = raw_decode(jpegs, min(total_frames, 2000), args.decode_threads, preprocess=preprocess)
+            raw_now = raw_before if r == 0 else raw_loop()
+            raw_pre = raw_loop(preprocess=preprocess)
             if args.no_broker:
                 run = (inprocess_throughput_workers(args, msgs) if args.workers > 1
                        else inprocess_throughput(args, pred, msgs))
@@ -545,8 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         # the median round by pipeline/raw ratio
         rounds.sort(key=lambda rr: (total_frames / rr[1]["seconds"]) / rr[0])
         raw_round, thr, raw_pre_round = rounds[len(rounds) // 2]
-        bare_after = bare_model(pred, frames, args.max_batch, min_seconds=1.5)
-        raw_after = raw_decode(jpegs, min(total_frames, 2000), args.decode_threads)
+        bare_after = bare_model(pred, frames, args.max_batch, min_seconds=1.5 * args.reference_seconds)
+        raw_after = raw_loop()
         steps.update(1)
         frames_per_s = total_frames / thr["seconds"] if thr["seconds"] > 0 else float("nan")
         capacity_cameras = frames_per_s / args.fps

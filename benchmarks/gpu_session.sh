@@ -10,6 +10,9 @@
 # Files: session.log, bench_models.json, pipeline_runs.json, gpu_tests.txt, experiments.log,
 #        experiments.tar.gz.
 # Usage (repo root): OUT=/path/to/results bash benchmarks/gpu_session.sh     (PY defaults to python3)
+# SMOKE=1: the same steps on the CPU at toy sizes (about 75 s on 2 cores; the experiments too when
+# BUDGET_S leaves them over 60 s), to check the script itself before spending GPU time on it;
+# tests/integration/test_gpu_session_smoke.py runs it.
 set -uo pipefail
 : "${OUT:?set OUT to the results directory}"
 export PY="${PY:-python3}" WORK="${WORK:-/tmp/soccerkd_gpu}" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -17,33 +20,45 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$WORK/pipeline"
 start=$(date +%s)
 BUDGET_S=${BUDGET_S:-470}
+if [[ "${SMOKE:-0}" == 1 ]]; then   # CPU, toy sizes: every step and argument, none of the figures
+  DEVICE=cpu AMP=none GPU_DECODE=cpu SHRINK=64 CLIP_S=2 BATCH=4 THREADS=1 ITERS=2 WARMUP=1 SIZE=32 WORKERS=2
+  SWEEP_320=1.0 SWEEP_720=1.0
+  MODEL_FLAGS=() PIPE_FLAGS=(--threads 1 --rounds 1 --reference-seconds 0.1)
+  export REQUIRE_CUDA=0 CLIPS_PER_CLASS=4 STUDENT_PER_CLASS=3 EPOCHS=1 TEACHER_EPOCHS=1 ALPHAS=0.5 TEMPS=2 SEEDS=0
+else
+  DEVICE=cuda AMP=bf16 GPU_DECODE=gpu SHRINK=1 CLIP_S=6 BATCH=128 THREADS=12 ITERS=20 WARMUP=5 SIZE=112 WORKERS=4
+  SWEEP_320=0.5,0.85,1.0 SWEEP_720=0.5,1.0
+  MODEL_FLAGS=(--amp) PIPE_FLAGS=()
+fi
+cams() { echo $(( $1 / SHRINK > 0 ? $1 / SHRINK : 1 )); }
 left() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
 log() { echo "[gpu_session +$(( $(date +%s) - start ))s] $*" | tee -a "$OUT/session.log"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$OUT/session.log"
 "$PY" -c "import torch, torchvision, cv2; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cv2', cv2.__version__, 'cores', __import__('os').cpu_count())" 2>&1 | tee -a "$OUT/session.log"
 
 log "1. model benchmark (teacher vs student, bf16, channels_last)"
-timeout 90 "$PY" benchmarks/bench_models.py --device cuda --frames 8 --size 112 --batch 128 --iters 20 --warmup 5 \
-    --amp --channels-last --out "$OUT/bench_models.json" 2>&1 | tail -8 | tee -a "$OUT/session.log"
+timeout 90 "$PY" benchmarks/bench_models.py --device "$DEVICE" --frames 8 --size "$SIZE" --batch "$BATCH" --iters "$ITERS" \
+    --warmup "$WARMUP" "${MODEL_FLAGS[@]}" --channels-last --out "$OUT/bench_models.json" 2>&1 | tail -8 | tee -a "$OUT/session.log"
 
 log "2. pipeline benchmarks (in process; 16 cores: 12 decode threads for CPU decode)"
 run() {   # name, then bench_pipeline.py arguments
   local name=$1; shift
   log "   $name: $*"
-  timeout 100 "$PY" benchmarks/bench_pipeline.py --no-broker --device cuda --amp bf16 --seconds 6 --warmup 1.5 \
-      --max-batch 128 --max-poll-records 256 --out "$WORK/pipeline/$name.json" "$@" 2>&1 \
+  timeout 100 "$PY" benchmarks/bench_pipeline.py --no-broker --device "$DEVICE" --amp "$AMP" --seconds "$CLIP_S" \
+      --warmup 1.5 --max-batch "$BATCH" --max-poll-records 256 "${PIPE_FLAGS[@]}" --out "$WORK/pipeline/$name.json" "$@" 2>&1 \
       | grep -v '^bench:' | tail -14 | tee -a "$OUT/session.log"
 }
-run zero_gpu_320   --model zero --decode gpu --frame-size 320x240 --cameras 256 --skip-latency
-run zero_cpu_320   --model zero --decode cpu --decode-threads 12 --frame-size 320x240 --cameras 256 --skip-latency
-run student_gpu_320 --model tsm_resnet18 --size 112 --decode gpu --frame-size 320x240 --cameras 256 \
-    --sweep 0.5,0.85,1.0
-run student_cpu_320 --model tsm_resnet18 --size 112 --decode cpu --decode-threads 12 --frame-size 320x240 \
-    --cameras 128 --skip-latency
-run student_gpu_720 --model tsm_resnet18 --size 112 --decode gpu --frame-size 1280x720 --cameras 96 \
-    --sweep 0.5,1.0
-run student_gpu_320_w4 --model tsm_resnet18 --size 112 --decode gpu --frame-size 320x240 --cameras 256 \
-    --workers 4 --skip-latency
+run zero_gpu_320   --model zero --decode "$GPU_DECODE" --frame-size 320x240 --cameras "$(cams 256)" --skip-latency
+run zero_cpu_320   --model zero --decode cpu --decode-threads "$THREADS" --frame-size 320x240 --cameras "$(cams 256)" \
+    --skip-latency
+run student_gpu_320 --model tsm_resnet18 --size "$SIZE" --decode "$GPU_DECODE" --frame-size 320x240 \
+    --cameras "$(cams 256)" --sweep "$SWEEP_320"
+run student_cpu_320 --model tsm_resnet18 --size "$SIZE" --decode cpu --decode-threads "$THREADS" --frame-size 320x240 \
+    --cameras "$(cams 128)" --skip-latency
+run student_gpu_720 --model tsm_resnet18 --size "$SIZE" --decode "$GPU_DECODE" --frame-size 1280x720 \
+    --cameras "$(cams 96)" --sweep "$SWEEP_720"
+run student_gpu_320_w4 --model tsm_resnet18 --size "$SIZE" --decode "$GPU_DECODE" --frame-size 320x240 \
+    --cameras "$(cams 256)" --workers "$WORKERS" --skip-latency
 "$PY" - "$WORK/pipeline" "$OUT/pipeline_runs.json" <<'PYEOF'
 import json, pathlib, sys
 runs = {p.stem: json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))}
