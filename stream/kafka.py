@@ -27,6 +27,8 @@ from stream.pipeline import SourceRef, TopicPartition
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, KafkaProducer
 
+# The headers of every dead letter, in order (see dlq_headers), plus "value_replaced" when the
+# value was too large for the dead-letter topic and was dropped.
 DLQ_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "error", "error_class", "error_stack",
                "source_timestamp_ms", "source_headers", "consumer_group", "service_version", "dlq_time")
 

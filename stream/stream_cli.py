@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="many cameras in one process, one shared producer; a bad source never stops the others")
     ing.add_argument("--metrics-port", type=int, default=None,
                      help="serve /metrics, /healthz and /readyz (ready = every camera connected) here")
+    ing.add_argument("--metrics-bind", default="0.0.0.0", metavar="HOST",
+                     help="address the metrics endpoint binds; 127.0.0.1 keeps it on this host")
     ing.add_argument("--max-reconnects", type=int, default=None,
                      help="live sources: give up after this many reconnects in a row (default: never)")
     ing.add_argument("--reconnect-backoff", type=float, default=0.5,
@@ -104,7 +106,7 @@ def _ingest(args: argparse.Namespace) -> int:
     metrics = IngestMetrics()
     server = None
     if args.metrics_port is not None:
-        server = MetricsServer(metrics, port=args.metrics_port, ready=metrics.ready,
+        server = MetricsServer(metrics, port=args.metrics_port, host=args.metrics_bind, ready=metrics.ready,
                                alive=lambda: (True, "ok")).start()
     try:
         results = ingest_many(cameras, metrics=metrics, stop=threading.Event(), kafka=kafka,

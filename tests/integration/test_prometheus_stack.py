@@ -175,7 +175,8 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
     ingest_log = open(tmp_path / "ingest.log", "w")
     ingester = subprocess.Popen([sys.executable, "-m", "stream.cli", "ingest", "--source", str(video), "--camera-id",
                                  "cam-file", "--loop", "--topic", names["frames"], "--bootstrap", kafka_broker.bootstrap,
-                                 "--metrics-port", str(ingest_port), "--no-progress"], cwd=ROOT,
+                                 "--metrics-port", str(ingest_port), "--metrics-bind", "127.0.0.1", "--no-progress"],
+                                cwd=ROOT,
                                 stdout=ingest_log, stderr=subprocess.STDOUT)
 
     # 4. Prometheus with the deploy config, its static target pointed at this serve.

@@ -25,6 +25,7 @@ from soccerkd.config import dump_config
 from soccerkd.spec import ClipSpec, InputSpec
 from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
 from stream.events import iter_records, read_events
+from stream.kafka import DLQ_HEADERS
 from stream.messages import ActionEvent, encode_frame_batch
 from stream.pipeline import Pipeline, SourceRef
 from stream.smoothing import SmoothingConfig
@@ -518,6 +519,8 @@ def test_bad_messages_through_the_broker_are_dead_lettered_with_context_and_the_
     assert not thread.is_alive()
     headers = [dict(r.headers) for r in dlq]
     assert [h["reason"].decode() for h in headers] == [corpus[k][2] for k in kinds]
+    for r in dlq:   # the documented contract: stream.kafka.DLQ_HEADERS, in order
+        assert tuple(k for k, _ in r.headers if k != "value_replaced") == DLQ_HEADERS
     for h in headers:
         assert h["error_class"] and h["error_stack"] and h["consumer_group"] == cfg.kafka.group_id.encode()
         assert h["source_topic"] == cfg.kafka.frames_topic.encode() and h["service_version"] and h["dlq_time"]
