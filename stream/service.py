@@ -114,13 +114,14 @@ class StreamService:
         from stream import kafka as k
 
         cfg = self.config.kafka
+        if self._stop.is_set():   # told to stop while the model loaded: nothing consumed, nothing to do
+            log.info("stopped before start")
+            self.close()   # the model and its decode threads
+            return dict(self.counts)
         if self.config.metrics_port is not None:
             self._server = MetricsServer(self.metrics, port=self.config.metrics_port, host=self.config.metrics_bind,
                                          ready=self.ready,
                                          alive=self.health.alive).start()
-        if self._stop.is_set():   # told to stop while the model loaded: nothing consumed, nothing to do
-            log.info("stopped before start")
-            return dict(self.counts)
         exactly_once = cfg.delivery == "exactly_once"
         self._producer = k.make_producer(cfg, transactional=exactly_once)
         self._publisher = Publisher(self._producer, transactional=exactly_once, timeout_s=cfg.commit_timeout_s)
