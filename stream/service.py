@@ -25,6 +25,7 @@ from stream.errors import StreamError
 from stream.metrics import LoopHealth, Metrics, MetricsServer
 from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
 from stream.publisher import Publisher, PublishError, TransactionAborted
+from stream.signals import record_stop_signals
 
 log = logging.getLogger("soccerkd.serve")
 BROKER_CHECK_S = 0.5   # how often the loop refreshes /readyz's view of the broker (a cheap local check)
@@ -81,8 +82,8 @@ class StreamService:
 
     def install_signal_handlers(self, *, received: list[int] | None = None) -> None:
         """SIGTERM/SIGINT stop the loop cleanly. ``received``: the signals that
-        :func:`record_stop_signals` caught while this service was being built; the last one
-        stops it at once."""
+        :func:`stream.signals.record_stop_signals` caught while this service was being built; the
+        last one stops it at once."""
         import faulthandler
 
         def on_signal(signum: int, _frame: Any) -> None:
@@ -458,29 +459,21 @@ class StreamService:
         self._consumer = self._producer = self._server = None
 
 
-def record_stop_signals() -> list[int]:
-    """Record SIGTERM/SIGINT in the returned list instead of dying by them, until the service
-    installs its own handlers. Loading torch and the model takes seconds; an orchestrator that
-    stops an instance in that time should see it exit cleanly (code 0), not be killed by the
-    signal (code -15)."""
-    received: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: received.append(signum))
-    return received
-
-
 @dataclass
 class ServeOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False   # stopped by SIGINT (Ctrl-C): the command exits 130
 
 
-def serve(config: StreamConfig, *, max_seconds: float | None = None, workers: int = 1) -> ServeOutcome:
+def serve(config: StreamConfig, *, max_seconds: float | None = None, workers: int = 1,
+          received: list[int] | None = None) -> ServeOutcome:
     """Run the service until SIGTERM/SIGINT (or ``max_seconds``): in this process, or in
-    ``workers`` processes (see :func:`serve_workers`). Returns the summed counters."""
+    ``workers`` processes (see :func:`serve_workers`). Returns the summed counters.
+    ``received``: from a :func:`~stream.signals.record_stop_signals` the caller installed earlier."""
     if workers > 1:
-        return serve_workers(config, workers, max_seconds=max_seconds)
-    received = record_stop_signals()
+        return serve_workers(config, workers, max_seconds=max_seconds, received=received)
+    if received is None:
+        received = record_stop_signals()
     service = StreamService(config)
     service.install_signal_handlers(received=received)
     counts = service.run(max_seconds=max_seconds)
@@ -516,12 +509,14 @@ def _worker_main(config: StreamConfig, max_seconds: float | None, results: Any, 
     results.put(service.run(max_seconds=max_seconds))
 
 
-def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | None = None) -> ServeOutcome:
+def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | None = None,
+                  received: list[int] | None = None) -> ServeOutcome:
     """``workers`` service processes sharing this host (and its GPU), one consumer group.
 
     A SIGTERM or SIGINT to this process is passed to every worker, and each one runs its
     waiting windows, publishes and commits before it exits. A worker that dies makes this
-    function raise once the others have stopped.
+    function raise once the others have stopped. ``received``: stop signals that came before
+    (see :func:`serve`); after one, no further worker is started.
     """
     import multiprocessing as mp
 
@@ -532,7 +527,7 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     procs = [ctx.Process(target=_worker_main, args=(cfg, max_seconds, results, logs.current()), name=f"serve-w{i}")
              for i, cfg in enumerate(worker_configs(config, workers))]
 
-    stopped_by: list[int] = []
+    stopped_by: list[int] = list(received or ())
 
     def forward(signum: int, _frame: Any) -> None:
         stopped_by.append(signum)
@@ -543,20 +538,23 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for p in procs:
+            if stopped_by:   # a worker started after the signal would never be told to stop
+                break
             p.start()
-        log.info("started %d workers: %s", workers, ", ".join(f"{p.name} (pid {p.pid})" for p in procs))
-        for p in procs:
+        started = [p for p in procs if p.pid is not None]
+        log.info("started %d workers: %s", len(started), ", ".join(f"{p.name} (pid {p.pid})" for p in started))
+        for p in started:
             p.join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     totals: dict[str, int] = {}
-    for _ in [p for p in procs if p.exitcode == 0]:   # each worker that ran to the end put its counts
+    for _ in [p for p in started if p.exitcode == 0]:   # each worker that ran to the end put its counts
         for key, value in results.get(timeout=10).items():
             totals[key] = totals.get(key, 0) + value
     # a worker still starting when the SIGTERM was forwarded dies by it before it has consumed
     # anything: stopped as asked (a running worker handles the signal and exits 0)
-    failed = [f"{p.name} exit {p.exitcode}" for p in procs
+    failed = [f"{p.name} exit {p.exitcode}" for p in started
               if p.exitcode != 0 and not (stopped_by and p.exitcode == -signal.SIGTERM)]
     if failed:
         raise StreamError(f"worker(s) failed: {', '.join(failed)}")

@@ -142,6 +142,9 @@ def _config_sets_bootstrap(path: Path, overrides: list[str]) -> bool:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from stream.signals import record_stop_signals
+
+    received = record_stop_signals()   # first: a SIGTERM from here on stops serve cleanly
     import dataclasses
 
     from soccerkd.config import load_config
@@ -157,7 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
     explicit = cfg.kafka.bootstrap if _config_sets_bootstrap(args.config, overrides) else None
     bootstrap = resolve_bootstrap(args.bootstrap, explicit)
     cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, bootstrap=bootstrap))
-    outcome = serve(cfg, max_seconds=args.max_seconds, workers=args.workers)
+    outcome = serve(cfg, max_seconds=args.max_seconds, workers=args.workers, received=received)
     print("stopped: " + " ".join(f"{k}={v}" for k, v in outcome.counts.items()), flush=True)
     if outcome.interrupted:
         raise Interrupted()

@@ -34,3 +34,15 @@ def test_a_sigterm_while_the_model_loads_exits_cleanly_without_touching_the_brok
     assert "stopped before start" in output
     assert "stopped: messages=0" in output
     assert "kafka.net" not in output and "ERROR" not in output and "WARNING" not in output, output
+
+
+def test_serve_workers_stopped_before_they_start_starts_none():
+    """A SIGINT recorded before ``serve --workers`` starts its processes: none is started (one
+    started after the signal would never be told to stop), nothing fails, Ctrl-C is reported."""
+    import signal
+
+    from stream.config import StreamConfig
+    from stream.service import serve
+
+    outcome = serve(StreamConfig(), workers=2, received=[signal.SIGINT])
+    assert outcome.counts == {} and outcome.interrupted
