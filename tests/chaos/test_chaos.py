@@ -4,9 +4,10 @@ suite, inside the 6-minute budget on 2 cores). At-least-once restarts the broker
 kills; exactly-once restarts it after the last kill, so the instances must recover from the
 outage by themselves. The test also acts as the instances' supervisor (as Kubernetes would): an
 instance that exits by itself (fail-stop) is started again and counted, and at the end every
-instance must stop on SIGTERM with exit code 0. The published event ids must equal an offline
-oracle's exactly (nothing lost, no id changed); commits must have advanced before the kills (so
-it is not one replay from zero); in exactly-once mode a read_committed reader sees each id once,
+instance must stop on SIGTERM with exit code 0 (or end in a fail-stop when a commit wedged by the
+broker restart times out meanwhile). The published event ids must equal an offline oracle's
+exactly (nothing lost, no id changed); commits must have advanced before the kills (so it is not
+one replay from zero); in exactly-once mode a read_committed reader sees each id once,
 in at-least-once mode the duplicates are counted and printed.
 
 The model is a tiny TSM-ResNet-18 whose output follows the frames' brightness (see
@@ -176,6 +177,11 @@ class Instance:
             self.proc.wait(10)
         self.consumed.append(self.last_consumed())
 
+    def fail_stopped(self) -> bool:
+        """This run ended in the service's fail-stop (exit 1): a commit that could not finish in
+        ``kafka.commit_timeout_s``, as after the broker restart; a supervisor restarts it."""
+        return "failing stop" in (self.logs / f"{self.name}-{self.runs}.log").read_text()
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -314,7 +320,14 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
             print("  changed:", e and (e.camera_id, e.label, e.start_seq, e.end_seq, e.epoch))
         print("  oracle:", sorted((e.camera_id, e.label, e.start_seq, e.end_seq, e.epoch) for e in oracle)[:40])
     assert kills == KILLS and broker_restarts == 1, report
-    assert codes == [0, 0], "every instance should stop on SIGTERM, not hang: " + report
+    # A SIGTERM may land while a commit is still wedged by the broker restart; the commit then
+    # times out and the instance fails stop (exit 1) instead of exiting 0, or, when the signal
+    # comes after its fatal error, while CPython tears down (handlers already reset: -15).
+    # Either is the end of a run that lost nothing (checked below); a hang (SIGKILL, -9), a
+    # SIGTERM that kills a healthy instance (-15 without a fail-stop) or any other code is not.
+    assert all(code == 0 or (code in (1, -signal.SIGTERM) and inst.fail_stopped())
+               for code, inst in zip(codes, instances)), \
+        "every instance should stop on SIGTERM (or fail stop), not hang or die by the signal: " + report
     assert not lost and not changed, report
     assert {e.event_id for e in seen} >= expected
     assert sum(1 for c in commits_at_kill if c > 0) >= KILLS // 2, "commits should advance between kills: " + report
