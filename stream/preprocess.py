@@ -33,12 +33,6 @@ from stream.messages import (CorruptFrameError, EnvelopeError, FrameSizeMismatch
                              jpeg_header_error)
 
 
-def check_header(job: "FrameJob") -> EnvelopeError | None:
-    """:func:`stream.messages.jpeg_header_error` for a decode job."""
-    return jpeg_header_error(job.data, job.width, job.height)
-
-
-
 @dataclass(frozen=True)
 class FrameJob:
     """One encoded frame to prepare, with the size its envelope declares."""
@@ -135,7 +129,7 @@ class CpuJpegDecoder:
         out: Errors = []
         for i in range(lo, hi):
             job = jobs[i]
-            bad = check_header(job)
+            bad = jpeg_header_error(job.data, job.width, job.height)
             if bad is not None:
                 out.append(bad)
                 continue
@@ -193,7 +187,8 @@ class NvJpegDecoder:
         errors: Errors = [None] * len(jobs)
         todo = []
         for i, job in enumerate(jobs):
-            bad = check_header(job)   # nvJPEG is not asked to parse what is not a JPEG of the right size
+            # nvJPEG is not asked to parse what is not a JPEG of the right size
+            bad = jpeg_header_error(job.data, job.width, job.height)
             if bad is not None:
                 errors[i] = bad
             else:

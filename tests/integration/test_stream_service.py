@@ -149,15 +149,16 @@ def serve_then_sigkill(cfg: StreamConfig, cfg_path: Path, tmp_path: Path, cams: 
     return cmd, env, seen
 
 
-def restart_serve_until(cmd: list[str], env: dict, log_path: Path, wait):
-    """Start ``soccerkd serve`` again, return ``wait()`` once it holds, after a SIGTERM that the
-    service must answer with exit code 0 (it is killed if anything fails first)."""
+def serve_until(cmd: list[str], env: dict, log_path: Path, wait, *, stop_timeout_s: float = 60):
+    """Start ``soccerkd serve`` (``cmd``), return ``wait()`` once it holds, after a SIGTERM that
+    the service must answer with exit code 0 within ``stop_timeout_s`` (it is killed if anything
+    fails first)."""
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         result = wait()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        assert proc.wait(stop_timeout_s) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -262,7 +263,7 @@ def test_sigkill_mid_run_then_restart_loses_no_event(kafka_broker, checkpoint, t
     assert len(expected) == 2 * 29  # 240 frames -> windows 0..236 (119) -> 29 events per camera
     before = {e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=10, idle_s=1)}
     assert len(seen) >= 6 and before < expected, "the kill should land mid-run"
-    events = restart_serve_until(cmd, env, tmp_path / "serve2.log", lambda: wait_ids(cfg, expected, timeout=120))
+    events = serve_until(cmd, env, tmp_path / "serve2.log", lambda: wait_ids(cfg, expected, timeout=120))
     ids = [e.event_id for e in events]
     assert set(ids) == expected, (tmp_path / "serve2.log").read_text()[-3000:]
     by_id: dict[str, ActionEvent] = {}
@@ -333,21 +334,17 @@ def test_two_workers_share_the_group_process_every_window_once_and_commit_on_sig
         ingest_clip(cfg, write_video(tmp_path / f"{cam}.avi", 80, seed=i), cam, frames_per_batch=8)
     expected = expected_event_ids(cfg)
     assert len(expected) == 4 * 9   # 80 frames -> windows 0..76 (39) -> 9 events of 4 windows per camera
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    log = open(tmp_path / "workers.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path), "--workers", "2"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+
+    def every_event_then_a_commit():
         events = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=150, idle_s=None,
                              until=lambda evs: len({e.event_id for e in evs}) >= len(expected),
                              isolation="read_committed")
         time.sleep(1.5)   # let a periodic commit go out, then stop both workers with one signal
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(90) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        return events
+
+    events = serve_until([sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path), "--workers", "2"],
+                         dict(os.environ, PYTHONUNBUFFERED="1"), tmp_path / "workers.log", every_event_then_a_commit,
+                         stop_timeout_s=90)
     text = (tmp_path / "workers.log").read_text()
     ids = [e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=10, idle_s=2,
                                            isolation="read_committed")]
@@ -384,7 +381,7 @@ def test_exactly_once_sigkill_then_restart_read_committed_sees_each_event_once(k
     cmd, env, seen = serve_then_sigkill(cfg, cfg_path, tmp_path, cams, after_events=8, isolation="read_committed")
     expected = expected_event_ids(cfg)
     assert len(expected) == 2 * 29 and len(seen) >= 8
-    restart_serve_until(cmd, env, tmp_path / "serve2.log", lambda: read_events(
+    serve_until(cmd, env, tmp_path / "serve2.log", lambda: read_events(
         cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=150, idle_s=None,
         until=lambda evs: {e.event_id for e in evs} >= expected, isolation="read_committed"))
     committed = [e.event_id for e in read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=20,
