@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,10 @@ def choose_cell(out: Path, kd_stem: str, alphas: list[float], temperatures: list
 
 
 def _mean_std(vals: list[float]) -> dict[str, Any]:
-    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
+    from soccerkd.train.sweep import mean_std
+
+    mean, std = mean_std(vals)
+    return {"mean": mean, "std": std, "values": vals}
 
 
 def teacher_calibration(out: Path, teacher_seed: int, temperatures: list[float], args: argparse.Namespace) -> dict[str, Any]:
