@@ -16,6 +16,8 @@ import sys
 from soccerkd.cli import add_commands
 from soccerkd.errors import SoccerKDError
 
+from stream.errors import FailStop
+
 # Modules whose ``register(subparsers)`` adds service subcommands, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "stream.broker_cli",
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("soccerkd: interrupted", file=sys.stderr)
         return 130
+    except FailStop as exc:   # stopped on purpose after a fault; a supervisor's restart replays
+        if args.debug:
+            raise
+        print(f"soccerkd: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except BrokenPipeError:   # `soccerkd events tail | head`: the reader left, not an error
         return 0
     except Exception as exc:

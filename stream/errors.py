@@ -9,3 +9,10 @@ class StreamError(SoccerKDError):
 
 class BrokerError(StreamError):
     """The local Kafka broker cannot be resolved, started, reached or stopped."""
+
+
+class FailStop(Exception):
+    """The service stops on purpose after a fault it cannot repair in place (a producer call
+    wedged past ``kafka.commit_timeout_s``, a fetch that stays stalled after a reset). Nothing
+    the user gave is wrong, so this is not a :class:`StreamError` (exit code 2): the command
+    exits 1 with the reason, and the restart a supervisor makes replays from the last commit."""

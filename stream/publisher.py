@@ -23,6 +23,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from stream.errors import FailStop
+
 
 class PublishError(Exception):
     """Something published (or processed) before the next commit failed; do not commit."""
@@ -34,7 +36,7 @@ class TransactionAborted(PublishError):
     the caller rewinds to the committed offsets and carries on with a fresh transaction."""
 
 
-class PublishTimeout(PublishError):
+class PublishTimeout(PublishError, FailStop):
     """A flush or transaction step did not finish within the publisher's ``timeout_s``."""
 
 

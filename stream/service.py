@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from stream.config import StreamConfig
-from stream.errors import StreamError
+from stream.errors import FailStop, StreamError
 from stream.metrics import LoopHealth, Metrics, MetricsServer
 from stream.pipeline import Outputs, Pipeline, SourceRef, TopicPartition
 from stream.publisher import Publisher, PublishError, TransactionAborted
@@ -413,9 +413,9 @@ class StreamService:
             if end > position and self._last_positions.get(tp) == position:
                 self.metrics.fetch_stalled()
                 if self._reset_at.get(tp) == position:
-                    raise StreamError(f"the Kafka client stopped fetching {tp[0]}[{tp[1]}] at offset {position} "
-                                      f"(end {end}) and a reset did not help; exiting so that a restart gets a fresh "
-                                      f"client (it replays from the last commit)")
+                    raise FailStop(f"the Kafka client stopped fetching {tp[0]}[{tp[1]}] at offset {position} "
+                                   f"(end {end}) and a reset did not help; failing stop, so that a restart gets a "
+                                   f"fresh client (it replays from the last commit)")
                 log.warning("partition %s[%d] made no progress at offset %d (end %d) in %.0f s; resetting its fetch",
                             tp[0], tp[1], position, end, STALL_CHECK_S)
                 reset_fetch(self._consumer, tp, position)
@@ -556,6 +556,6 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     # anything: stopped as asked (a running worker handles the signal and exits 0)
     failed = [f"{p.name} exit {p.exitcode}" for p in started
               if p.exitcode != 0 and not (stopped_by and p.exitcode == -signal.SIGTERM)]
-    if failed:
-        raise StreamError(f"worker(s) failed: {', '.join(failed)}")
+    if failed:   # the others published and committed; the restart replays the failed ones' partitions
+        raise FailStop(f"worker(s) failed: {', '.join(failed)}")
     return ServeOutcome(totals, interrupted=signal.SIGINT in stopped_by)

@@ -116,3 +116,25 @@ def test_config_show_json_is_the_resolved_config():
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["kafka"]["frames_topic"] == "cams" and doc["model"]["checkpoint"] == "demo"
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_fail_stop_is_one_line_with_exit_code_1_not_an_unexpected_error(monkeypatch, capsys, debug):
+    import argparse
+
+    import stream.cli as cli
+    from stream.publisher import PublishTimeout
+
+    def wedged(args):
+        raise PublishTimeout("producer commit did not finish within 30 s (kafka.commit_timeout_s); failing stop")
+
+    args = argparse.Namespace(handler=wedged, log_level="info", log_format="text", debug=debug)
+    monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {"parse_args": lambda self, argv: args})())
+    if debug:   # --debug shows the traceback instead
+        with pytest.raises(PublishTimeout):
+            cli.main([])
+        return
+    assert cli.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("soccerkd: error: producer commit did not finish within 30 s (kafka.commit_timeout_s); "
+                           "failing stop")

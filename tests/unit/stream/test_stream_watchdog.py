@@ -8,7 +8,7 @@ from kafka.structs import TopicPartition as KTP
 from prometheus_client import CollectorRegistry
 
 from stream.config import StreamConfig
-from stream.errors import StreamError
+from stream.errors import FailStop
 from stream.metrics import Metrics
 from stream.service import StreamService
 from stream.testing import ScriptedPredictor
@@ -54,7 +54,7 @@ def test_a_stuck_partition_is_refetched_and_counted():
     svc._unstall()
     svc._unstall()
     assert svc._consumer.seeks[-1] == (("frames", 1), 3) and len(svc._consumer.seeks) == 2
-    with pytest.raises(StreamError, match=r"stopped fetching frames\[1\] at offset 3 \(end 5\)"):
+    with pytest.raises(FailStop, match=r"stopped fetching frames\[1\] at offset 3 \(end 5\)"):
         svc._unstall()                                # ...still stuck: fail stop for a fresh client
 
 
