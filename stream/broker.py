@@ -151,7 +151,7 @@ class LocalBroker:
     def __init__(self, data_dir: str | Path | None = None, *, version: str = KAFKA_VERSION,
                  heap_mb: int = DEFAULT_HEAP_MB, message_max_bytes: int = MESSAGE_MAX_BYTES,
                  detach: bool = False, port: int = 0, tls: bool = False,
-                 scram_users: dict[str, str] | None = None) -> None:
+                 scram_users: dict[str, str] | None = None, mtls: bool = False) -> None:
         if heap_mb < 128:
             raise BrokerError(f"heap_mb must be >= 128, got {heap_mb!r}")
         if message_max_bytes < 1024 * 1024:
@@ -166,10 +166,13 @@ class LocalBroker:
             raise BrokerError(f"port must be 0 (any free one) or 1-65535, got {port!r}")
         self.port = port
         # tls: an SSL listener (self-signed certificate for 127.0.0.1, its PEM in ``ca_file``);
-        # scram_users: a SASL_SSL listener with these SCRAM-SHA-256/512 users (tls implied).
+        # scram_users: a SASL_SSL listener with these SCRAM-SHA-256/512 users (tls implied);
+        # mtls: an SSL listener that requires a client certificate, and one made for the tests
+        # (client_certfile, client_keyfile encrypted with CLIENT_KEY_PASSWORD; tls implied).
         self.scram_users = dict(scram_users or {})
-        self.tls = tls or bool(self.scram_users)
-        self.ssl_port = self.sasl_ssl_port = 0
+        self.mtls = mtls
+        self.tls = tls or bool(self.scram_users) or mtls
+        self.ssl_port = self.sasl_ssl_port = self.mtls_port = 0
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
 
@@ -204,6 +207,10 @@ class LocalBroker:
             self._make_certificate(require_tool("keytool", "apt-get install -y openjdk-17-jre-headless"))
         if self.scram_users:
             self.sasl_ssl_port = self.sasl_ssl_port or free_port()
+        if self.mtls:
+            self.mtls_port = self.mtls_port or free_port()
+            self._make_client_certificate(require_tool("openssl", "apt-get install -y openssl"),
+                                          require_tool("keytool", "apt-get install -y openjdk-17-jre-headless"))
         self._write_config(self._controller_port)
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
@@ -279,6 +286,23 @@ class LocalBroker:
     def sasl_ssl_bootstrap(self) -> str:
         return f"127.0.0.1:{self.sasl_ssl_port}"
 
+    @property
+    def mtls_bootstrap(self) -> str:
+        """The SSL listener that requires a client certificate (``mtls=True``)."""
+        return f"127.0.0.1:{self.mtls_port}"
+
+    CLIENT_KEY_PASSWORD = "soccerkd-client"   # the test client's throw-away key
+
+    @property
+    def client_certfile(self) -> Path:
+        """A client certificate (PEM) the mutual-TLS listener trusts (``mtls=True``)."""
+        return self.data_dir / "tls" / "client.pem"
+
+    @property
+    def client_keyfile(self) -> Path:
+        """Its private key (PEM), encrypted with :attr:`CLIENT_KEY_PASSWORD`."""
+        return self.data_dir / "tls" / "client.key"
+
     def _make_certificate(self, keytool: str) -> None:
         """A self-signed certificate for 127.0.0.1/localhost in a PKCS12 keystore (once)."""
         tls = self.data_dir / "tls"
@@ -293,6 +317,26 @@ class LocalBroker:
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 raise BrokerError(f"keytool failed making the broker's certificate: {out.stdout[-800:]}{out.stderr[-800:]}")
+
+    def _make_client_certificate(self, openssl: str, keytool: str) -> None:
+        """A self-signed client certificate with an encrypted key (PEM, as clients load them) and
+        a truststore holding it, which the mutual-TLS listener checks clients against (once)."""
+        tls = self.data_dir / "tls"
+        truststore = tls / "clients.p12"
+        if truststore.is_file():
+            return
+        tls.mkdir(parents=True, exist_ok=True)
+        for what, cmd in (
+                ("openssl", [openssl, "req", "-x509", "-newkey", "rsa:2048", "-days", "30", "-subj", "/CN=camera-ops",
+                             "-keyout", str(self.client_keyfile), "-out", str(self.client_certfile),
+                             "-passout", f"pass:{self.CLIENT_KEY_PASSWORD}"]),
+                ("keytool", [keytool, "-importcert", "-noprompt", "-alias", "camera-ops", "-file",
+                             str(self.client_certfile), "-keystore", str(truststore), "-storetype", "PKCS12",
+                             "-storepass", self.KEYSTORE_PASSWORD])):
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise BrokerError(f"{what} failed making the test client's certificate: "
+                                  f"{out.stdout[-800:]}{out.stderr[-800:]}")
 
     def _scram_format_args(self) -> list[str]:
         args = []
@@ -340,12 +384,19 @@ class LocalBroker:
             "num.partitions": "1",
         }
         if self.tls:
-            extra = [("SSL", self.ssl_port)] + ([("SASL_SSL", self.sasl_ssl_port)] if self.scram_users else [])
+            extra = ([("SSL", "SSL", self.ssl_port)]
+                     + ([("SASL_SSL", "SASL_SSL", self.sasl_ssl_port)] if self.scram_users else [])
+                     + ([("MTLS", "SSL", self.mtls_port)] if self.mtls else []))
             for key in ("listeners", "advertised.listeners"):
-                props[key] += "".join(f",{name}://127.0.0.1:{port}" for name, port in extra)
-            props["listener.security.protocol.map"] += "".join(f",{name}:{name}" for name, _ in extra)
+                props[key] += "".join(f",{name}://127.0.0.1:{port}" for name, _, port in extra)
+            props["listener.security.protocol.map"] += "".join(f",{name}:{protocol}" for name, protocol, _ in extra)
             props.update({"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(self.data_dir / "tls" / "broker.p12"),
                           "ssl.keystore.password": self.KEYSTORE_PASSWORD, "ssl.key.password": self.KEYSTORE_PASSWORD})
+        if self.mtls:   # only this listener asks clients for a certificate, checked against the truststore
+            props.update({"listener.name.mtls.ssl.client.auth": "required",
+                          "listener.name.mtls.ssl.truststore.type": "PKCS12",
+                          "listener.name.mtls.ssl.truststore.location": str(self.data_dir / "tls" / "clients.p12"),
+                          "listener.name.mtls.ssl.truststore.password": self.KEYSTORE_PASSWORD})
         if self.scram_users:
             props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
             for mech in ("scram-sha-256", "scram-sha-512"):

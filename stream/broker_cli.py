@@ -56,7 +56,8 @@ def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
     """``--bootstrap`` plus the security flags every Kafka client command takes. Passwords are
-    never flags: SASL reads ``$SOCCERKD_SASL_PASSWORD`` or ``--sasl-password-file``."""
+    never flags: SASL reads ``$SOCCERKD_SASL_PASSWORD`` or ``--sasl-password-file``, and an encrypted
+    client key the variable ``--ssl-password-env`` names."""
     add_bootstrap_argument(parser)
     group = parser.add_argument_group("Kafka security (TLS, SASL)")
     group.add_argument("--security-protocol", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
@@ -64,6 +65,8 @@ def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ssl-cafile", type=Path, default=None, help="CA bundle (PEM) of the brokers' certificates")
     group.add_argument("--ssl-certfile", type=Path, default=None, help="client certificate (PEM), for mutual TLS")
     group.add_argument("--ssl-keyfile", type=Path, default=None, help="its private key (PEM)")
+    group.add_argument("--ssl-password-env", default=None, metavar="VAR",
+                       help="environment variable holding the key's password, when the key is encrypted")
     group.add_argument("--sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), default=None)
     group.add_argument("--sasl-username", default=None)
     group.add_argument("--sasl-password-file", type=Path, default=None,
@@ -76,7 +79,8 @@ def kafka_from_args(args: argparse.Namespace, config_bootstrap: str | None = Non
 
     return KafkaConfig(bootstrap=resolve_bootstrap(args.bootstrap, config_bootstrap),
                        security_protocol=args.security_protocol, ssl_cafile=args.ssl_cafile,
-                       ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, sasl_mechanism=args.sasl_mechanism,
+                       ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                       ssl_password_env=args.ssl_password_env, sasl_mechanism=args.sasl_mechanism,
                        sasl_username=args.sasl_username, sasl_password_file=args.sasl_password_file, **extra)
 
 

@@ -72,6 +72,9 @@ class KafkaConfig:
         if self.security_protocol.startswith("SASL") and (not self.sasl_mechanism or not self.sasl_username):
             raise ConfigError(f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_mechanism "
                               f"(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and kafka.sasl_username")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ConfigError(f"kafka.ssl_keyfile {str(self.ssl_keyfile)!r} is set without kafka.ssl_certfile, "
+                              f"the client certificate it belongs to")
         if self.sasl_mechanism not in (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
             raise ConfigError(f"kafka.sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, "
                               f"got {self.sasl_mechanism!r}")

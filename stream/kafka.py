@@ -56,6 +56,8 @@ def client_security(cfg: KafkaConfig) -> dict[str, Any]:
             if cfg.ssl_password_env not in os.environ:
                 raise ConfigError(f"kafka.ssl_password_env names ${cfg.ssl_password_env}, which is not set")
             out["ssl_password"] = os.environ[cfg.ssl_password_env]
+        if cfg.ssl_certfile is not None:
+            _check_client_certificate(cfg, out.get("ssl_password"))
     if cfg.security_protocol.startswith("SASL"):
         if cfg.sasl_password_file is not None:
             try:
@@ -72,19 +74,40 @@ def client_security(cfg: KafkaConfig) -> dict[str, Any]:
     return out
 
 
+def _check_client_certificate(cfg: KafkaConfig, password: str | None) -> None:
+    """Load the client certificate and key once, up front: a wrong password or a key that does not
+    match ends in one line naming the files, instead of TLS handshakes that fail until the client
+    times out (and, with no password for an encrypted key, instead of OpenSSL prompting for one
+    on the terminal)."""
+    import ssl
+
+    from soccerkd.errors import ConfigError
+
+    try:   # a callable, so that a missing password never prompts
+        ssl.create_default_context().load_cert_chain(str(cfg.ssl_certfile), None if cfg.ssl_keyfile is None
+                                                     else str(cfg.ssl_keyfile), password=lambda: password or "")
+    except ssl.SSLError as exc:
+        hint = (f"check the password in ${cfg.ssl_password_env} (kafka.ssl_password_env)" if password is not None
+                else "if the key is encrypted, set kafka.ssl_password_env (--ssl-password-env) to the name of a "
+                     "variable holding its password")
+        raise ConfigError(f"the client certificate kafka.ssl_certfile {str(cfg.ssl_certfile)!r} and its key "
+                          f"kafka.ssl_keyfile {str(cfg.ssl_keyfile)!r} do not load ({exc.reason or exc}): "
+                          f"{hint}; also check that the key belongs to the certificate") from exc
+
+
 @contextmanager
 def _connecting(cfg: KafkaConfig) -> Iterator[None]:
     """Turn kafka-python's bootstrap time-out into one line that names the address."""
     from kafka.errors import KafkaTimeoutError
 
-    from stream.errors import StreamError
+    from stream.topics import unreachable_error
 
     try:
         yield
     except KafkaTimeoutError as exc:
-        raise StreamError(f"cannot reach Kafka at {cfg.bootstrap} (kafka.bootstrap) within "
-                          f"{cfg.connect_timeout_s:g} s: is the broker running and the address right? "
-                          f"(a local one: soccerkd broker start)") from exc
+        raise unreachable_error(f"{cfg.bootstrap} (kafka.bootstrap)", cfg.connect_timeout_s,
+                                {"security_protocol": cfg.security_protocol,
+                                 **({"ssl_certfile": cfg.ssl_certfile} if cfg.ssl_certfile else {})}) from exc
 
 
 def make_consumer(cfg: KafkaConfig, *, client_id: str = "soccerkd-serve") -> "KafkaConsumer":

@@ -75,6 +75,21 @@ def parse_topic_list(text: str) -> list[TopicSpec]:
     return specs
 
 
+def unreachable_error(bootstrap: str, timeout_s: float, security: dict[str, Any] | None = None) -> StreamError:
+    """The one line for "no broker answered in time", naming the address. Over TLS a refused
+    handshake (a CA that does not match, a client certificate the brokers require and did not get)
+    ends the same way in kafka-python, so the line names those settings too."""
+    protocol = (security or {}).get("security_protocol", "PLAINTEXT")
+    if protocol.endswith("SSL"):
+        hint = (f"is the broker running and does it speak {protocol} on that port? A refused TLS handshake ends "
+                f"here too: check kafka.ssl_cafile (--ssl-cafile)")
+        if "ssl_certfile" not in (security or {}):
+            hint += ", and give a client certificate (--ssl-certfile, --ssl-keyfile) if the brokers require one"
+    else:
+        hint = "is the broker running and the address right? (a local one: soccerkd broker start)"
+    return StreamError(f"cannot reach Kafka at {bootstrap} within {timeout_s:g} s: {hint}")
+
+
 @contextmanager
 def admin(bootstrap: str, *, timeout_s: float = 10.0, security: dict[str, Any] | None = None) -> Iterator[Any]:
     """A ``KafkaAdminClient`` that fails with one line naming ``bootstrap`` when no broker answers;
@@ -87,8 +102,7 @@ def admin(bootstrap: str, *, timeout_s: float = 10.0, security: dict[str, Any] |
                                   bootstrap_timeout_ms=int(timeout_s * 1000),
                                   request_timeout_ms=int(timeout_s * 1000), **(security or {}))
     except (KafkaError, OSError) as exc:
-        raise StreamError(f"cannot reach Kafka at {bootstrap} within {timeout_s:g} s ({type(exc).__name__}): "
-                          f"is the broker running? (a local one: soccerkd broker start)") from exc
+        raise unreachable_error(bootstrap, timeout_s, security) from exc
     try:
         yield client
     finally:

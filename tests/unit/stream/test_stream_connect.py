@@ -45,3 +45,21 @@ def test_producer_and_consumer_time_out_with_the_address(monkeypatch):
         with pytest.raises(StreamError, match=r"cannot reach Kafka at 127\.0\.0\.1:1 \(kafka\.bootstrap\) within 1 s"):
             make(cfg)
         assert time.monotonic() - t0 < 15
+
+
+def test_over_tls_the_line_also_names_the_tls_settings_a_refused_handshake_points_to(tmp_path):
+    import pytest
+
+    from soccerkd.errors import ConfigError
+    from stream.config import KafkaConfig
+    from stream.errors import StreamError
+    from stream.kafka import make_producer
+
+    cfg = KafkaConfig(bootstrap="127.0.0.1:1", connect_timeout_s=1.0, security_protocol="SSL")
+    with pytest.raises(StreamError, match=r"within 1 s: .*speak SSL.*kafka\.ssl_cafile.*give a client certificate"):
+        make_producer(cfg)
+    with pytest.raises(ConfigError, match=r"kafka\.ssl_keyfile '.*k\.pem' is set without kafka\.ssl_certfile"):
+        KafkaConfig(security_protocol="SSL", ssl_keyfile=tmp_path / "k.pem")
+    (tmp_path / "c.pem").write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"kafka\.ssl_certfile '.*c\.pem' and its key .* do not load"):
+        make_producer(KafkaConfig(bootstrap="127.0.0.1:1", security_protocol="SSL", ssl_certfile=tmp_path / "c.pem"))
