@@ -90,12 +90,24 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _resolve_shipped_checkpoint(args: argparse.Namespace) -> None:
+    """``soccerkd evaluate`` and ``export`` come from :mod:`soccerkd`, which cannot see the service's
+    shipped checkpoints; a shipped name given to their ``--checkpoint`` (``demo``) becomes its file
+    here, so every command takes the same names."""
+    from stream.artifacts import SHIPPED, resolve_checkpoint
+
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is not None and str(checkpoint) in SHIPPED:
+        args.checkpoint = resolve_checkpoint(checkpoint)
+
+
 def main(argv: list[str] | None = None) -> int:
     from stream import logs
 
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     try:
+        _resolve_shipped_checkpoint(args)
         return int(args.handler(args) or 0)
     except SoccerKDError as exc:
         if args.debug:

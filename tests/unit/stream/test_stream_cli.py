@@ -138,3 +138,11 @@ def test_a_fail_stop_is_one_line_with_exit_code_1_not_an_unexpected_error(monkey
     err = capsys.readouterr().err
     assert err.strip() == ("soccerkd: error: producer commit did not finish within 30 s (kafka.commit_timeout_s); "
                            "failing stop")
+
+
+def test_the_learning_commands_take_the_shipped_checkpoint_name(tmp_path, capsys):
+    from stream.cli import main
+
+    assert main(["export", "--checkpoint", "demo", "--out", str(tmp_path), "--format", "torchscript",
+                 "--batch-sizes", "1"]) == 0
+    assert "demo_student.pt" in capsys.readouterr().out and (tmp_path / "model.torchscript.pt").is_file()
