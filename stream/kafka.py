@@ -18,6 +18,7 @@ point.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -273,6 +274,45 @@ def reset_fetch(consumer: "KafkaConsumer", tp: TopicPartition, offset: int) -> N
     from kafka.structs import TopicPartition as KTP
 
     consumer.seek(KTP(*tp), offset)
+
+
+def fetch_state(consumer: "KafkaConsumer", tp: TopicPartition) -> str:
+    """kafka-python's own view of why it is (not) fetching ``tp``, for the watchdog's log line.
+
+    Reads the client's private state (3.0.12): any flag that keeps a partition out of its fetch
+    requests (paused, a revocation in progress, an offset validation or reset pending, data
+    parked while paused, no leader, a reconnect backoff, a fetch already in flight to the
+    leader). It is a diagnosis of the fetch stall the watchdog works around; any failure to read
+    it is reported in the line rather than raised.
+    """
+    from kafka.structs import TopicPartition as KTP
+
+    part = KTP(*tp)
+    try:
+        state = consumer._subscription.assignment[part]
+        fetcher = consumer._fetcher
+        cluster = consumer._client.cluster
+        leader = cluster.leader_for_partition(part)
+        flags = {
+            "fetchable": state.is_fetchable(),
+            "paused": state.paused,
+            "pending_revocation": state._pending_revocation,
+            "awaiting_validation": state.awaiting_validation,
+            "awaiting_reset": state.awaiting_reset,
+            "position": state.position,
+            "next_allowed_retry_s": (None if state.next_allowed_retry_time is None
+                                     else round(state.next_allowed_retry_time - time.monotonic(), 1)),
+            "parked_while_paused": part in fetcher._paused_completed_fetches or part in fetcher._paused_partition_records,
+            "completed_fetch_queued": any(f.topic_partition == part for f in list(fetcher._completed_fetches)),
+            "leader": leader,
+            "leader_epoch": cluster.leader_epoch_for_partition(part),
+            "leader_backoff_s": (None if leader in (None, -1)
+                                 else round(consumer._client._manager.connection_delay(leader), 1)),
+            "fetch_in_flight_to_leader": leader in fetcher._nodes_with_pending_fetch_requests,
+        }
+    except Exception as exc:   # private state of another version: say so, do not fail the watchdog
+        return f"kafka-python state unreadable ({type(exc).__name__}: {exc})"
+    return " ".join(f"{k}={v}" for k, v in flags.items())
 
 
 def lag(consumer: "KafkaConsumer") -> dict[TopicPartition, int]:

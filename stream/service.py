@@ -395,7 +395,7 @@ class StreamService:
         paused and resumed partitions) were seen to stop fetching some partitions for good, with
         the loop healthy and nothing in the logs; a seek did not help. A client fault then costs
         about 30 s and a restart, not the rest of a match."""
-        from stream.kafka import fetch_progress, reset_fetch
+        from stream.kafka import fetch_progress, fetch_state, reset_fetch
 
         delivered = self.counts["messages"] != self._messages_at_check
         self._messages_at_check = self.counts["messages"]
@@ -412,12 +412,13 @@ class StreamService:
         for tp, (position, end) in progress.items():
             if end > position and self._last_positions.get(tp) == position:
                 self.metrics.fetch_stalled()
+                state = fetch_state(self._consumer, tp)   # why the client is not fetching it, for a diagnosis
                 if self._reset_at.get(tp) == position:
                     raise FailStop(f"the Kafka client stopped fetching {tp[0]}[{tp[1]}] at offset {position} "
                                    f"(end {end}) and a reset did not help; failing stop, so that a restart gets a "
-                                   f"fresh client (it replays from the last commit)")
-                log.warning("partition %s[%d] made no progress at offset %d (end %d) in %.0f s; resetting its fetch",
-                            tp[0], tp[1], position, end, STALL_CHECK_S)
+                                   f"fresh client (it replays from the last commit). Client state: {state}")
+                log.warning("partition %s[%d] made no progress at offset %d (end %d) in %.0f s; resetting its fetch. "
+                            "Client state: %s", tp[0], tp[1], position, end, STALL_CHECK_S, state)
                 reset_fetch(self._consumer, tp, position)
                 self._reset_at[tp] = position
         self._last_positions = {tp: position for tp, (position, _end) in progress.items()}

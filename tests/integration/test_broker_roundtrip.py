@@ -85,3 +85,28 @@ def test_broker_cli_start_status_stop(tmp_path, topic_name):
         assert f"topic {topic_name}: 2 partition(s), 1 message(s)" in status.stdout, status.stdout
     finally:
         subprocess.run(cli + ["stop", *state], capture_output=True, text=True, timeout=60)
+
+
+def test_the_watchdogs_view_of_kafka_pythons_fetch_state_reads_a_real_consumer(kafka_broker, topic_name):
+    """stream.kafka.fetch_state reads kafka-python's private per-partition state (pinned 3.0.12):
+    against a real consumer it must read, not fall back to "unreadable"."""
+    from stream.kafka import fetch_state
+
+    kafka_broker.create_topic(topic_name, partitions=1)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    producer.send(topic_name, value=b"x").get(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+    part = TopicPartition(topic_name, 0)
+    try:
+        consumer.assign([part])
+        assert consumer.poll(timeout_ms=10_000, max_records=1)
+        live = fetch_state(consumer, (topic_name, 0))
+        assert "unreadable" not in live, live
+        assert "fetchable=True" in live and "paused=False" in live and "leader=1" in live, live
+        consumer.pause(part)
+        paused = fetch_state(consumer, (topic_name, 0))
+        assert "fetchable=False" in paused and "paused=True" in paused, paused
+    finally:
+        consumer.close()
