@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     except FailStop as exc:   # stopped on purpose after a fault; a supervisor's restart replays
         if args.debug:
             raise
-        print(f"soccerkd: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"soccerkd: error: {_one_line(exc)}; failing stop (exit 1), a restart replays from the last commit",
+              file=sys.stderr)
         return 1
     except BrokenPipeError:   # `soccerkd events tail | head`: the reader left, not an error
         return 0

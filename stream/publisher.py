@@ -26,8 +26,9 @@ from typing import Any, Callable
 from stream.errors import FailStop
 
 
-class PublishError(Exception):
-    """Something published (or processed) before the next commit failed; do not commit."""
+class PublishError(FailStop):
+    """Something published (or processed) before the next commit failed; do not commit. One that
+    reaches the command is its fail-stop (exit 1; the restart replays from the last commit)."""
 
 
 class TransactionAborted(PublishError):
@@ -36,7 +37,7 @@ class TransactionAborted(PublishError):
     the caller rewinds to the committed offsets and carries on with a fresh transaction."""
 
 
-class PublishTimeout(PublishError, FailStop):
+class PublishTimeout(PublishError):
     """A flush or transaction step did not finish within the publisher's ``timeout_s``."""
 
 
@@ -55,8 +56,7 @@ def call_within(timeout_s: float, what: str, fn: Callable[..., Any], *args: Any)
     worker.start()
     worker.join(timeout_s)
     if worker.is_alive():
-        raise PublishTimeout(f"producer {what} did not finish within {timeout_s:g} s "
-                             f"(kafka.commit_timeout_s); failing stop, the restart replays from the last commit")
+        raise PublishTimeout(f"producer {what} did not finish within {timeout_s:g} s (kafka.commit_timeout_s)")
     if "error" in box:
         raise box["error"]
     return box.get("result")
@@ -107,8 +107,8 @@ class Publisher:
                 if bad is not None:
                     self.poison(bad.exception)
         if self.failure is not None:
-            raise PublishError(f"a publish or processing step failed ({self.failure!r}); not committing, "
-                               f"the restart replays from the last commit") from self.failure
+            raise PublishError(f"not committing after a failed publish or processing step: "
+                               f"{type(self.failure).__name__}: {self.failure}") from self.failure
         if all(f.is_done for f in self._futures):
             self._futures = []
             return True
@@ -139,7 +139,7 @@ class Publisher:
         except BaseException as exc:
             self.poison(exc)
             self.abort()
-            raise PublishError(f"transaction commit failed ({exc!r}); it was aborted, not committing") from exc
+            raise PublishError(f"transaction commit failed, aborted it: {type(exc).__name__}: {exc}") from exc
 
     def abort(self) -> None:
         """Abort the open transaction, if any (its records stay invisible to read_committed)."""

@@ -176,6 +176,8 @@ class StreamService:
             # that did not happen; the restart replays from the last good commit.
             if self._publisher is not None:
                 self._publisher.poison(exc)
+            if isinstance(exc, FailStop):   # logged here too: a supervisor's SIGTERM may come before the CLI's line
+                log.error("failing stop: %s", exc)
             raise
         finally:
             self.close()
@@ -415,8 +417,8 @@ class StreamService:
                 state = fetch_state(self._consumer, tp)   # why the client is not fetching it, for a diagnosis
                 if self._reset_at.get(tp) == position:
                     raise FailStop(f"the Kafka client stopped fetching {tp[0]}[{tp[1]}] at offset {position} "
-                                   f"(end {end}) and a reset did not help; failing stop, so that a restart gets a "
-                                   f"fresh client (it replays from the last commit). Client state: {state}")
+                                   f"(end {end}) and a reset did not help, so a restart gets a fresh client. "
+                                   f"Client state: {state}")
                 log.warning("partition %s[%d] made no progress at offset %d (end %d) in %.0f s; resetting its fetch. "
                             "Client state: %s", tp[0], tp[1], position, end, STALL_CHECK_S, state)
                 reset_fetch(self._consumer, tp, position)

@@ -126,7 +126,7 @@ def test_a_fail_stop_is_one_line_with_exit_code_1_not_an_unexpected_error(monkey
     from stream.publisher import PublishTimeout
 
     def wedged(args):
-        raise PublishTimeout("producer commit did not finish within 30 s (kafka.commit_timeout_s); failing stop")
+        raise PublishTimeout("producer commit did not finish within 30 s (kafka.commit_timeout_s)")
 
     args = argparse.Namespace(handler=wedged, log_level="info", log_format="text", debug=debug)
     monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {"parse_args": lambda self, argv: args})())
@@ -137,7 +137,7 @@ def test_a_fail_stop_is_one_line_with_exit_code_1_not_an_unexpected_error(monkey
     assert cli.main([]) == 1
     err = capsys.readouterr().err
     assert err.strip() == ("soccerkd: error: producer commit did not finish within 30 s (kafka.commit_timeout_s); "
-                           "failing stop")
+                           "failing stop (exit 1), a restart replays from the last commit")
 
 
 def test_the_learning_commands_take_the_shipped_checkpoint_name(tmp_path, capsys):
