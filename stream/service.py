@@ -441,8 +441,8 @@ class StreamService:
 
     def close(self) -> None:
         if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
+            try:   # bounded like the producer: leaving the group waits on a broker that may not answer
+                self._consumer.close(autocommit=False, timeout_ms=int(self.config.kafka.commit_timeout_s * 1000))
             except Exception as exc:
                 log.warning("consumer close: %s", exc)
         if self._producer is not None:

@@ -524,3 +524,47 @@ def test_bad_messages_through_the_broker_are_dead_lettered_with_context_and_the_
         assert _json.loads(h["source_headers"]) == [["origin", "corpus"]]
     events = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=30, idle_s=3)
     assert {e.camera_id for e in events} == set(goods)
+
+
+def test_a_frozen_broker_makes_serve_fail_stop_within_the_commit_timeout(checkpoint, tmp_path):
+    """The broker stops answering (SIGSTOP: a hung JVM or a network partition) while serve has
+    predictions in flight. The producer flush wedges; serve gives up after kafka.commit_timeout_s,
+    commits nothing, logs and prints one "failing stop" line and exits 1 within seconds, instead of
+    hanging (its shutdown was 30 s before the consumer's close got the same bound). A supervisor
+    restarts it, and the restart replays from the last commit."""
+    from dataclasses import replace
+
+    from stream.broker import LocalBroker
+
+    broker = LocalBroker(tmp_path / "broker").start()   # its own: it is frozen
+    try:
+        cfg = make_config(broker, checkpoint)
+        broker.create_topic(f"{cfg.kafka.events_topic}-predictions", partitions=1)
+        cfg = replace(cfg, kafka=replace(cfg.kafka, commit_timeout_s=4.0,   # every window is a send
+                                         predictions_topic=f"{cfg.kafka.events_topic}-predictions"))
+        ingest_clip(cfg, write_video(tmp_path / "cam.avi", 3000), "cam-1", frames_per_batch=8)
+        cfg_path = tmp_path / "serve.yaml"
+        dump_config(cfg, cfg_path)
+        serve = subprocess.Popen([sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg_path),
+                                  "--max-seconds", "200"], cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        lines = []
+        for line in serve.stdout:   # freeze once windows are being published
+            lines.append(line)
+            if "windows=" in line and "windows=0 " not in line:
+                break
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        try:
+            rest, _ = serve.communicate(timeout=60)
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        took, out = time.monotonic() - t0, "".join(lines) + rest
+        assert serve.returncode == 1, out[-3000:]
+        # each of the flush, leaving the group and closing the producer is bounded by the time-out
+        assert took < 3 * 4.0 + 8, (took, out[-3000:])
+        assert "ERROR MainProcess soccerkd.serve: failing stop: " in out and "Traceback" not in out, out[-3000:]
+        (final,) = [x for x in out.splitlines() if x.startswith("soccerkd: error:")]
+        assert "did not finish within 4 s (kafka.commit_timeout_s); failing stop (exit 1)" in final, final
+    finally:
+        broker.stop()
