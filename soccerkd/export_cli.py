@@ -11,7 +11,8 @@ from soccerkd.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="export a model to TorchScript and ONNX and check parity")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="checkpoint written by 'soccerkd train', or 'demo' (the student shipped with the service)")
+    source.add_argument("--checkpoint", type=Path,
+                        help="checkpoint written by 'soccerkd train', or 'demo' (the student shipped with the service)")
     source.add_argument("--model", help="export an untrained registered model instead (see --num-classes)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for the artifacts")
     parser.add_argument("--format", dest="formats", action="append", choices=("torchscript", "onnx"),

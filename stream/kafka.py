@@ -302,7 +302,8 @@ def fetch_state(consumer: "KafkaConsumer", tp: TopicPartition) -> str:
             "position": state.position,
             "next_allowed_retry_s": (None if state.next_allowed_retry_time is None
                                      else round(state.next_allowed_retry_time - time.monotonic(), 1)),
-            "parked_while_paused": part in fetcher._paused_completed_fetches or part in fetcher._paused_partition_records,
+            "parked_while_paused": (part in fetcher._paused_completed_fetches
+                                    or part in fetcher._paused_partition_records),
             "completed_fetch_queued": any(f.topic_partition == part for f in list(fetcher._completed_fetches)),
             "leader": leader,
             "leader_epoch": cluster.leader_epoch_for_partition(part),

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
     ev = subparsers.add_parser("evaluate", help="evaluate a checkpoint: clip/video/frame accuracy, P/R/F1, confusion PNG")
-    ev.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by soccerkd train, or 'demo' (the student shipped with the service)")
+    ev.add_argument("--checkpoint", type=Path, required=True,
+                    help="checkpoint written by soccerkd train, or 'demo' (the student shipped with the service)")
     ev.add_argument("--data", type=Path, required=True, help="dataset root (SoccerDB1 or video-folder layout)")
     ev.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                     help="split to evaluate (default: %(default)s)")

@@ -34,7 +34,8 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
-def feed(output: list[str], seconds: float, *, codec: str = "mpeg2video", container: str = "mpegts") -> subprocess.Popen:
+def feed(output: list[str], seconds: float, *, codec: str = "mpeg2video",
+         container: str = "mpegts") -> subprocess.Popen:
     return subprocess.Popen([ffmpeg(), "-loglevel", "error", "-re", "-f", "lavfi", "-i",
                              f"testsrc=size=160x120:rate=25:duration={seconds}", "-c:v", codec, "-q:v", "5",
                              "-f", container, *output], stdin=subprocess.DEVNULL)
