@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -96,12 +97,21 @@ def test_ingest_serve_and_events_over_tls_and_sasl(secure_broker, protocol, tmp_
     sent = soccerkd("ingest", "--source", str(video(tmp_path / "cam.avi")), "--camera-id", "cam-tls", "--topic",
                     kafka.frames_topic, "--pacing", "fast", "--no-progress", *flags, env=env)
     assert sent.returncode == 0 and "48 frames" in sent.stdout, sent.stderr[-2000:]
-    served = soccerkd("serve", "--config", str(cfg), "--max-seconds", "40", env={k: v for k, v in env.items()
-                                                                                 if k == KEY_PASSWORD_ENV}, timeout=240)
+    # serve runs until the first event has been read back over the same listener, then a SIGTERM
+    # stops it, which it must answer by publishing, committing and exiting 0
+    serve_env = {k: v for k, v in os.environ.items() if k != "SOCCERKD_SASL_PASSWORD"}
+    serve_env.update({k: v for k, v in env.items() if k == KEY_PASSWORD_ENV})
+    serve = subprocess.Popen([sys.executable, "-m", "stream.cli", "serve", "--config", str(cfg), "--max-seconds", "150"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=serve_env)
+    try:
+        tail = soccerkd("events", "tail", "--topic", kafka.events_topic, "--from-beginning", "--json", "--max-events",
+                        "1", *flags, env=env, timeout=150)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        out, err = serve.communicate(timeout=90)
+    served = subprocess.CompletedProcess(serve.args, serve.returncode, out, err)
     assert served.returncode == 0, served.stderr[-3000:]
     assert "events=0" not in served.stdout, served.stdout + served.stderr[-2000:]
-    tail = soccerkd("events", "tail", "--topic", kafka.events_topic, "--from-beginning", "--json", "--max-events", "1",
-                    *flags, env=env, timeout=120)
     assert tail.returncode == 0, tail.stderr[-2000:]
     (event,) = [json.loads(line) for line in tail.stdout.splitlines()]
     assert event["camera_id"] == "cam-tls"
