@@ -48,13 +48,13 @@ def timings(jpegs: list[bytes], resize: int, size: int, rounds: int) -> dict[str
     from PIL import Image
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from stream.preprocess import _box
+    from soccerkd.spec import resize_crop_box
 
     arrays = [np.frombuffer(j, np.uint8) for j in jpegs]
     tensors = [torch.frombuffer(bytearray(j), dtype=torch.uint8) for j in jpegs]
     rgb = [cv2.imdecode(a, cv2.IMREAD_COLOR_RGB) for a in arrays]
     h, w = rgb[0].shape[:2]
-    nh, nw, _, _ = _box(h, w, resize, size)
+    nh, nw, _, _ = resize_crop_box(h, w, resize=resize, size=size)
     chw = [torch.from_numpy(x).permute(2, 0, 1)[None] for x in rgb]   # channels-last, as the service has it
     pil = [Image.fromarray(x) for x in rgb]
     steps: dict[str, tuple[Callable[[Any], Any], list[Any]]] = {
@@ -81,9 +81,10 @@ def fidelity(width: int, height: int, resize: int, size: int, quality: int, clip
     import torch.nn.functional as F
 
     from soccerkd.data.synth import SynthConfig, clip_rng, render_clip
-    from stream.preprocess import _box, resize_crop
+    from soccerkd.spec import resize_crop_box
+    from stream.preprocess import resize_crop
 
-    nh, nw, top, left = _box(height, width, resize, size)
+    nh, nw, top, left = resize_crop_box(height, width, resize=resize, size=size)
 
     def exact(jpeg: bytes) -> np.ndarray:
         return resize_crop(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR_RGB), resize=resize, size=size)

@@ -107,8 +107,8 @@ def _connecting(cfg: KafkaConfig) -> Iterator[None]:
         yield
     except KafkaTimeoutError as exc:
         raise unreachable_error(f"{cfg.bootstrap} (kafka.bootstrap)", cfg.connect_timeout_s,
-                                {"security_protocol": cfg.security_protocol,
-                                 **({"ssl_certfile": cfg.ssl_certfile} if cfg.ssl_certfile else {})}) from exc
+                                protocol=cfg.security_protocol,
+                                client_certificate=cfg.ssl_certfile is not None) from exc
 
 
 def make_consumer(cfg: KafkaConfig, *, client_id: str = "soccerkd-serve") -> "KafkaConsumer":

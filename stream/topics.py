@@ -75,15 +75,15 @@ def parse_topic_list(text: str) -> list[TopicSpec]:
     return specs
 
 
-def unreachable_error(bootstrap: str, timeout_s: float, security: dict[str, Any] | None = None) -> StreamError:
+def unreachable_error(bootstrap: str, timeout_s: float, *, protocol: str = "PLAINTEXT",
+                      client_certificate: bool = False) -> StreamError:
     """The one line for "no broker answered in time", naming the address. Over TLS a refused
     handshake (a CA that does not match, a client certificate the brokers require and did not get)
     ends the same way in kafka-python, so the line names those settings too."""
-    protocol = (security or {}).get("security_protocol", "PLAINTEXT")
     if protocol.endswith("SSL"):
         hint = (f"is the broker running and does it speak {protocol} on that port? A refused TLS handshake ends "
                 f"here too: check kafka.ssl_cafile (--ssl-cafile)")
-        if "ssl_certfile" not in (security or {}):
+        if not client_certificate:
             hint += ", and give a client certificate (--ssl-certfile, --ssl-keyfile) if the brokers require one"
     else:
         hint = "is the broker running and the address right? (a local one: soccerkd broker start)"
@@ -102,7 +102,9 @@ def admin(bootstrap: str, *, timeout_s: float = 10.0, security: dict[str, Any] |
                                   bootstrap_timeout_ms=int(timeout_s * 1000),
                                   request_timeout_ms=int(timeout_s * 1000), **(security or {}))
     except (KafkaError, OSError) as exc:
-        raise unreachable_error(bootstrap, timeout_s, security) from exc
+        security = security or {}
+        raise unreachable_error(bootstrap, timeout_s, protocol=security.get("security_protocol", "PLAINTEXT"),
+                                client_certificate="ssl_certfile" in security) from exc
     try:
         yield client
     finally:

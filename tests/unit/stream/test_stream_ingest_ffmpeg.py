@@ -138,7 +138,8 @@ class RtspRelay:
         while chunk := proc.stdout.read1(size):
             buf += chunk
             while len(buf) >= 188:
-                payload, buf = buf[:min(size, len(buf) // 188 * 188)], buf[min(size, len(buf) // 188 * 188):]
+                n = min(size, len(buf) // 188 * 188)   # whole TS packets only
+                payload, buf = buf[:n], buf[n:]
                 self._seq = (self._seq + 1) & 0xFFFF
                 rtp = struct.pack("!BBHII", 0x80, 33, self._seq, int(time.monotonic() * 90_000) & 0xFFFFFFFF,
                                   0x50CC) + payload
