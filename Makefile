@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.soccerkd-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup jars tools test test-unit test-integration test-chaos demo clean
+.PHONY: setup jars tools lint-imports test test-unit test-integration test-chaos demo clean
 
 setup: $(STAMP) jars
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 jars: $(STAMP)
-	@$(PY) -c "from stream.broker import ensure_jars; ensure_jars(quiet=False)"
+	@$(PY) -c "from stream.dev.broker import ensure_jars; ensure_jars(quiet=False)"
 
 # Debian packages the tests use: promtool (`prometheus`), `docker-compose` (config check of
 # deploy/compose/compose.yaml) and `ffmpeg` (live MPEG-TS feeds over HTTP and UDP for the
@@ -36,11 +36,16 @@ tools:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# Everything: unit, integration (a real local broker), chaos (kills and a broker restart).
-test: setup tools
+# The layers of stream/ (contracts in pyproject.toml): a change that breaks one fails here.
+lint-imports: setup
+	$(VENV)/bin/lint-imports
+
+# Everything: the layer contracts, unit, integration (a real local broker), chaos (kills and a
+# broker restart).
+test: setup tools lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
-test-unit: setup
+test-unit: setup lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
 
 test-integration: setup tools

@@ -3,7 +3,7 @@
     python benchmarks/bench_ingest.py [--source VIDEO] [--rounds 3] [--encode-threads 1 2] [--kafka]
 
 The baseline is the least an ingester must do per frame on one thread: ``VideoCapture.read``,
-BGR->RGB, downscale to ``--max-side``, ``cv2.imencode``. The ingester runs ``stream.ingest``'s
+BGR->RGB, downscale to ``--max-side``, ``cv2.imencode``. The ingester runs ``stream.app.ingest``'s
 real path (source, batching, encode threads, envelope) into a null producer, or into a real
 local broker with ``--kafka``. Rounds alternate, so a noisy machine hits both alike; the table
 shows the median ratio ingest/baseline. JSON goes to ``--out``.
@@ -39,7 +39,7 @@ def make_video(path: Path, frames: int, width: int, height: int) -> Path:
 def baseline(source: str, max_side: int, quality: int) -> float:
     import cv2
 
-    from stream.ingest import _shrink
+    from stream.app.ingest import _shrink
 
     cap = cv2.VideoCapture(source)
     n, t0 = 0, time.perf_counter()
@@ -74,7 +74,7 @@ class NullProducer:
 
 
 def ingest_fps(source: str, max_side: int, quality: int, threads: int, producer, topic: str) -> float:
-    from stream.ingest import IngestOptions, IngestStats, run_camera
+    from stream.app.ingest import IngestOptions, IngestStats, run_camera
 
     opts = IngestOptions(source=source, camera_id="bench", topic=topic, pacing="fast", max_side=max_side,
                          jpeg_quality=quality, frames_per_batch=8, encode_threads=threads)
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     broker = producer = None
     topic = "frames"
     if args.kafka:
-        from stream.broker import LocalBroker
-        from stream.config import KafkaConfig
-        from stream.kafka import make_producer
+        from stream.dev.broker import LocalBroker
+        from stream.kafka.config import KafkaConfig
+        from stream.kafka.connection import make_producer
 
         broker = LocalBroker().start()
         broker.create_topic(topic, partitions=1, config={"max.message.bytes": str(16 * 1024 * 1024)})

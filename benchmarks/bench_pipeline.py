@@ -26,8 +26,8 @@ Kafka the raw loop runs before and after the one pass.
 own ceiling; ``--decode cpu|gpu`` picks the JPEG path; ``--workers N`` runs the throughput part
 in N processes (one consumer group through Kafka, a share of the cameras each without it).
 
-``--no-broker`` runs 2 and 3 through :class:`stream.pipeline.Pipeline` in process, without Kafka
-(for machines without Java). Without ``--bootstrap`` a local broker is started (``stream.broker``).
+``--no-broker`` runs 2 and 3 through :class:`stream.core.pipeline.Pipeline` in process, without Kafka
+(for machines without Java). Without ``--bootstrap`` a local broker is started (``stream.dev.broker``).
 
     python benchmarks/bench_pipeline.py --cameras 4 --seconds 10 --out runs/bench/pipeline.json
 """
@@ -86,7 +86,7 @@ class ZeroCostModel:
 def build_predictor(args: argparse.Namespace):
     from soccerkd.spec import ClipSpec, InputSpec
 
-    from stream.inference import TorchPredictor
+    from stream.inference.predictors import TorchPredictor
 
     opts = dict(device=args.device, amp=args.amp, decode=args.decode, decode_threads=args.decode_threads,
                 jpeg_draft=not args.no_jpeg_draft)
@@ -109,14 +109,14 @@ def raw_decode(jpegs: list[bytes], n: int, threads: int, min_seconds: float = 1.
 
     ``preprocess=(resize, size, draft)``: the loop also does the frame work the pipeline cannot
     skip, and nothing else: the same draft-scaled decode and the same antialiased resize and
-    centre crop (:func:`stream.preprocess.resize_crop_chw`). The pipeline against this loop is
+    centre crop (:func:`stream.inference.preprocess.resize_crop_chw`). The pipeline against this loop is
     the pipeline's own overhead."""
     import concurrent.futures
 
     import cv2
     import torch
 
-    from stream.preprocess import draft_scale, resize_crop_chw
+    from stream.inference.preprocess import draft_scale, resize_crop_chw
 
     arrays = [np.frombuffer(j, np.uint8) for j in jpegs]
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
@@ -151,7 +151,7 @@ def bare_model(pred, frames: list[np.ndarray], max_batch: int, min_seconds: floa
 def _bare_at(pred, frames: list[np.ndarray], max_batch: int, min_seconds: float) -> float:
     import torch
 
-    from stream.windowing import ClipWindow
+    from stream.core.windowing import ClipWindow
 
     slots = pred.preprocess_frames(frames)
     t = pred.input_spec.clip.num_frames
@@ -172,7 +172,7 @@ def _bare_at(pred, frames: list[np.ndarray], max_batch: int, min_seconds: float)
 
 def messages(jpegs: list[bytes], size: tuple[int, int], cameras: int, n_frames: int, k: int, fps: float,
              t0_ns: int) -> list[tuple[str, bytes]]:
-    from stream.messages import FrameBatch, encode_frame_batch
+    from stream.core.wire import FrameBatch, encode_frame_batch
 
     out = []
     for first in range(0, n_frames, k):
@@ -190,9 +190,10 @@ def expected_windows(n_frames: int, span: int, stride: int) -> int:
 
 
 def stream_config(args, bootstrap: str, names: dict[str, str], every_window: bool):
-    from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
-    from stream.smoothing import SmoothingConfig
-    from stream.windowing import WindowConfig
+    from stream.config import BatchingConfig, ModelConfig, StreamConfig
+    from stream.kafka.config import KafkaConfig
+    from stream.core.smoothing import SmoothingConfig
+    from stream.core.windowing import WindowConfig
 
     smoothing = (SmoothingConfig(on_threshold=0.0, off_threshold=0.0, min_windows=1, max_windows=1)
                  if every_window else SmoothingConfig())
@@ -219,7 +220,7 @@ def topics(broker_obj, cameras: int) -> dict[str, str]:
 
 def fill_frames_topic(cfg, msgs, cameras: int) -> None:
     """Put every message on the frames topic first (camera c on partition c mod cameras)."""
-    from stream.kafka import make_producer
+    from stream.kafka.connection import make_producer
 
     prod = make_producer(cfg.kafka)
     for cam, value in msgs:
@@ -231,12 +232,12 @@ def fill_frames_topic(cfg, msgs, cameras: int) -> None:
 def kafka_throughput(args, pred, msgs, broker_obj, n_windows: int) -> dict:
     if args.workers > 1:
         return kafka_throughput_workers(args, msgs, broker_obj, n_windows)
-    from stream.service import StreamService
+    from stream.app.compose import build_service
 
     names = topics(broker_obj, args.cameras)
     cfg = stream_config(args, broker_obj.bootstrap, names, every_window=False)
     fill_frames_topic(cfg, msgs, args.cameras)
-    service = StreamService(cfg, predictor=pred)
+    service = build_service(cfg, predictor=pred)
     thread = threading.Thread(target=service.run, kwargs={"max_seconds": 600}, daemon=True)
     thread.start()
     t_first = None
@@ -254,7 +255,8 @@ def kafka_throughput(args, pred, msgs, broker_obj, n_windows: int) -> dict:
 
 def inprocess_throughput(args, pred, msgs) -> dict:
     """The pipeline without Kafka: messages offered in poll-sized groups, batches run when full."""
-    from stream.pipeline import Pipeline, SourceRef
+    from stream.core.ledger import SourceRef
+    from stream.core.pipeline import Pipeline
 
     cfg = stream_config(args, "127.0.0.1:1", {"frames": "f", "events": "e", "dlq": "d"}, every_window=False)
     pipe = Pipeline(pred, config=cfg.pipeline_config())
@@ -300,9 +302,9 @@ def inprocess_throughput_workers(args, msgs) -> dict:
 
 
 def _worker_service(args, cfg, result_queue, stop_event) -> None:
-    from stream.service import StreamService
+    from stream.app.compose import build_service
 
-    service = StreamService(cfg, predictor=build_predictor(args))
+    service = build_service(cfg, predictor=build_predictor(args))
     thread = threading.Thread(target=service.run, kwargs={"max_seconds": 600}, daemon=True)
     thread.start()
     stop_event.wait()
@@ -316,7 +318,7 @@ def kafka_throughput_workers(args, msgs, broker_obj, n_windows: int) -> dict:
     ``soccerkd serve --workers N`` runs them), reading frames put on the topic beforehand."""
     import multiprocessing as mp
 
-    from stream.events import iter_records
+    from stream.kafka.events import iter_records
 
     names = topics(broker_obj, args.cameras)
     cfg = stream_config(args, broker_obj.bootstrap, names, every_window=True)
@@ -349,7 +351,7 @@ def offer_realtime(send, jpegs, size, args, cameras: int, stop_at: float) -> Non
     of ``frames_per_batch`` frames when its last frame is due; cameras are spread over the period."""
     import heapq
 
-    from stream.messages import FrameBatch, encode_frame_batch
+    from stream.core.wire import FrameBatch, encode_frame_batch
 
     k, fps = args.frames_per_batch, args.fps
     t0 = time.time()
@@ -370,17 +372,17 @@ def offer_realtime(send, jpegs, size, args, cameras: int, stop_at: float) -> Non
 
 
 def kafka_latency(args, pred, jpegs, size, broker_obj, cameras: int) -> list[float]:
-    from stream.events import iter_records
-    from stream.kafka import make_producer
-    from stream.messages import ActionEvent
-    from stream.service import StreamService
+    from stream.kafka.events import iter_records
+    from stream.kafka.connection import make_producer
+    from stream.core.wire import ActionEvent
+    from stream.app.compose import build_service
 
     names = topics(broker_obj, cameras)
     cfg = stream_config(args, broker_obj.bootstrap, names, every_window=True)
-    service = StreamService(cfg, predictor=pred)
+    service = build_service(cfg, predictor=pred)
     thread = threading.Thread(target=service.run, kwargs={"max_seconds": args.seconds + 120}, daemon=True)
     thread.start()
-    while not service._assigned:  # wait for the group join before offering load
+    while not service.assigned:  # wait for the group join before offering load
         time.sleep(0.05)
     prod = make_producer(cfg.kafka)
 
@@ -407,7 +409,8 @@ def inprocess_latency(args, pred, jpegs, size, cameras: int) -> list[float]:
     runs a due batch, and times every event from its newest frame's capture."""
     import queue
 
-    from stream.pipeline import Pipeline, SourceRef
+    from stream.core.ledger import SourceRef
+    from stream.core.pipeline import Pipeline
 
     cfg = stream_config(args, "127.0.0.1:1", {"frames": "f", "events": "e", "dlq": "d"}, every_window=True)
     pipe = Pipeline(pred, config=cfg.pipeline_config())
@@ -495,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from stream.messages import encode_image
+    from stream.inference.images import encode_image
 
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -529,11 +532,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.no_broker:
             if args.bootstrap:
-                from stream.broker import ExternalBroker
+                from stream.dev.broker import ExternalBroker
 
                 broker = ExternalBroker(args.bootstrap)
             else:
-                from stream.broker import LocalBroker
+                from stream.dev.broker import LocalBroker
 
                 broker = LocalBroker()
                 broker.start()

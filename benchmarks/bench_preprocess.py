@@ -10,7 +10,7 @@ against OpenCV's INTER_AREA and INTER_LINEAR and Pillow's bilinear). ``ceiling``
 (decode + resize): the best pipeline/raw-decode ratio any pipeline can reach with that filter.
 
 Part 2 measures what decoding at 1/2 draft would change where the service's rule
-(:func:`stream.preprocess.draft_scale`: only while the reduced frame stays at least twice the
+(:func:`stream.inference.preprocess.draft_scale`: only while the reduced frame stays at least twice the
 resize) refuses it: the mean and p99 absolute difference of the model input, in grey levels,
 against the exact path, next to JPEG's own quantisation noise (the same frames before and after
 the ingester's JPEG at ``--jpeg-quality``). Frames are procedural soccer clips. With
@@ -82,7 +82,7 @@ def fidelity(width: int, height: int, resize: int, size: int, quality: int, clip
 
     from soccerkd.data.synth import SynthConfig, clip_rng, render_clip
     from soccerkd.spec import resize_crop_box
-    from stream.preprocess import resize_crop
+    from stream.inference.preprocess import resize_crop
 
     nh, nw, top, left = resize_crop_box(height, width, resize=resize, size=size)
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import bench_pipeline as bp
-    from stream.messages import encode_image
+    from stream.inference.images import encode_image
 
     torch.set_num_threads(1)
     w, h = (int(v) for v in args.frame_size.lower().split("x"))
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         from soccerkd.train.checkpoint import load_model
 
-        from stream.artifacts import resolve_checkpoint
+        from stream.inference.artifacts import resolve_checkpoint
 
         model, spec, _ = load_model(resolve_checkpoint(args.checkpoint), device="cpu")
         model.eval()

@@ -3,7 +3,7 @@
     python benchmarks/fuzz_envelope.py --cases 100000 [--seed 0] [--out fuzz.json]
 
 Each case starts from a valid envelope (real JPEG frames) or from the bad-input corpus
-(``stream.testing.bad_input_corpus``). 40% keep the envelope valid and break one JPEG frame
+(``stream.dev.testing.bad_input_corpus``). 40% keep the envelope valid and break one JPEG frame
 (bytes overwritten, cut or inserted, its frame-header size rewritten); the rest apply 1-4
 mutations that know the envelope layout: a header
 field set to a boundary value (0, 1, 2**31, 2**64-1, NaN, inf, 1e300...), a length or count made
@@ -48,8 +48,9 @@ def zero_model() -> Any:
 
 
 def seeds() -> list[bytes]:
-    from stream.messages import encode_frame_batch
-    from stream.testing import bad_input_corpus, solid_batch
+    from stream.core.wire import encode_frame_batch
+    from stream.dev.badinput import bad_input_corpus
+    from stream.dev.testing import solid_batch
 
     good = [encode_frame_batch(solid_batch(f"cam-{i}", 8 * i, [(30 * i % 255, 90, 200)] * (1 + i % 8),
                                            width=32 + 8 * i, height=24 + 4 * i)) for i in range(6)]
@@ -98,7 +99,7 @@ def mutate_frames(data: bytes, rng: random.Random) -> bytes:
     """Keep the envelope valid and break its JPEG frames instead, so the decoder is reached."""
     import dataclasses
 
-    from stream.messages import EnvelopeError, decode_frame_batch, encode_frame_batch
+    from stream.core.wire import EnvelopeError, decode_frame_batch, encode_frame_batch
 
     try:
         batch = decode_frame_batch(data)
@@ -126,10 +127,11 @@ def mutate_frames(data: bytes, rng: random.Random) -> bytes:
 
 def run(cases: int, seed: int, *, progress: bool = True) -> dict[str, Any]:
     from soccerkd.spec import ClipSpec, InputSpec
-    from stream.inference import TorchPredictor
-    from stream.messages import EnvelopeError, decode_frame_batch
-    from stream.pipeline import Pipeline, PipelineConfig, SourceRef
-    from stream.windowing import WindowConfig
+    from stream.inference.predictors import TorchPredictor
+    from stream.core.wire import EnvelopeError, decode_frame_batch
+    from stream.core.ledger import SourceRef
+    from stream.core.pipeline import Pipeline, PipelineConfig
+    from stream.core.windowing import WindowConfig
 
     spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=16, resize=16,
                      class_names=("dribble", "kick", "run", "walk"))

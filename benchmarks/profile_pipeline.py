@@ -33,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import bench_pipeline as bp
     from soccerkd.spec import ClipSpec, InputSpec
-    from stream.inference import TorchPredictor
-    from stream.messages import encode_image
-    from stream.pipeline import Pipeline, PipelineConfig, SourceRef
-    from stream.windowing import WindowConfig
+    from stream.inference.predictors import TorchPredictor
+    from stream.inference.images import encode_image
+    from stream.core.ledger import SourceRef
+    from stream.core.pipeline import Pipeline, PipelineConfig
+    from stream.core.windowing import WindowConfig
 
     torch.set_num_threads(1)
     w, h = (int(v) for v in args.frame_size.split("x"))

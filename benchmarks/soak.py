@@ -5,7 +5,7 @@
 A local broker; the real `soccerkd serve` in a subprocess; a load thread sending every camera's
 frames in real time (solid-colour 64x48 JPEGs whose colour changes every few seconds, so events
 keep coming), with one message in a hundred taken from the bad-input corpus
-(``stream.testing.bad_input_corpus``). It samples the serve process's RSS and open file
+(``stream.dev.testing.bad_input_corpus``). It samples the serve process's RSS and open file
 descriptors each minute. At the end, after a SIGTERM, it checks that nothing was lost: serve read
 every frames message (its count equals the topic's end offsets),
 every event serve reports having made is on the events topic, and every bad message sent is on
@@ -53,14 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from soccerkd.config import dump_config
-    from stream.broker import LocalBroker, free_port
-    from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
-    from stream.events import iter_records, read_events
-    from stream.kafka import make_producer
-    from stream.messages import encode_frame_batch
-    from stream.smoothing import SmoothingConfig
-    from stream.testing import bad_input_corpus, solid_batch
-    from stream.windowing import WindowConfig
+    from stream.dev.broker import LocalBroker, free_port
+    from stream.config import BatchingConfig, ModelConfig, StreamConfig
+    from stream.kafka.config import KafkaConfig
+    from stream.kafka.events import iter_records, read_events
+    from stream.kafka.connection import make_producer
+    from stream.core.wire import encode_frame_batch
+    from stream.core.smoothing import SmoothingConfig
+    from stream.dev.badinput import bad_input_corpus
+    from stream.dev.testing import solid_batch
+    from stream.core.windowing import WindowConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     broker = LocalBroker(tmp / "broker").start()

@@ -9,11 +9,18 @@ import yaml
 
 from soccerkd.errors import ConfigError
 
-# The top-level key of a config file says which config class reads it.
+# The top-level key of a config file says which config class reads it. Packages built on this
+# library add their own kinds (add_config_kind); this one knows only its own.
 CONFIG_KINDS: dict[str, str] = {
     "train": "soccerkd.train.config:TrainConfig",
-    "stream": "stream.config:StreamConfig",
 }
+
+
+def add_config_kind(kind: str, target: str) -> None:
+    """Let ``soccerkd config show`` read files of ``kind`` with the class ``"module:Class"``."""
+    if ":" not in target:
+        raise ValueError(f"config kind {kind!r}: target must look like 'module:Class', got {target!r}")
+    CONFIG_KINDS[kind] = target
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

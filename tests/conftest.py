@@ -41,7 +41,7 @@ def _cuda_available() -> bool:
 @pytest.fixture(scope="session")
 def kafka_broker():
     """A real Apache Kafka broker for the whole session (``.bootstrap``, ``.create_topic``)."""
-    from stream.broker import ExternalBroker, LocalBroker
+    from stream.dev.broker import ExternalBroker, LocalBroker
 
     external = os.environ.get("SOCCERKD_KAFKA_BOOTSTRAP")
     if external:

@@ -35,10 +35,11 @@ import pytest
 
 from soccerkd.config import dump_config
 from soccerkd.spec import ClipSpec, InputSpec
-from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
-from stream.events import iter_records, read_events
-from stream.smoothing import SmoothingConfig
-from stream.windowing import WindowConfig
+from stream.config import BatchingConfig, ModelConfig, StreamConfig
+from stream.kafka.config import KafkaConfig
+from stream.kafka.events import iter_records, read_events
+from stream.core.smoothing import SmoothingConfig
+from stream.core.windowing import WindowConfig
 
 pytestmark = pytest.mark.timeout(600)   # a mode takes 150-350 s; the broker restart and a fail-stop restart add to it
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,8 +117,9 @@ def chaos_config(bootstrap: str, checkpoint: Path, delivery: str) -> StreamConfi
 
 def oracle_events(cfg: StreamConfig) -> list:
     """The same pipeline offline over every frames message, in partition order."""
-    from stream.inference import TorchPredictor
-    from stream.pipeline import Pipeline, SourceRef
+    from stream.inference.predictors import TorchPredictor
+    from stream.core.ledger import SourceRef
+    from stream.core.pipeline import Pipeline
 
     pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
                     config=cfg.pipeline_config())
@@ -230,9 +232,9 @@ class Supervisor:
 
 @pytest.mark.parametrize("delivery", ["exactly_once", "at_least_once"])
 def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp_path):
-    from stream.broker import LocalBroker
+    from stream.dev.broker import LocalBroker
     from stream.errors import BrokerError
-    from stream.ingest import IngestOptions, ingest
+    from stream.app.ingest import IngestOptions, ingest
 
     broker = LocalBroker(tmp_path / "broker")
     try:

@@ -11,9 +11,10 @@ import uuid
 import pytest
 from prometheus_client import CollectorRegistry
 
-from stream.config import BatchingConfig, KafkaConfig, StreamConfig
-from stream.smoothing import SmoothingConfig
-from stream.windowing import WindowConfig
+from stream.config import BatchingConfig, StreamConfig
+from stream.kafka.config import KafkaConfig
+from stream.core.smoothing import SmoothingConfig
+from stream.core.windowing import WindowConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -21,11 +22,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 def test_caught_up_service_has_no_backlog_although_committed_offsets_trail(kafka_broker):
     from kafka import KafkaConsumer, TopicPartition
 
-    from stream.kafka import make_producer
-    from stream.messages import encode_frame_batch
-    from stream.metrics import Metrics
-    from stream.service import StreamService
-    from stream.testing import ScriptedPredictor, solid_batch
+    from stream.kafka.connection import make_producer
+    from stream.core.wire import encode_frame_batch
+    from stream.app.metrics import Metrics
+    from stream.app.compose import build_service
+    from stream.dev.testing import ScriptedPredictor, solid_batch
 
     uid = uuid.uuid4().hex[:8]
     names = {k: f"scale-{k}-{uid}" for k in ("frames", "events", "dlq")}
@@ -48,7 +49,7 @@ def test_caught_up_service_has_no_backlog_although_committed_offsets_trail(kafka
     producer.flush()
     producer.close()
     registry = CollectorRegistry()
-    service = StreamService(cfg, predictor=ScriptedPredictor(), metrics=Metrics(registry))
+    service = build_service(cfg, predictor=ScriptedPredictor(), metrics=Metrics(registry))
     thread = threading.Thread(target=service.run, name="serve", daemon=True)
     thread.start()
     lag = {"topic": names["frames"], "partition": "0"}

@@ -48,7 +48,7 @@ def test_four_megabyte_message_is_consumed_once_with_manual_commit(kafka_broker,
 def test_broker_cli_start_status_stop(tmp_path, topic_name):
     """``soccerkd broker start`` leaves a usable broker with the service's topics; ``stop`` ends
     exactly that JVM; with ``--data-dir`` a second start finds the topics and messages again."""
-    from stream.broker import pid_alive
+    from stream.dev.broker import pid_alive
 
     cli = [sys.executable, "-m", "stream.cli", "broker"]
     state = ["--state-dir", str(tmp_path / "broker")]
@@ -88,9 +88,9 @@ def test_broker_cli_start_status_stop(tmp_path, topic_name):
 
 
 def test_the_watchdogs_view_of_kafka_pythons_fetch_state_reads_a_real_consumer(kafka_broker, topic_name):
-    """stream.kafka.fetch_state reads kafka-python's private per-partition state (pinned 3.0.12):
+    """stream.kafka.consumer.fetch_state reads kafka-python's private per-partition state (pinned 3.0.12):
     against a real consumer it must read, not fall back to "unreadable"."""
-    from stream.kafka import fetch_state
+    from stream.kafka.consumer import fetch_state
 
     kafka_broker.create_topic(topic_name, partitions=1)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)

@@ -44,7 +44,8 @@ def test_topics_create_list_describe_delete(kafka_broker, topic_name):
 
 def test_topics_create_defaults_from_a_stream_config(kafka_broker, tmp_path, topic_name):
     from soccerkd.config import dump_config
-    from stream.config import KafkaConfig, StreamConfig
+    from stream.config import StreamConfig
+    from stream.kafka.config import KafkaConfig
 
     kafka = KafkaConfig(bootstrap=kafka_broker.bootstrap, frames_topic=f"{topic_name}-f",
                         events_topic=f"{topic_name}-e", dlq_topic=f"{topic_name}-d")
@@ -72,7 +73,7 @@ def test_missing_topics_are_said_at_once(kafka_broker, tmp_path):
 def test_events_tail_json_is_ndjson_and_ctrl_c_exits_130(kafka_broker, topic_name):
     from kafka import KafkaProducer
 
-    from stream.messages import ActionEvent
+    from stream.core.wire import ActionEvent
 
     kafka_broker.create_topic(topic_name)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
@@ -100,8 +101,9 @@ def test_events_tail_json_is_ndjson_and_ctrl_c_exits_130(kafka_broker, topic_nam
 
 def test_serve_waits_for_a_missing_topic_says_so_once_and_readyz_names_it(kafka_broker, tmp_path, topic_name):
     from soccerkd.config import dump_config
-    from stream.broker import free_port
-    from stream.config import KafkaConfig, ModelConfig, StreamConfig
+    from stream.dev.broker import free_port
+    from stream.config import ModelConfig, StreamConfig
+    from stream.kafka.config import KafkaConfig
 
     port = free_port()
     cfg = tmp_path / "serve.yaml"

@@ -7,7 +7,7 @@ import json
 from soccerkd.models import create_model
 from soccerkd.spec import ClipSpec, InputSpec
 from soccerkd.train.checkpoint import save_checkpoint
-from stream.demo import run_demo
+from stream.dev.demo import run_demo
 
 
 def test_demo_runs_end_to_end_and_writes_its_outputs(tmp_path):

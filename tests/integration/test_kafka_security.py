@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory):
-    from stream.broker import LocalBroker
+    from stream.dev.broker import LocalBroker
     from stream.errors import BrokerError
 
     broker = LocalBroker(tmp_path_factory.mktemp("tls-broker"), tls=True, scram_users={"camera-ops": SECRET}, mtls=True)
@@ -57,9 +57,10 @@ def video(path: Path) -> Path:
 @pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL", "mutual TLS"])
 def test_ingest_serve_and_events_over_tls_and_sasl(secure_broker, protocol, tmp_path):
     from soccerkd.config import dump_config
-    from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
-    from stream.smoothing import SmoothingConfig
-    from stream.windowing import WindowConfig
+    from stream.config import BatchingConfig, ModelConfig, StreamConfig
+    from stream.kafka.config import KafkaConfig
+    from stream.core.smoothing import SmoothingConfig
+    from stream.core.windowing import WindowConfig
 
     sasl, mtls = protocol == "SASL_SSL", protocol == "mutual TLS"
     bootstrap = {"SSL": secure_broker.ssl_bootstrap, "SASL_SSL": secure_broker.sasl_ssl_bootstrap,

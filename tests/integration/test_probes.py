@@ -15,9 +15,10 @@ import urllib.request
 
 import pytest
 
-from stream.config import BatchingConfig, KafkaConfig, StreamConfig
-from stream.smoothing import SmoothingConfig
-from stream.windowing import WindowConfig
+from stream.config import BatchingConfig, StreamConfig
+from stream.kafka.config import KafkaConfig
+from stream.core.smoothing import SmoothingConfig
+from stream.core.windowing import WindowConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -50,7 +51,7 @@ class GatedPredictor:
     """A scripted predictor whose ``predict`` blocks while ``gate`` is closed."""
 
     def __init__(self) -> None:
-        from stream.testing import ScriptedPredictor
+        from stream.dev.testing import ScriptedPredictor
 
         self._inner = ScriptedPredictor()
         self.gate = threading.Event()
@@ -68,13 +69,13 @@ class GatedPredictor:
 
 
 def test_liveness_follows_the_loop_and_readiness_follows_the_broker(tmp_path):
-    from stream.broker import LocalBroker, free_port
+    from stream.dev.broker import LocalBroker, free_port
     from stream.errors import BrokerError
-    from stream.kafka import make_producer
-    from stream.metrics import Metrics
-    from stream.messages import encode_frame_batch
-    from stream.service import StreamService
-    from stream.testing import solid_batch
+    from stream.kafka.connection import make_producer
+    from stream.app.metrics import Metrics
+    from stream.core.wire import encode_frame_batch
+    from stream.app.compose import build_service
+    from stream.dev.testing import solid_batch
     from prometheus_client import CollectorRegistry
 
     broker = LocalBroker(tmp_path / "broker")
@@ -99,7 +100,7 @@ def test_liveness_follows_the_loop_and_readiness_follows_the_broker(tmp_path):
             batching=BatchingConfig(max_batch=4, max_wait_ms=20, max_pending_windows=16, resume_pending_windows=4),
             metrics_port=port, log_every_s=0.5, liveness_timeout_s=2.0)
         predictor = GatedPredictor()
-        service = StreamService(cfg, predictor=predictor, metrics=Metrics(CollectorRegistry()))
+        service = build_service(cfg, predictor=predictor, metrics=Metrics(CollectorRegistry()))
         errors: list[BaseException] = []
 
         def run() -> None:

@@ -27,9 +27,10 @@ import yaml
 
 from soccerkd.config import dump_config
 from soccerkd.spec import ClipSpec, InputSpec
-from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
-from stream.smoothing import SmoothingConfig
-from stream.windowing import WindowConfig
+from stream.config import BatchingConfig, ModelConfig, StreamConfig
+from stream.kafka.config import KafkaConfig
+from stream.core.smoothing import SmoothingConfig
+from stream.core.windowing import WindowConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,10 +105,10 @@ def rules() -> list[dict]:
 
 
 def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp_path):
-    from stream.broker import free_port
-    from stream.kafka import make_producer
-    from stream.messages import encode_frame_batch
-    from stream.testing import solid_batch
+    from stream.dev.broker import free_port
+    from stream.kafka.connection import make_producer
+    from stream.core.wire import encode_frame_batch
+    from stream.dev.testing import solid_batch
 
     prometheus = need("prometheus")
     promtool = need("promtool")
@@ -220,7 +221,7 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
 
         exported = {m for m in re.findall(r"^(soccerkd_\w+)", urllib.request.urlopen(
             f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode(), re.M)}
-        # The shadow teacher is only exported once the service runs one (stream/shadow.py).
+        # The shadow teacher is only exported once the service runs one (stream/inference/shadow.py).
         not_running = {"soccerkd_shadow_windows_total", "soccerkd_shadow_agreement", "soccerkd_shadow_dropped_total",
                        "soccerkd_shadow_confusion_total"} - exported
 

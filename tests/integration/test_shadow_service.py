@@ -11,9 +11,10 @@ import uuid
 import pytest
 from prometheus_client import CollectorRegistry
 
-from stream.config import BatchingConfig, KafkaConfig, StreamConfig
-from stream.smoothing import SmoothingConfig
-from stream.windowing import WindowConfig
+from stream.config import BatchingConfig, StreamConfig
+from stream.kafka.config import KafkaConfig
+from stream.core.smoothing import SmoothingConfig
+from stream.core.windowing import WindowConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -28,12 +29,12 @@ class ScriptedTeacher:
 
 
 def test_shadow_teacher_compares_live_windows(kafka_broker):
-    from stream.kafka import make_producer
-    from stream.messages import encode_frame_batch
-    from stream.metrics import Metrics
-    from stream.service import StreamService
-    from stream.shadow import ShadowedPredictor, ShadowMetrics, ShadowRunner
-    from stream.testing import ScriptedPredictor, solid_batch
+    from stream.kafka.connection import make_producer
+    from stream.core.wire import encode_frame_batch
+    from stream.app.metrics import Metrics
+    from stream.app.compose import build_service
+    from stream.inference.shadow import ShadowedPredictor, ShadowMetrics, ShadowRunner
+    from stream.dev.testing import ScriptedPredictor, solid_batch
 
     uid = uuid.uuid4().hex[:8]
     names = {k: f"shadow-{k}-{uid}" for k in ("frames", "events", "dlq")}
@@ -52,7 +53,7 @@ def test_shadow_teacher_compares_live_windows(kafka_broker):
     runner = ShadowRunner(ScriptedTeacher(), student_classes=student.input_spec.class_names,
                           teacher_classes=ScriptedTeacher.class_names, metrics=ShadowMetrics(registry),
                           sample_rate=1.0, queue_size=1000).start()
-    service = StreamService(cfg, predictor=ShadowedPredictor(student, runner), metrics=Metrics(registry))
+    service = build_service(cfg, predictor=ShadowedPredictor(student, runner), metrics=Metrics(registry))
     producer = make_producer(cfg.kafka)
     for seq in range(0, 64, 4):  # 64 red frames: the student says "red" for every window
         producer.send(names["frames"], key=b"cam", value=encode_frame_batch(solid_batch("cam", seq, [(220, 10, 10)] * 4)))
@@ -101,13 +102,13 @@ def tiny_checkpoint(path, favour: int):
 def test_torch_teacher_reads_the_students_frames(kafka_broker, tmp_path):
     """Real student and teacher models (the service's own TorchPredictor): the teacher gets its
     windows from copies of the student's frame-store slots, taken before the student frees them."""
-    from stream.inference import TorchPredictor
-    from stream.kafka import make_producer
-    from stream.messages import encode_frame_batch
-    from stream.metrics import Metrics
-    from stream.service import StreamService
-    from stream.shadow import ShadowConfig, ShadowedPredictor, ShadowRunner
-    from stream.testing import solid_batch
+    from stream.inference.predictors import TorchPredictor
+    from stream.kafka.connection import make_producer
+    from stream.core.wire import encode_frame_batch
+    from stream.app.metrics import Metrics
+    from stream.app.compose import build_service
+    from stream.inference.shadow import ShadowConfig, ShadowedPredictor, ShadowRunner
+    from stream.dev.testing import solid_batch
 
     uid = uuid.uuid4().hex[:8]
     names = {k: f"shadow-t-{k}-{uid}" for k in ("frames", "events", "dlq")}
@@ -127,7 +128,7 @@ def test_torch_teacher_reads_the_students_frames(kafka_broker, tmp_path):
     shadow = ShadowConfig(checkpoint=tiny_checkpoint(tmp_path / "teacher.pt", 1), sample_rate=1.0, queue_size=1000,
                           device="cpu")
     runner = ShadowRunner.from_config(shadow, student=student, registry=registry).start()
-    service = StreamService(cfg, predictor=ShadowedPredictor(student, runner), metrics=Metrics(registry))
+    service = build_service(cfg, predictor=ShadowedPredictor(student, runner), metrics=Metrics(registry))
     producer = make_producer(cfg.kafka)
     for seq in range(0, 32, 4):
         producer.send(names["frames"], key=b"cam",

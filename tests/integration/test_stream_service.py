@@ -23,13 +23,15 @@ import pytest
 
 from soccerkd.config import dump_config
 from soccerkd.spec import ClipSpec, InputSpec
-from stream.config import BatchingConfig, KafkaConfig, ModelConfig, StreamConfig
-from stream.events import iter_records, read_events
-from stream.kafka import DLQ_HEADERS
-from stream.messages import ActionEvent, encode_frame_batch
-from stream.pipeline import Pipeline, SourceRef
-from stream.smoothing import SmoothingConfig
-from stream.windowing import WindowConfig
+from stream.config import BatchingConfig, ModelConfig, StreamConfig
+from stream.kafka.config import KafkaConfig
+from stream.kafka.events import iter_records, read_events
+from stream.kafka.deadletters import DLQ_HEADERS
+from stream.core.wire import ActionEvent, encode_frame_batch
+from stream.core.ledger import SourceRef
+from stream.core.pipeline import Pipeline
+from stream.core.smoothing import SmoothingConfig
+from stream.core.windowing import WindowConfig
 
 pytestmark = pytest.mark.timeout(240)
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +88,7 @@ def write_video(path: Path, n: int, *, seed: int = 0) -> Path:
 
 
 def ingest_clip(cfg: StreamConfig, video: Path, camera: str, *, frames_per_batch: int = 4, start_seq: int = 0) -> int:
-    from stream.ingest import IngestOptions, ingest
+    from stream.app.ingest import IngestOptions, ingest
 
     stats = ingest(IngestOptions(source=str(video), camera_id=camera, bootstrap=cfg.kafka.bootstrap,
                                  topic=cfg.kafka.frames_topic, frames_per_batch=frames_per_batch, pacing="fast",
@@ -96,7 +98,7 @@ def ingest_clip(cfg: StreamConfig, video: Path, camera: str, *, frames_per_batch
 
 def expected_event_ids(cfg: StreamConfig) -> set[str]:
     """Run the same pipeline offline over every message of the frames topic."""
-    from stream.inference import TorchPredictor
+    from stream.inference.predictors import TorchPredictor
 
     pipe = Pipeline(TorchPredictor.from_checkpoint(cfg.model.checkpoint, device="cpu", amp="none"),
                     config=cfg.pipeline_config())
@@ -111,9 +113,9 @@ def expected_event_ids(cfg: StreamConfig) -> set[str]:
 
 
 def run_in_thread(cfg: StreamConfig):
-    from stream.service import StreamService
+    from stream.app.compose import build_service
 
-    service = StreamService(cfg)
+    service = build_service(cfg)
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(service.run(max_seconds=120)), daemon=True)
     thread.start()
@@ -175,7 +177,7 @@ def http_get(url: str) -> tuple[int, str]:
 
 
 def test_ingest_serve_reads_expected_events_and_metrics(kafka_broker, checkpoint, tmp_path):
-    from stream.broker import free_port
+    from stream.dev.broker import free_port
 
     port = free_port()
     cfg = make_config(kafka_broker, checkpoint, metrics_port=port)
@@ -215,8 +217,8 @@ def test_ingest_serve_reads_expected_events_and_metrics(kafka_broker, checkpoint
 
 
 def test_corrupt_messages_go_to_dlq_and_the_rest_is_processed(kafka_broker, checkpoint):
-    from stream.kafka import make_producer
-    from stream.testing import solid_batch
+    from stream.kafka.connection import make_producer
+    from stream.dev.testing import solid_batch
 
     cfg = make_config(kafka_broker, checkpoint)
     producer = make_producer(cfg.kafka)
@@ -277,8 +279,8 @@ def test_sigkill_mid_run_then_restart_loses_no_event(kafka_broker, checkpoint, t
 def test_second_instance_takes_over_a_partition_without_losing_events(kafka_broker, checkpoint):
     """Cooperative rebalance: A owns both partitions, B joins; A commits and drops the revoked one,
     B rebuilds its windows from A's commit point. Every expected event appears."""
-    from stream.kafka import make_producer
-    from stream.testing import solid_batch
+    from stream.kafka.connection import make_producer
+    from stream.dev.testing import solid_batch
 
     cfg = make_config(kafka_broker, checkpoint)
     producer = make_producer(cfg.kafka)
@@ -399,10 +401,10 @@ def test_a_live_camera_outage_is_reconnected_and_serve_handles_the_frames_after_
     """An HTTP MJPEG camera drops out for 2.5 s and comes back: the ingester reconnects, numbers
     the frames after it from 0 again, and serve starts a new stream epoch and publishes events
     of the frames after the outage, none spanning it."""
-    from stream.ingest import IngestOptions, ingest_many
-    from stream.messages import decode_frame_batch
-    from stream.metrics import IngestMetrics
-    from stream.testing import MjpegServer
+    from stream.app.ingest import IngestOptions, ingest_many
+    from stream.core.wire import decode_frame_batch
+    from stream.app.metrics import IngestMetrics
+    from stream.dev.cameras import MjpegServer
 
     cfg = make_config(kafka_broker, checkpoint)
     cam = MjpegServer(fps=25, size=(64, 48)).start()
@@ -447,7 +449,7 @@ def test_a_live_camera_outage_is_reconnected_and_serve_handles_the_frames_after_
 def test_many_cameras_in_one_ingest_process_one_broken(kafka_broker, tmp_path):
     """``soccerkd ingest --sources``: three cameras, one shared producer; the broken one is
     reported and the other two are delivered in full."""
-    from stream.messages import decode_frame_batch
+    from stream.core.wire import decode_frame_batch
 
     uid = uuid.uuid4().hex[:8]
     topic = f"frames-multi-{uid}"
@@ -484,7 +486,8 @@ def test_bad_messages_through_the_broker_are_dead_lettered_with_context_and_the_
 
     from kafka import KafkaProducer
 
-    from stream.testing import bad_input_corpus, solid_batch
+    from stream.dev.badinput import bad_input_corpus
+    from stream.dev.testing import solid_batch
 
     corpus = bad_input_corpus()
     kinds = ["tombstone", "bad_magic", "camera_ansi", "fps_1e300", "seq_2_64_minus_1", "timestamp_negative",
@@ -516,7 +519,7 @@ def test_bad_messages_through_the_broker_are_dead_lettered_with_context_and_the_
     assert not thread.is_alive()
     headers = [dict(r.headers) for r in dlq]
     assert [h["reason"].decode() for h in headers] == [corpus[k][2] for k in kinds]
-    for r in dlq:   # the documented contract: stream.kafka.DLQ_HEADERS, in order
+    for r in dlq:   # the documented contract: stream.kafka.deadletters.DLQ_HEADERS, in order
         assert tuple(k for k, _ in r.headers if k != "value_replaced") == DLQ_HEADERS
     for h in headers:
         assert h["error_class"] and h["error_stack"] and h["consumer_group"] == cfg.kafka.group_id.encode()
@@ -534,7 +537,7 @@ def test_a_frozen_broker_makes_serve_fail_stop_within_the_commit_timeout(checkpo
     restarts it, and the restart replays from the last commit."""
     from dataclasses import replace
 
-    from stream.broker import LocalBroker
+    from stream.dev.broker import LocalBroker
 
     broker = LocalBroker(tmp_path / "broker").start()   # its own: it is frozen
     try:

@@ -206,8 +206,8 @@ def test_docstring_examples_run():
     import doctest
 
     import soccerkd.wording
-    import stream.artifacts
+    import stream.inference.artifacts
 
-    for module in (soccerkd.wording, stream.artifacts):
+    for module in (soccerkd.wording, stream.inference.artifacts):
         result = doctest.testmod(module)
         assert result.attempted and not result.failed, module.__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.broker import BrokerState, LocalBroker, ensure_jars, random_cluster_id
+from stream.dev.broker import BrokerState, LocalBroker, ensure_jars, random_cluster_id
 from stream.errors import BrokerError
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stream.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments, temporal_iou
+from stream.core.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments, temporal_iou
 
 
 def test_iou_and_matching_worked_example():

@@ -25,7 +25,7 @@ K8S = DEPLOY / "k8s"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "soccerkd.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 
-# Names from the issue (#5), used only while stream/metrics.py does not exist yet.
+# Names from the issue (#5), used only while stream/app/metrics.py does not exist yet.
 ISSUE_METRICS = {
     "histogram": ["soccerkd_event_latency_seconds", "soccerkd_stage_seconds", "soccerkd_batch_size"],
     "counter": ["soccerkd_frames", "soccerkd_windows", "soccerkd_events", "soccerkd_dropped_frames",
@@ -318,21 +318,21 @@ def test_keda_and_hpa_scale_on_the_same_backlog_rules_with_the_same_targets() ->
 
 
 def exported_sample_names() -> set[str]:
-    """Sample names the service and the ingester expose: read from stream.metrics when it exists."""
+    """Sample names the service and the ingester expose: read from stream.app.metrics when it exists."""
     families: list[tuple[str, str]] = []
-    if has_module("stream.metrics"):
+    if has_module("stream.app.metrics"):
         from prometheus_client import CollectorRegistry
 
-        import stream.metrics
+        import stream.app.metrics
 
         registry = CollectorRegistry()
-        stream.metrics.Metrics(registry=registry)
-        if hasattr(stream.metrics, "IngestMetrics"):   # soccerkd ingest --metrics-port
-            stream.metrics.IngestMetrics(registry)
-        if has_module("stream.shadow"):
-            import stream.shadow
+        stream.app.metrics.Metrics(registry=registry)
+        if hasattr(stream.app.metrics, "IngestMetrics"):   # soccerkd ingest --metrics-port
+            stream.app.metrics.IngestMetrics(registry)
+        if has_module("stream.inference.shadow"):
+            import stream.inference.shadow
 
-            stream.shadow.ShadowMetrics(registry)
+            stream.inference.shadow.ShadowMetrics(registry)
         families = [(f.type, f.name) for f in registry.collect()]
     else:
         families = [(kind, name) for kind, names in ISSUE_METRICS.items() for name in names]

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from stream.messages import encode_frame_batch
-from stream.metrics import Metrics
-from stream.pipeline import Pipeline, PipelineConfig, SourceRef
-from stream.smoothing import SmoothingConfig
-from stream.testing import BAD_INPUT_T0 as T0
-from stream.testing import bad_input_corpus, envelope, jpeg, solid_batch
-from stream.windowing import WindowConfig
+from stream.core.wire import encode_frame_batch
+from stream.app.metrics import Metrics
+from stream.core.ledger import SourceRef
+from stream.core.pipeline import Pipeline, PipelineConfig
+from stream.core.smoothing import SmoothingConfig
+from stream.dev.testing import BAD_INPUT_T0 as T0
+from stream.dev.badinput import bad_input_corpus
+from stream.dev.testing import envelope, jpeg, solid_batch
+from stream.core.windowing import WindowConfig
 
 pytestmark = pytest.mark.badinput
 
@@ -27,7 +29,7 @@ CASES = bad_input_corpus()
 
 
 def pipeline():
-    from stream.inference import TorchPredictor
+    from stream.inference.predictors import TorchPredictor
 
     metrics = Metrics(CollectorRegistry())
     cfg = PipelineConfig(window=WindowConfig(window_stride=4, reorder_tolerance=0, max_fill=0),

@@ -91,7 +91,7 @@ def test_json_logs_are_one_object_a_line(tmp_path):
 
 
 def test_bootstrap_resolution_order(monkeypatch, tmp_path, caplog):
-    from stream.broker_cli import DEFAULT_BOOTSTRAP, resolve_bootstrap
+    from stream.cli.broker import DEFAULT_BOOTSTRAP, resolve_bootstrap
 
     empty_state = tmp_path / "state"
     monkeypatch.delenv("SOCCERKD_BOOTSTRAP", raising=False)
@@ -123,7 +123,7 @@ def test_a_fail_stop_is_one_line_with_exit_code_1_not_an_unexpected_error(monkey
     import argparse
 
     import stream.cli as cli
-    from stream.publisher import PublishTimeout
+    from stream.kafka.publisher import PublishTimeout
 
     def wedged(args):
         raise PublishTimeout("producer commit did not finish within 30 s (kafka.commit_timeout_s)")

@@ -13,7 +13,8 @@ def test_serve_without_a_broker_says_so_in_one_line(tmp_path):
     from soccerkd.models import create_model
     from soccerkd.spec import ClipSpec, InputSpec
     from soccerkd.train.checkpoint import save_checkpoint
-    from stream.config import KafkaConfig, ModelConfig, StreamConfig
+    from stream.config import ModelConfig, StreamConfig
+    from stream.kafka.config import KafkaConfig
 
     spec = InputSpec(clip=ClipSpec(num_frames=2, frame_stride=1), size=32, resize=32, class_names=("a", "b"))
     ckpt = tmp_path / "tiny.pt"
@@ -35,9 +36,9 @@ def test_serve_without_a_broker_says_so_in_one_line(tmp_path):
 def test_producer_and_consumer_time_out_with_the_address(monkeypatch):
     import pytest
 
-    from stream.config import KafkaConfig
+    from stream.kafka.config import KafkaConfig
     from stream.errors import StreamError
-    from stream.kafka import make_consumer, make_producer
+    from stream.kafka.connection import make_consumer, make_producer
 
     cfg = KafkaConfig(bootstrap="127.0.0.1:1", connect_timeout_s=1.0)
     for make in (make_producer, make_consumer):
@@ -51,9 +52,9 @@ def test_over_tls_the_line_also_names_the_tls_settings_a_refused_handshake_point
     import pytest
 
     from soccerkd.errors import ConfigError
-    from stream.config import KafkaConfig
+    from stream.kafka.config import KafkaConfig
     from stream.errors import StreamError
-    from stream.kafka import make_producer
+    from stream.kafka.connection import make_producer
 
     cfg = KafkaConfig(bootstrap="127.0.0.1:1", connect_timeout_s=1.0, security_protocol="SSL")
     with pytest.raises(StreamError, match=r"within 1 s: .*speak SSL.*kafka\.ssl_cafile.*give a client certificate"):

@@ -7,76 +7,27 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
+from stream.app.metrics import Metrics
+from stream.app.service import StreamService
 from stream.config import StreamConfig
-from stream.metrics import Metrics
-from stream.pipeline import SourceRef
-from stream.publisher import Publisher, PublishError
-from stream.service import StreamService
-from stream.testing import ScriptedPredictor, solid_batch
-from stream.messages import encode_frame_batch
+from stream.core.ledger import SourceRef
+from stream.core.wire import encode_frame_batch
+from stream.dev.testing import FakeFramesConsumer, FakeProducer, ScriptedPredictor, fake_kafka, solid_batch
+from stream.kafka.publisher import PublishError
 
 TP0, TP1 = ("frames", 0), ("frames", 1)
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 
 
-class FakeFuture:
-    def __init__(self, error=None):
-        self.exception = error
-        self.is_done = True
-
-    def failed(self):
-        return self.exception is not None
-
-    def add_callback(self, fn):
-        if self.exception is None:
-            fn(None)
-        return self
-
-
-class FakeProducer:
-    """``fail_topics``: sends to these fail asynchronously; ``raise_topics``: ``send`` raises."""
-
-    def __init__(self, fail_topics=(), raise_topics=()):
-        self.fail_topics, self.raise_topics = set(fail_topics), set(raise_topics)
-        self.sent = []
-
-    def send(self, topic, *, key, value, headers=None):
-        if topic in self.raise_topics:
-            raise RuntimeError(f"send to {topic} raised")
-        self.sent.append((topic, key))
-        return FakeFuture(RuntimeError("delivery failed") if topic in self.fail_topics else None)
-
-    def flush(self, timeout=None):
-        pass
-
-    def close(self, timeout=None):
-        self.closed = True
-
-
-class FakeConsumer:
-    def __init__(self, service):
-        self.service = service
-        self.commits = []
-
-    def commit_async(self, offsets, callback=None):
-        self.commits.append(("async", {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}))
-
-    def commit(self, offsets):
-        self.commits.append(("sync", {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}))
-
-    def close(self, autocommit=False):   # kafka-python fires on_partitions_revoked on close
-        self.service._on_revoked(sorted(self.service._assigned))
-
-    def assignment(self):
-        return set()
-
-
-def service(producer):
-    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
-    svc._producer = producer
-    svc._publisher = Publisher(producer)
-    svc._consumer = FakeConsumer(svc)
-    svc._assigned.update({TP0, TP1})
+def service(producer, *, transactional=False, **publisher_options):
+    """A service with fake Kafka clients, partitions 0 and 1 assigned, and windows of one camera
+    per partition (red then blue) waiting."""
+    consumer = FakeFramesConsumer()
+    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()),
+                        connect=fake_kafka(consumer, producer, transactional=transactional, **publisher_options))
+    svc.connect()
+    svc.subscribe()
+    consumer.assign([TP0, TP1])
     for tp in (TP0, TP1):   # each partition: one camera, red then blue -> windows -> events
         for i, first in enumerate(range(0, 48, 4)):
             colour = RED if first < 24 else BLUE
@@ -86,7 +37,7 @@ def service(producer):
 
 
 def publish_all(svc):
-    svc._publish(svc.pipeline.drain())
+    svc.publish(svc.pipeline.drain())
 
 
 def test_healthy_commits_go_out():
@@ -94,8 +45,8 @@ def test_healthy_commits_go_out():
     svc = service(producer)
     publish_all(svc)
     assert ("events", b"cam-0") in producer.sent and ("events", b"cam-1") in producer.sent
-    assert svc.commit() is True and svc._consumer.commits[-1][0] == "async"
-    assert svc.commit(final=True) is True and svc._consumer.commits[-1][0] == "sync"
+    assert svc.commit() is True and svc.kafka.consumer.commits[-1][0] == "async"
+    assert svc.commit(final=True) is True and svc.kafka.consumer.commits[-1][0] == "sync"
 
 
 @pytest.mark.parametrize("producer", [FakeProducer(fail_topics={"events"}), FakeProducer(raise_topics={"events"})],
@@ -108,13 +59,14 @@ def test_a_failed_event_publish_stops_every_later_commit(producer):
         pass   # a synchronous send error surfaces here; the publisher is poisoned either way
     with pytest.raises(PublishError):
         svc.commit()
-    svc._on_revoked([TP0])            # revoke of one partition: no commit for it...
+    svc.kafka.consumer.revoke([TP0])            # revoke of one partition: no commit for it...
     with pytest.raises(PublishError):
         svc.commit()                  # ...and the kept partition still refuses (the failure is kept)
     with pytest.raises(PublishError):
         svc.commit(final=True)
+    consumer = svc.kafka.consumer
     svc.close()                       # close fires revoke for the rest: still nothing
-    assert svc._consumer is None
+    assert svc.kafka is None and consumer.closed
     assert producer.sent == [] or all(t == "events" for t, _ in producer.sent)
 
 
@@ -122,10 +74,10 @@ def test_a_failed_dead_letter_stops_commits_too():
     producer = FakeProducer(fail_topics={"frames-dlq"})
     svc = service(producer)
     publish_all(svc)
-    consumer = svc._consumer
-    from stream.messages import BadMagicError
+    consumer = svc.kafka.consumer
+    from stream.core.wire import BadMagicError
 
-    svc._dead_letter(type("Rec", (), {"key": b"x", "value": b"junk"})(), SourceRef("frames", 0, 99), BadMagicError("x"))
+    svc.dead_letter(type("Rec", (), {"key": b"x", "value": b"junk"})(), SourceRef("frames", 0, 99), BadMagicError("x"))
     with pytest.raises(PublishError):
         svc.commit()
     svc.close()
@@ -135,12 +87,12 @@ def test_a_failed_dead_letter_stops_commits_too():
 def test_a_processing_error_poisons_the_publisher():
     svc = service(FakeProducer())
     publish_all(svc)
-    consumer = svc._consumer
-    svc._publisher.poison(ValueError("model blew up"))
+    consumer, publisher = svc.kafka.consumer, svc.kafka.publisher
+    publisher.poison(ValueError("model blew up"))
     svc.close()
     assert consumer.commits == []
     with pytest.raises(PublishError, match="model blew up"):
-        svc._publisher.settle()
+        publisher.settle()
 
 
 def test_revoke_runs_no_inference_and_commits_what_is_published():
@@ -149,16 +101,16 @@ def test_revoke_runs_no_inference_and_commits_what_is_published():
     waiting = svc.pipeline.pending
     assert waiting > 0
     batches = len(predictor.batches)
-    svc._on_revoked([TP0])
+    svc.kafka.consumer.revoke([TP0])
     assert len(predictor.batches) == batches               # no inference on the IO thread
-    assert svc._consumer.commits and set(svc._consumer.commits[-1][1]) == {TP0}
+    assert svc.kafka.consumer.commits and set(svc.kafka.consumer.commits[-1][1]) == {TP0}
     assert svc.pipeline.pending > 0 and all(w.camera_id != "cam-0" for _, _, w in svc.pipeline._pending)
-    assert TP0 not in svc._assigned and TP1 in svc._assigned
+    assert TP0 not in svc.assigned and TP1 in svc.assigned
 
 
 def test_commit_failures_are_counted():
     svc = service(FakeProducer())
-    svc._commit_failed(RuntimeError("coordinator moved"))
+    svc.commit_failed(RuntimeError("coordinator moved"))
     assert svc.metrics.registry.get_sample_value("soccerkd_commit_failures_total") == 1.0
 
 
@@ -167,11 +119,7 @@ class FakeTxProducer(FakeProducer):
 
     def __init__(self):
         super().__init__()
-        self.calls = []
         self.refuse = 1
-
-    def begin_transaction(self):
-        self.calls.append("begin")
 
     def send_offsets_to_transaction(self, offsets, group_metadata):
         self.calls.append("offsets")
@@ -181,33 +129,10 @@ class FakeTxProducer(FakeProducer):
             self.refuse -= 1
             raise CommitFailedError("consumer group metadata mismatch: IllegalGenerationError")
 
-    def commit_transaction(self):
-        self.calls.append("commit")
-
-    def abort_transaction(self):
-        self.calls.append("abort")
-
-
-class SeekingConsumer(FakeConsumer):
-    def __init__(self, service):
-        super().__init__(service)
-        self.seeks = []
-
-    def group_metadata(self):
-        return "g"
-
-    def committed(self, tp):
-        return 3
-
-    def seek(self, tp, offset):
-        self.seeks.append(((tp.topic, tp.partition), offset))
-
 
 def tx_service(producer, **publisher_options):
     """An exactly-once service whose events are published into ``producer``'s open transaction."""
-    svc = service(producer)
-    svc._publisher = Publisher(producer, transactional=True, **publisher_options)
-    svc._consumer = SeekingConsumer(svc)
+    svc = service(producer, transactional=True, **publisher_options)
     publish_all(svc)
     return svc
 
@@ -216,11 +141,9 @@ def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewo
     producer = FakeTxProducer()
     svc = tx_service(producer)
     assert svc.commit() is False                                 # refused, aborted, rewound...
-    assert producer.calls[-2:] == ["offsets", "abort"] and not svc._publisher.failed
-    assert sorted(svc._consumer.seeks) == [(TP0, 3), (TP1, 3)] and svc.pipeline.pending == 0
-    assert sorted(svc._new) == [TP0, TP1]                         # ...their resume points re-read
-    svc._publish(svc.pipeline.drain())
-    svc._consumer.service = svc
+    assert producer.calls[-2:] == ["offsets", "abort"] and not svc.kafka.publisher.failed
+    assert sorted(svc.kafka.consumer.rewinds) == [TP0, TP1] and svc.pipeline.pending == 0
+    svc.publish(svc.pipeline.drain())
     for tp in (TP0, TP1):   # the rewound partitions deliver again and commit in a fresh transaction
         svc.pipeline.offer_bytes(encode_frame_batch(solid_batch(f"cam-{tp[1]}", 48, [BLUE] * 4)),
                                  SourceRef(tp[0], tp[1], 3))
@@ -230,8 +153,8 @@ def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewo
 def test_a_refused_transaction_inside_a_revoke_fails_stop():
     producer = FakeTxProducer()
     svc = tx_service(producer)
-    svc._on_revoked([TP0])   # the commit is refused on the IO thread: no seeks there, poison instead
-    assert svc._publisher.failed and svc._consumer.seeks == []
+    svc.kafka.consumer.revoke([TP0])   # the commit is refused on the IO thread: no seeks there, poison instead
+    assert svc.kafka.publisher.failed and svc.kafka.consumer.rewinds == []
     with pytest.raises(PublishError):
         svc.commit()
 
@@ -262,11 +185,11 @@ def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
     with pytest.raises(PublishError, match="did not finish within 0.3 s"):
         svc.commit()
     assert time.monotonic() - t0 < 3, "the commit must not wait for the wedged call"
-    assert svc._publisher.failed
+    assert svc.kafka.publisher.failed
     with pytest.raises(PublishError):   # for good: no later commit (periodic, revoke, close) passes it
         svc.commit()
     t0 = time.monotonic()
-    svc._publisher.close()   # bounded too: the abort of the wedged transaction gives up in time
+    svc.kafka.publisher.close()   # bounded too: the abort of the wedged transaction gives up in time
     assert time.monotonic() - t0 < 3 and producer.closed
     producer.release.set()
 
@@ -274,5 +197,5 @@ def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
 def test_no_latency_is_made_up_from_a_skewed_capture_clock():
     svc = service(FakeProducer())
     now = svc.clock()
-    assert abs(svc._latency(int((now - 2.0) * 1e9)) - 2.0) < 0.5
-    assert svc._latency(int((now + 2 * 3600) * 1e9)) is None   # stamped two hours in the future
+    assert abs(svc.latency(int((now - 2.0) * 1e9)) - 2.0) < 0.5
+    assert svc.latency(int((now + 2 * 3600) * 1e9)) is None   # stamped two hours in the future

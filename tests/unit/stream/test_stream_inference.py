@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from soccerkd.spec import ClipSpec, InputSpec
-from stream.inference import TorchPredictor, resize_crop
-from stream.messages import CorruptFrameError, FrameSizeMismatchError, decode_image, encode_image
-from stream.preprocess import FrameJob
-from stream.windowing import ClipWindow
+from stream.inference.predictors import TorchPredictor
+from stream.inference.preprocess import resize_crop
+from stream.core.wire import CorruptFrameError, FrameSizeMismatchError
+from stream.inference.images import decode_image, encode_image
+from stream.core.ports import FrameJob
+from stream.core.windowing import ClipWindow
 
 torch = pytest.importorskip("torch")
 SPEC = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=36, class_names=("a", "b", "c"))
@@ -83,7 +85,7 @@ def test_prepare_reports_bad_frames_and_frees_their_slots():
 
 
 def test_large_frames_decode_at_a_draft_size_close_to_full_decode():
-    from stream.preprocess import draft_scale
+    from stream.inference.preprocess import draft_scale
 
     assert [draft_scale(w, h, 128) for w, h in ((320, 240), (640, 480), (1280, 720), (1920, 1080))] == [1, 1, 2, 4]
     rng = np.random.default_rng(2)
@@ -134,8 +136,8 @@ def test_batch_tensor_is_the_stacked_normalised_frames():
 def test_the_gpu_decoder_logic_runs_on_the_cpu_too():
     """NvJpegDecoder is torchvision's decode_jpeg on a list plus a batched resize; on the CPU the
     same code runs with libjpeg, so its batching, size checks and fallbacks are covered here."""
-    from stream.framestore import FrameStore
-    from stream.preprocess import CpuJpegDecoder, NvJpegDecoder
+    from stream.inference.framestore import FrameStore
+    from stream.inference.preprocess import CpuJpegDecoder, NvJpegDecoder
 
     data = [FrameJob(d, 64, 48) for d in jpegs(6)] + [FrameJob(d, 32, 24) for d in jpegs(2, size=(32, 24))]
     bad = [FrameJob(b"\xff\xd8garbage", 64, 48), FrameJob(b"PNG", 64, 48), FrameJob(data[0].data, 64, 40)]

@@ -5,8 +5,8 @@ import pytest
 
 from soccerkd.errors import DataError
 from stream.errors import StreamError
-from stream.ingest import IngestOptions, OpenedSource, frame_batches, is_live, open_source
-from stream.messages import decode_image
+from stream.app.ingest import IngestOptions, OpenedSource, frame_batches, is_live, open_source
+from stream.inference.images import decode_image
 
 
 def fake_source(n, w=64, h=48, fps=25.0, live=False):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from stream.ingest import RECONNECTED, IngestOptions, open_source
+from stream.app.ingest import RECONNECTED, IngestOptions, open_source
 
 
 def ffmpeg() -> str:

@@ -9,8 +9,8 @@ import pytest
 
 from soccerkd.errors import ConfigError
 from stream.errors import StreamError
-from stream.ingest import RECONNECTED, IngestOptions, LiveBuffer, frame_batches, load_cameras, open_source
-from stream.testing import MjpegServer
+from stream.app.ingest import RECONNECTED, IngestOptions, LiveBuffer, frame_batches, load_cameras, open_source
+from stream.dev.cameras import MjpegServer
 
 
 def test_an_http_camera_outage_is_reconnected_and_marked():
@@ -38,7 +38,7 @@ def test_an_http_camera_outage_is_reconnected_and_marked():
 def test_numbering_restarts_at_zero_after_a_reconnect():
     import numpy as np
 
-    from stream.ingest import OpenedSource
+    from stream.app.ingest import OpenedSource
 
     def frames():
         for i in range(6):

@@ -5,8 +5,9 @@ import struct
 import numpy as np
 import pytest
 
-from stream import messages as m
-from stream.testing import solid_batch
+from stream.core import wire as m
+from stream.dev.testing import solid_batch
+from stream.inference.images import decode_image, encode_image
 
 
 def _batch(**kw):
@@ -30,7 +31,7 @@ def test_round_trip_keeps_every_field():
 def test_real_jpeg_frames_decode_to_header_size():
     b = solid_batch("c", 0, [(200, 10, 10)] * 3, width=16, height=12)
     out = m.decode_frame_batch(m.encode_frame_batch(b))
-    img = m.decode_image(out.frames[0], width=16, height=12)
+    img = decode_image(out.frames[0], width=16, height=12)
     assert img.shape == (12, 16, 3) and img[..., 0].mean() > 150  # RGB order
 
 
@@ -69,10 +70,10 @@ def test_every_validation_error(data, error):
 
 def test_corrupt_jpeg_and_size_mismatch():
     with pytest.raises(m.CorruptFrameError):
-        m.decode_image(b"\xff\xd8not a jpeg", width=4, height=4)
-    jpeg = m.encode_image(np.zeros((12, 16, 3), np.uint8))
+        decode_image(b"\xff\xd8not a jpeg", width=4, height=4)
+    jpeg = encode_image(np.zeros((12, 16, 3), np.uint8))
     with pytest.raises(m.FrameSizeMismatchError):
-        m.decode_image(jpeg, width=32, height=12)
+        decode_image(jpeg, width=32, height=12)
 
 
 @pytest.mark.parametrize("kw, error", [

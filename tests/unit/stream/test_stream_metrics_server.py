@@ -7,7 +7,8 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry
 
-from stream.metrics import Metrics, MetricsServer
+from stream.app.http import MetricsServer
+from stream.app.metrics import Metrics
 
 
 def test_silent_clients_time_out_and_handlers_are_bounded():

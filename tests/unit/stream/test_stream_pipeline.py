@@ -2,12 +2,13 @@
 
 import pytest
 
-from stream.messages import CorruptFrameError, FrameBatch, encode_frame_batch, BadMagicError
-from stream import resume
-from stream.pipeline import Pipeline, PipelineConfig, SourceRef
-from stream.smoothing import SmoothingConfig
-from stream.testing import FakeClock, ListSource, ScriptedPredictor, solid_batch
-from stream.windowing import WindowConfig
+from stream.core.wire import CorruptFrameError, FrameBatch, encode_frame_batch, BadMagicError
+from stream.core import resume
+from stream.core.ledger import SourceRef
+from stream.core.pipeline import Pipeline, PipelineConfig
+from stream.core.smoothing import SmoothingConfig
+from stream.dev.testing import FakeClock, ListSource, ScriptedPredictor, solid_batch
+from stream.core.windowing import WindowConfig
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 CFG = PipelineConfig(window=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),
@@ -172,7 +173,7 @@ def test_windows_from_the_frame_store_hold_exactly_the_ingested_frames(frame_str
     import torch
 
     from soccerkd.spec import ClipSpec, InputSpec
-    from stream.inference import TorchPredictor
+    from stream.inference.predictors import TorchPredictor
 
     spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=frame_stride), size=8, resize=8,
                      class_names=("a", "b"))
@@ -232,7 +233,7 @@ def test_inference_runs_between_begin_and_finish_of_an_offer():
 
 
 def test_a_record_keyed_by_another_camera_is_rejected():
-    from stream.messages import KeyMismatchError
+    from stream.core.wire import KeyMismatchError
 
     pipe = Pipeline(ScriptedPredictor(), config=CFG)
     value = encode_frame_batch(solid_batch("cam-a", 0, [RED] * 4))
@@ -282,7 +283,7 @@ def test_commit_metadata_is_bounded_and_eviction_is_deterministic():
 
 
 def test_the_local_broker_sets_the_metadata_limit_the_cap_is_below(tmp_path):
-    from stream.broker import LocalBroker
+    from stream.dev.broker import LocalBroker
 
     broker = LocalBroker(tmp_path)
     broker._write_config(controller_port=19093)
@@ -360,7 +361,7 @@ def test_an_ingester_restarted_at_zero_is_a_new_epoch_not_late_frames():
 
     from prometheus_client import CollectorRegistry
 
-    from stream.metrics import Metrics
+    from stream.app.metrics import Metrics
 
     metrics = Metrics(CollectorRegistry())
     pipe = Pipeline(ScriptedPredictor(), config=replace(CFG, smoothing=replace(CFG.smoothing, max_windows=64)),

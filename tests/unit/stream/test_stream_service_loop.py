@@ -2,56 +2,50 @@
 
 from prometheus_client import CollectorRegistry
 
+from stream.app.metrics import Metrics
+from stream.app.service import StreamService
 from stream.config import BatchingConfig, StreamConfig
-from stream.metrics import Metrics
-from stream.pipeline import SourceRef
-from stream.service import StreamService
-from stream.testing import ScriptedPredictor, solid_batch
-from stream.messages import encode_frame_batch
+from stream.core.ledger import SourceRef
+from stream.core.wire import encode_frame_batch
+from stream.dev.testing import FakeFramesConsumer, ScriptedPredictor, fake_kafka, solid_batch
 
 
-class FakeConsumer:
-    def __init__(self):
-        self.paused = False
-        self.calls = []
-
-    def assignment(self):
-        return {"tp0", "tp1"}
-
-    def pause(self, *tps):
-        self.paused = True
-        self.calls.append(("pause", len(tps)))
-
-    def resume(self, *tps):
-        self.paused = False
-        self.calls.append(("resume", len(tps)))
+def service(cfg=StreamConfig(), metrics=None):
+    svc = StreamService(cfg, predictor=ScriptedPredictor(), metrics=metrics or Metrics(CollectorRegistry()),
+                        connect=fake_kafka(FakeFramesConsumer()))
+    svc.connect()
+    svc.subscribe()
+    return svc
 
 
 def test_backpressure_pauses_when_windows_pile_up_and_resumes_after_drain():
     cfg = StreamConfig(batching=BatchingConfig(max_batch=2, max_wait_ms=0, max_pending_windows=6,
                                                resume_pending_windows=2))
-    svc = StreamService(cfg, predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
-    svc._consumer = FakeConsumer()
+    svc = service(cfg)
+    consumer = svc.kafka.consumer
     for i, first in enumerate(range(0, 40, 4)):
         svc.pipeline.offer_bytes(encode_frame_batch(solid_batch("c", first, [(9, 9, 9)] * 4)),
                                  SourceRef("frames", 0, i))
     assert svc.pipeline.pending >= 6
-    svc._backpressure()
-    assert svc._consumer.paused and svc._consumer.calls == [("pause", 2)]
-    svc._backpressure()
-    assert svc._consumer.calls == [("pause", 2)]  # no repeated pause
+    svc.backpressure()
+    assert consumer.paused and consumer.pauses == ["pause"]
+    svc.backpressure()
+    assert consumer.pauses == ["pause"]  # no repeated pause
     while svc.pipeline.pending > 2:
         svc.pipeline.step(force=True)
-        svc._backpressure()
-    assert not svc._consumer.paused and svc._consumer.calls[-1] == ("resume", 2)
+        svc.backpressure()
+    assert not consumer.paused and consumer.pauses == ["pause", "resume"]
 
 
 def test_readiness_reasons():
-    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
+    svc = service()
+    svc.kafka.consumer.reachable = False
+    svc.check_broker()
     assert svc.ready() == (False, "broker not reachable")
-    svc._broker_ok = True
+    svc.kafka.consumer.reachable = True
+    svc.check_broker()
     assert svc.ready() == (False, "no partitions assigned")
-    svc._assigned.add(("frames", 0))
+    svc.kafka.consumer.assign([("frames", 0)])
     assert svc.ready() == (True, "ready")
 
 
@@ -77,11 +71,11 @@ def test_metric_names_match_the_issue():
 
 def test_revoked_or_lost_partitions_stop_exporting_lag():
     metrics = Metrics(CollectorRegistry())
-    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=metrics)
-    metrics.set_lag("frames", 0, 5)
-    metrics.set_lag("frames", 1, 7)
-    svc._assigned.update({("frames", 0), ("frames", 1)})
-    svc._on_lost([("frames", 1)])
+    svc = service(metrics=metrics)
+    svc.kafka.consumer.assign([("frames", 0), ("frames", 1)])
+    svc.kafka.consumer.lags = {("frames", 0): 5, ("frames", 1): 7}
+    svc.update_lag()
+    svc.kafka.consumer.revoke([("frames", 1)], lost=True)
     text = metrics.exposition().decode()
     assert 'soccerkd_consumer_lag{partition="0",topic="frames"} 5.0' in text
     assert 'partition="1"' not in text

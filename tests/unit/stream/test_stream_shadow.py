@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from soccerkd.errors import ConfigError
-from stream.shadow import ShadowConfig, ShadowMetrics, ShadowRunner
+from stream.inference.shadow import ShadowConfig, ShadowMetrics, ShadowRunner
 
 CLASSES = ("kick", "pass", "other")
 
@@ -154,7 +154,7 @@ def test_teacher_must_take_the_students_windows_as_they_are() -> None:
     from dataclasses import replace
 
     from soccerkd.spec import ClipSpec, InputSpec
-    from stream.shadow import check_same_input
+    from stream.inference.shadow import check_same_input
 
     student = InputSpec(clip=ClipSpec(num_frames=8, frame_stride=2), size=112, resize=128, class_names=CLASSES)
     check_same_input(student, replace(student, mean=(0.5, 0.5, 0.5), class_names=tuple(reversed(CLASSES))))
@@ -167,7 +167,7 @@ def test_teacher_must_take_the_students_windows_as_they_are() -> None:
 
 
 def test_shadowed_predictor_returns_the_students_answer_and_offers_each_window() -> None:
-    from stream.shadow import ShadowedPredictor
+    from stream.inference.shadow import ShadowedPredictor
 
     class Student:
         input_spec = "spec"
@@ -190,8 +190,8 @@ def test_shadowed_predictor_returns_the_students_answer_and_offers_each_window()
 def test_torch_teacher_copies_the_window_before_the_student_frees_its_slots() -> None:
     import torch
 
-    from stream.framestore import FrameStore
-    from stream.shadow import TorchShadowTeacher
+    from stream.inference.framestore import FrameStore
+    from stream.inference.shadow import TorchShadowTeacher
 
     class Window:
         frames = None

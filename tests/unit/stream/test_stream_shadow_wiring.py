@@ -1,17 +1,17 @@
 """``shadow.checkpoint`` in the stream config puts the teacher in shadow behind the student in
-``StreamService`` (the wiring; the shadow itself is tested in test_stream_shadow.py)."""
+``build_service`` (the wiring; the shadow itself is tested in test_stream_shadow.py)."""
 
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from stream.config import StreamConfig
-from stream.metrics import Metrics
-from stream.pipeline import SourceRef
-from stream.service import StreamService
-from stream.shadow import ShadowConfig, ShadowedPredictor
-from stream.messages import encode_frame_batch
-from stream.testing import solid_batch
+from stream.app.metrics import Metrics
+from stream.core.ledger import SourceRef
+from stream.app.compose import build_service
+from stream.inference.shadow import ShadowConfig, ShadowedPredictor
+from stream.core.wire import encode_frame_batch
+from stream.dev.testing import solid_batch
 
 
 def tiny(path: Path, favour: int) -> Path:
@@ -39,7 +39,7 @@ def test_a_shadow_checkpoint_in_the_config_puts_the_teacher_behind_the_student(t
                        shadow=ShadowConfig(checkpoint=tiny(tmp_path / "teacher.pt", 1), sample_rate=1.0,
                                            device="cpu"))
     registry = CollectorRegistry()
-    svc = StreamService(cfg, metrics=Metrics(registry))
+    svc = build_service(cfg, metrics=Metrics(registry))
     try:
         assert isinstance(svc.predictor, ShadowedPredictor) and svc.shadow is not None
         for i, first in enumerate(range(0, 16, 4)):

@@ -8,20 +8,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 
-# The signal is sent from inside the service's constructor, where the model loads, so it lands
+# The signal is sent from inside the composition function, where the model loads, so it lands
 # in that window every time; the broker address is unreachable, so connecting would fail.
 SCRIPT = """
 import os, signal, sys
-from stream import service
-from stream.testing import ScriptedPredictor
+from stream.app import serve
+from stream.app.service import StreamService
+from stream.dev.testing import ScriptedPredictor
+from stream.kafka.clients import connect
 
-build = service.StreamService.__init__
-
-def loading(self, config, **kwargs):
+def loading(config):
     os.kill(os.getpid(), signal.SIGTERM)
-    build(self, config, predictor=ScriptedPredictor(), **kwargs)
+    return StreamService(config, predictor=ScriptedPredictor(), connect=lambda: connect(config.kafka))
 
-service.StreamService.__init__ = loading
+serve.build_service = loading
 from stream.cli import main
 sys.exit(main(["serve", "--config", "configs/stream/local.yaml", "--bootstrap", "127.0.0.1:1"]))
 """
@@ -42,7 +42,7 @@ def test_serve_workers_stopped_before_they_start_starts_none():
     import signal
 
     from stream.config import StreamConfig
-    from stream.service import serve
+    from stream.app.serve import serve
 
     outcome = serve(StreamConfig(), workers=2, received=[signal.SIGINT])
     assert outcome.counts == {} and outcome.interrupted

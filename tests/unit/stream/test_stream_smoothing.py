@@ -3,7 +3,7 @@
 import pytest
 
 from soccerkd.errors import ConfigError
-from stream.smoothing import Smoother, SmoothingConfig, WindowRef
+from stream.core.smoothing import Smoother, SmoothingConfig, WindowRef
 
 NAMES = ("kick", "run", "walk")
 

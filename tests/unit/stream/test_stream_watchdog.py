@@ -4,66 +4,38 @@ the service fails stop; a moving, caught-up or paused one is left alone."""
 
 import pytest
 
-from kafka.structs import TopicPartition as KTP
-from prometheus_client import CollectorRegistry
-
-from stream.config import StreamConfig
+from stream.dev.testing import FakeFramesConsumer
 from stream.errors import FailStop
-from stream.metrics import Metrics
-from stream.service import StreamService
-from stream.testing import ScriptedPredictor
+from stream.kafka.watchdog import FetchWatchdog
 
-
-class StuckConsumer:
-    def __init__(self):
-        self.positions = {KTP("frames", 0): 10, KTP("frames", 1): 5, KTP("frames", 2): 7}
-        self.ends = {KTP("frames", 0): 50, KTP("frames", 1): 5, KTP("frames", 2): 9}
-        self.paused_parts, self.seeks = set(), []
-
-    def assignment(self):
-        return set(self.positions)
-
-    def paused(self):
-        return self.paused_parts
-
-    def end_offsets(self, parts, timeout_ms=None):
-        return {p: self.ends[p] for p in parts}
-
-    def position(self, part, timeout_ms=None):
-        return self.positions[part]
-
-    def seek(self, part, offset):
-        self.seeks.append(((part.topic, part.partition), offset))
+P0, P1 = ("frames", 0), ("frames", 1)
 
 
 def test_a_stuck_partition_is_refetched_and_counted():
-    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
-    svc._consumer, svc._broker_ok = StuckConsumer(), True
-    svc._consumer.paused_parts = {KTP("frames", 2)}   # paused by backpressure: behind on purpose
-    svc._unstall()                                    # first look: nothing to compare with
-    assert svc._consumer.seeks == []
-    svc._consumer.positions[KTP("frames", 1)] = 5     # caught up: not stuck
-    svc._unstall()
-    assert svc._consumer.seeks == [(("frames", 0), 10)]
-    assert svc.metrics.registry.get_sample_value("soccerkd_fetch_stalls_total") == 1.0
-    svc._consumer.positions[KTP("frames", 0)] = 30    # it moves again: left alone
-    svc._unstall()
-    assert svc._consumer.seeks == [(("frames", 0), 10)]
-    svc._consumer.positions[KTP("frames", 0)] = 50   # caught up from now on
-    svc._consumer.positions[KTP("frames", 1)] = 3    # rewound behind its end, then stuck: reset, then...
-    svc._unstall()
-    svc._unstall()
-    assert svc._consumer.seeks[-1] == (("frames", 1), 3) and len(svc._consumer.seeks) == 2
+    consumer, stalls = FakeFramesConsumer(), []
+    consumer.progress = {P0: (10, 50), P1: (5, 5)}    # (position, end); a paused partition is not listed
+    dog = FetchWatchdog(consumer, on_stall=lambda: stalls.append(1))
+    dog.check(judge=True)                             # first look: nothing to compare with
+    assert consumer.resets == []
+    dog.check(judge=True)                             # P0 did not move; P1 is caught up: not stuck
+    assert consumer.resets == [(P0, 10)] and len(stalls) == 1
+    consumer.progress[P0] = (30, 50)                  # it moves again: left alone
+    dog.check(judge=True)
+    assert consumer.resets == [(P0, 10)]
+    consumer.progress = {P0: (50, 50), P1: (3, 5)}    # P1 rewound behind its end, then stuck: reset, then...
+    dog.check(judge=True)
+    dog.check(judge=True)
+    assert consumer.resets[-1] == (P1, 3) and len(consumer.resets) == 2
     with pytest.raises(FailStop, match=r"stopped fetching frames\[1\] at offset 3 \(end 5\)"):
-        svc._unstall()                                # ...still stuck: fail stop for a fresh client
+        dog.check(judge=True)                         # ...still stuck: fail stop for a fresh client
 
 
 def test_a_busy_service_is_not_judged():
     """Records keep arriving (from another partition, say): a partition waiting behind them is slow,
     not stuck, and nothing is reset."""
-    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()))
-    svc._consumer, svc._broker_ok = StuckConsumer(), True
+    consumer = FakeFramesConsumer()
+    consumer.progress = {P0: (10, 50)}
+    dog = FetchWatchdog(consumer)
     for _ in range(4):
-        svc.counts["messages"] += 5
-        svc._unstall()
-    assert svc._consumer.seeks == []
+        dog.check(judge=False)
+    assert consumer.resets == []

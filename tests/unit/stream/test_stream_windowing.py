@@ -4,7 +4,7 @@ import pytest
 
 from soccerkd.errors import ConfigError
 from soccerkd.spec import ClipSpec
-from stream.windowing import CameraWindows, WindowConfig
+from stream.core.windowing import CameraWindows, WindowConfig
 
 
 def cam(n=3, s=2, ws=2, tol=1, fill=1, fps=None, target=None):

@@ -1,0 +1,42 @@
+"""The composition root of ``soccerkd serve``: the predictor (and the teacher in shadow) from the
+config, and the function that makes the Kafka clients, handed to :class:`StreamService`."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from stream.app.metrics import Metrics
+from stream.app.service import StreamService
+from stream.config import StreamConfig
+from stream.core.ports import Predictor
+
+
+def build_service(config: StreamConfig, *, predictor: Predictor | None = None, metrics: Metrics | None = None,
+                  clock: Callable[[], float] = time.time) -> StreamService:
+    """Load the model named by ``config.model`` (unless a ``predictor`` is given: its owner closes
+    it) and build the service around it; nothing talks to Kafka until :meth:`StreamService.run`."""
+    from stream.inference.predictors import TorchPredictor
+    from stream.kafka.clients import connect
+
+    metrics = metrics or Metrics()
+    owns_predictor = predictor is None
+    if predictor is None:
+        m = config.model
+        predictor = TorchPredictor.from_checkpoint(m.checkpoint, device=m.device, amp=m.amp,
+                                                   cpu_threads=m.cpu_threads, decode=m.decode,
+                                                   decode_threads=config.decode_threads, jpeg_draft=m.jpeg_draft)
+    service: StreamService | None = None
+    shadow = None
+    if config.shadow.enabled:   # the teacher on a sample of windows, on spare capacity only
+        from stream.inference.shadow import ShadowedPredictor, ShadowRunner
+
+        def spare() -> bool:
+            return service is not None and service.pipeline.pending < config.batching.max_batch
+
+        shadow = ShadowRunner.from_config(config.shadow, student=predictor, registry=metrics.registry,
+                                          spare=spare).start()
+        predictor = ShadowedPredictor(predictor, shadow)
+    service = StreamService(config, predictor=predictor, connect=lambda: connect(config.kafka), metrics=metrics,
+                            clock=clock, shadow=shadow, owns_predictor=owns_predictor)
+    return service

@@ -1,0 +1,393 @@
+"""The serve loop: Kafka frames in, the pipeline, events out; graceful shutdown.
+
+One loop on the main thread: ``poll`` (kafka-python's IO thread fetches in the background) ->
+start decoding the poll's frames in one batch (decode threads, or nvJPEG) -> run at most one
+due inference batch meanwhile -> publish its events -> add the decoded frames to their windows
+(bad messages go to the dead-letter topic) -> pause/resume partitions by the number of waiting
+windows -> every ``commit_interval_ms``: flush the producer, check every send succeeded, commit
+the pipeline's commit points. Because one batch runs per iteration, ``poll`` keeps being called
+while partitions are paused. SIGTERM/SIGINT set a flag; the loop then runs the waiting windows,
+publishes, commits and closes.
+
+The service builds none of its collaborators: :func:`stream.app.compose.build_service` passes
+the predictor and a ``connect`` function that makes the Kafka clients when :meth:`run` starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+from stream.app.http import LoopHealth, MetricsServer
+from stream.app.metrics import Metrics
+from stream.config import StreamConfig
+from stream.core.ledger import SourceRef, TopicPartition
+from stream.core.pipeline import Outputs, Pipeline
+from stream.core.ports import Predictor
+from stream.errors import FailStop
+from stream.kafka.clients import KafkaClients
+from stream.kafka.consumer import BrokerUnreachable
+from stream.kafka.publisher import PublishError, TransactionAborted
+from stream.kafka.watchdog import FetchWatchdog
+
+log = logging.getLogger("soccerkd.serve")
+BROKER_CHECK_S = 0.5   # how often the loop refreshes /readyz's view of the broker (a cheap local check)
+STALL_CHECK_S = 15.0   # a partition behind its end that did not move for this long: reset, then fail stop
+
+
+class StreamService:
+    """The running service. ``run()`` blocks until :meth:`stop` (or a signal) is called.
+
+    ``connect`` makes the Kafka clients (:meth:`connect` calls it; :meth:`run` does so first).
+    ``shadow``: the teacher's runner behind the predictor, if any (closed with the service).
+    ``owns_predictor``: close the predictor too when the service closes.
+    """
+
+    def __init__(self, config: StreamConfig, *, predictor: Predictor, connect: Callable[[], KafkaClients],
+                 metrics: Metrics | None = None, clock: Callable[[], float] = time.time, shadow: Any = None,
+                 owns_predictor: bool = False) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.predictor = predictor
+        self.shadow = shadow
+        self._owns_predictor = owns_predictor
+        self._connect = connect
+        self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
+        self.health = LoopHealth(max_stall_s=config.liveness_timeout_s)  # /healthz: the loop ticks
+        self.kafka: KafkaClients | None = None
+        self.watchdog: FetchWatchdog | None = None
+        self.assigned: set[TopicPartition] = set()
+        self.broker_ok = False
+        self.stopped_by: int | None = None   # the signal that stopped the service, if one did
+        self.counts = {"messages": 0, "dlq": 0, "events": 0, "windows": 0, "commits": 0}
+        self._stop = threading.Event()
+        self._new: list[TopicPartition] = []   # assigned, resume points not read yet
+        self._missing_topic: str | None = None
+        self._server: MetricsServer | None = None
+        self._messages_at_check = 0
+        self._last: dict[str, float] = {}   # when each periodic job last ran (see _iterate)
+
+    # -- control ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self, *, received: list[int] | None = None) -> None:
+        """SIGTERM/SIGINT stop the loop cleanly. ``received``: the signals that
+        :func:`stream.app.signals.record_stop_signals` caught while this service was being built;
+        the last one stops it at once."""
+        import faulthandler
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            self.stopped_by = signum
+            self.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+        if received:
+            on_signal(received[-1], None)
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: where a stuck instance waits
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+    def ready(self) -> tuple[bool, str]:
+        if self._missing_topic:
+            return False, f"topic {self._missing_topic!r} missing"
+        if not self.broker_ok:
+            return False, "broker not reachable"
+        if not self.assigned:
+            return False, "no partitions assigned"
+        return True, "ready"
+
+    def connect(self) -> KafkaClients:
+        self.kafka = self._connect()
+        self.broker_ok = True
+        self.watchdog = FetchWatchdog(self.kafka.consumer, interval_s=STALL_CHECK_S,
+                                      on_stall=self.metrics.fetch_stalled)
+        return self.kafka
+
+    def subscribe(self) -> None:
+        self.kafka.consumer.subscribe(self.config.kafka.frames_topic, assigned=self.on_assigned,
+                                      revoked=self.on_revoked, lost=self.on_lost)
+
+    # -- main loop ----------------------------------------------------------------------------
+    def run(self, *, max_seconds: float | None = None) -> dict[str, int]:
+        if self._stop.is_set():   # told to stop while the model loaded: nothing consumed, nothing to do
+            log.info("stopped before start")
+            self.close()   # the model and its decode threads
+            return dict(self.counts)
+        if self.config.metrics_port is not None:
+            self._server = MetricsServer(self.metrics, port=self.config.metrics_port, host=self.config.metrics_bind,
+                                         ready=self.ready, alive=self.health.alive).start()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        try:
+            self.connect()
+            if not self._wait_for_topic(self.config.kafka.frames_topic):   # stopped while waiting
+                return dict(self.counts)
+            self.subscribe()
+            self._last = dict.fromkeys(("commit", "broker", "stall", "log"), time.monotonic())
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self._iterate()
+            log.info("stopping: running %d waiting windows, publishing, committing", self.pipeline.pending)
+            self.publish(self.pipeline.drain())
+            self.commit(final=True)
+        except BaseException as exc:
+            # Fail-stop: whatever went wrong, no later commit (close, revoke) may pass the work
+            # that did not happen; the restart replays from the last good commit.
+            if self.kafka is not None:
+                self.kafka.publisher.poison(exc)
+            if isinstance(exc, FailStop):   # logged here too: a supervisor's SIGTERM may come before the CLI's line
+                log.error("failing stop: %s", exc)
+            raise
+        finally:
+            self.close()
+        return dict(self.counts)
+
+    def _iterate(self) -> None:
+        """One turn of the loop: poll, decode while a batch runs, backpressure, then whatever
+        periodic work is due (commit and lag, broker check, fetch watchdog, log line)."""
+        consumer = self.kafka.consumer
+        self.health.tick()
+        # kafka-python abandons a join that does not finish within the poll timeout, and a busy
+        # loop of short polls then rejoins forever: give rebalances a long poll.
+        if consumer.group_busy():
+            wait_ms = 1000
+        else:
+            wait_ms = 0 if self.pipeline.due() else max(1, min(100, int(self.config.batching.max_wait_ms)))
+        try:
+            records = consumer.poll(wait_ms)
+        except BrokerUnreachable as exc:  # not ready, keep trying
+            self.broker_ok = False
+            log.warning("poll: broker unreachable (%s); retrying", exc)
+            self._stop.wait(0.5)
+            return
+        self._restore_new()
+        self.step_while_decoding(records)
+        self.backpressure()
+        now = time.monotonic()
+        timers = self._last
+        if (now - timers["commit"]) * 1000 >= self.config.kafka.commit_interval_ms:
+            self.publish(self.pipeline.close_idle())
+            self.commit()
+            self.update_lag()
+            timers["commit"] = now
+        if now - timers["broker"] >= BROKER_CHECK_S:   # /readyz follows the broker within seconds
+            self.check_broker()
+            timers["broker"] = now
+        if now - timers["stall"] >= STALL_CHECK_S:
+            delivered = self.counts["messages"] != self._messages_at_check
+            self._messages_at_check = self.counts["messages"]
+            self.watchdog.check(judge=not (consumer.paused or not self.broker_ok or delivered))
+            timers["stall"] = now
+        if now - timers["log"] >= self.config.log_every_s:
+            log.info("messages=%d windows=%d events=%d dlq=%d pending=%d paused=%s", self.counts["messages"],
+                     self.counts["windows"], self.counts["events"], self.counts["dlq"], self.pipeline.pending,
+                     consumer.paused)
+            timers["log"] = now
+
+    def _wait_for_topic(self, topic: str) -> bool:
+        """Wait (until stopped) for the frames topic; one line says it is missing, and so does
+        /readyz. False when stopped first."""
+        from stream.kafka.admin import missing_topic_message
+
+        while not self.kafka.consumer.topic_exists(topic):
+            if self._missing_topic is None:
+                self._missing_topic = topic
+                log.warning("%s; waiting for it", missing_topic_message(topic, self.config.kafka.bootstrap,
+                                                                         "kafka.frames_topic"))
+            self.health.tick()
+            if self._stop.wait(1.0):
+                return False
+        if self._missing_topic is not None:
+            log.info("topic %r now exists; starting", topic)
+        self._missing_topic = None
+        return True
+
+    def step_while_decoding(self, records: list[tuple[SourceRef, Any]]) -> None:
+        """Start decoding one poll's records as a batch, run a due inference batch meanwhile, then
+        add the frames to their windows; the rejected records go to the dead-letter topic."""
+        by_ref = dict(records)
+        self.counts["messages"] += len(records)
+        offer = self.pipeline.begin_offer([(r.value, ref) for ref, r in records]) if records else None
+        self.publish(self.pipeline.step())
+        if offer is not None:
+            for bad in self.pipeline.finish_offer(offer):
+                self.dead_letter(by_ref[bad.ref], bad.ref, bad.error)
+
+    def dead_letter(self, record: Any, ref: SourceRef, error: BaseException) -> None:
+        """Send a rejected message to the dead-letter topic, count and log it."""
+        self.pipeline.skip(ref)
+        reason = self.kafka.dead_letters.send(record, ref, error)
+        self.metrics.dead_lettered(reason)
+        self.counts["dlq"] += 1
+        log.warning("dead-lettered %s[%d]@%d (%s): %s", ref.topic, ref.partition, ref.offset, reason,
+                    " ".join(str(error).split())[:300])
+
+    def publish(self, out: Outputs) -> None:
+        self.counts["windows"] += out.windows
+        if not out.events and not out.predictions:
+            return
+        t0 = time.perf_counter()
+        cfg, publisher = self.config.kafka, self.kafka.publisher
+        for emitted in out.events:
+            ev = emitted.event
+            fut = publisher.send(cfg.events_topic, key=ev.camera_id.encode(), value=ev.to_json(),
+                                 headers=[("event_id", ev.event_id.encode())])
+            newest = emitted.newest_capture_ts_ns
+            fut.add_callback(lambda _md, label=ev.label, newest=newest:
+                             self.metrics.event_published(label, self.latency(newest)))
+        if cfg.predictions_topic:
+            for pred in out.predictions:
+                publisher.send(cfg.predictions_topic, key=pred.camera_id.encode(), value=pred.to_json())
+        self.metrics.observe_stage("publish", time.perf_counter() - t0)
+        self.counts["events"] += len(out.events)
+
+    def latency(self, newest_capture_ts_ns: int) -> float | None:
+        """Capture-to-publish latency, or None when the capture clock is off by more than
+        limits.max_clock_skew_s (the frames were counted as clock_skew; no latency is made up)."""
+        latency = self.clock() - newest_capture_ts_ns / 1e9
+        return latency if abs(latency) <= self.config.limits.max_clock_skew_s else None
+
+    def backpressure(self) -> None:
+        """Pause every assigned partition while too many windows wait; resume once few do."""
+        b, consumer = self.config.batching, self.kafka.consumer
+        if not consumer.paused and self.pipeline.pending >= b.max_pending_windows:
+            consumer.set_paused(True)
+        elif consumer.paused and self.pipeline.pending <= b.resume_pending_windows:
+            consumer.set_paused(False)
+        else:
+            consumer.keep_paused()
+
+    def commit(self, *, final: bool = False, only: set[TopicPartition] | None = None,
+               in_callback: bool = False) -> bool:
+        """The one commit path (periodic, final, on revoke): settle the publisher (flush, check
+        every send), then commit the pipeline's commit points of the assigned partitions (or of
+        ``only``). After any failure, now or earlier, it raises :class:`PublishError` and commits
+        nothing, ever again in this process.
+
+        Periodic and revoke commits are asynchronous: a synchronous commit during a cooperative
+        rebalance would block the loop that has to call ``poll`` to finish that rebalance, and a
+        failed one only means a longer replay (it is counted). The final commit is synchronous.
+        With ``kafka.delivery: exactly_once`` every commit is a transaction commit (synchronous),
+        offsets of all assigned partitions included, also on revoke: aborting there would drop
+        the kept partitions' outputs too.
+        """
+        from stream.kafka.consumer import kafka_offsets
+
+        publisher, consumer = self.kafka.publisher, self.kafka.consumer
+        t0 = time.perf_counter()
+        settled = publisher.settle()
+        self.metrics.observe_stage("publish", time.perf_counter() - t0)
+        if not settled:
+            return False
+        keep = self.assigned if only is None else only
+        points = {tp: v for tp, v in self.pipeline.commit_points().items() if tp in keep}
+        if not points:
+            return False
+        if publisher.transactional:   # outputs and offsets commit (or abort) together
+            try:
+                publisher.commit_transaction(kafka_offsets(points), consumer.group_metadata())
+            except TransactionAborted as exc:
+                self.metrics.commit_failed()
+                if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
+                    publisher.poison(exc)
+                    raise
+                log.warning("%s; rewinding every partition to its committed offset", exc)
+                self._rewind()
+                return False
+        elif final:
+            try:
+                consumer.commit(points)
+            except Exception as exc:
+                self.commit_failed(exc)
+                return False
+        else:
+            consumer.commit_async(points, on_error=self.commit_failed)
+        self.counts["commits"] += 1
+        return True
+
+    def _rewind(self) -> None:
+        """After an aborted transaction: forget every partition's state and read each again from
+        its committed offset and resume points, so the outputs of the aborted transaction are
+        made again, in the next one."""
+        tps = sorted(self.assigned)
+        for tp in tps:
+            self.pipeline.drop_partition(tp)
+        self.kafka.consumer.rewind(tps)
+        self._new.extend(tps)
+
+    def commit_failed(self, exc: BaseException) -> None:
+        self.metrics.commit_failed()
+        log.warning("commit failed (a restart replays from the previous commit): %s", exc)
+
+    # -- rebalance (kafka-python calls these on its IO thread, inside poll() or close()) --------
+    def on_assigned(self, tps: list[TopicPartition]) -> None:
+        log.info("assigned %s", tps)
+        self.assigned.update(tps)
+        self._new.extend(tps)
+
+    def _restore_new(self) -> None:
+        while self._new:
+            tp = self._new.pop()
+            self.pipeline.restore(tp, self.kafka.consumer.committed_metadata(tp))
+
+    def on_revoked(self, tps: list[TopicPartition]) -> None:
+        # The main thread waits inside poll()/close() meanwhile, so the pipeline is not touched
+        # concurrently, but this must stay short (heartbeats wait): no inference here. What was
+        # published is settled and the safe points committed (async, queued before the JoinGroup
+        # request); windows still waiting for inference are dropped, and the new owner rebuilds
+        # them from those commit points.
+        log.info("revoked %s: committing what is published, dropping their windows", tps)
+        try:
+            self.commit(only=None if self.kafka.publisher.transactional else set(tps), in_callback=True)
+        except PublishError as exc:
+            log.warning("no commit on revoke: %s", exc)
+        except Exception as exc:   # the new owner replays from the previous commit
+            self.commit_failed(exc)
+        self._forget(tps)
+
+    def on_lost(self, tps: list[TopicPartition]) -> None:
+        log.warning("lost %s: dropping their windows without committing", tps)
+        self._forget(tps)
+
+    def _forget(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            self.pipeline.drop_partition(tp)
+            self.assigned.discard(tp)
+            self.metrics.forget_lag(*tp)
+
+    def update_lag(self) -> None:
+        try:
+            for (topic, part), value in self.kafka.consumer.lag().items():
+                self.metrics.set_lag(topic, part, value)
+        except Exception as exc:
+            log.debug("lag unavailable: %s", exc)
+
+    def check_broker(self) -> None:
+        try:
+            hb_s = self.config.kafka.heartbeat_interval_ms / 1000
+            self.broker_ok = self.kafka.consumer.broker_reachable(stale_after_s=3 * hb_s)
+        except Exception as exc:
+            log.warning("broker check failed: %s", exc)
+
+    def close(self) -> None:
+        timeout_s = self.config.kafka.commit_timeout_s
+        if self.kafka is not None:
+            try:   # bounded like the producer: leaving the group waits on a broker that may not answer
+                self.kafka.consumer.close(timeout_s=timeout_s)
+            except Exception as exc:
+                log.warning("consumer close: %s", exc)
+            try:   # a transaction still open here was not committed: it is aborted
+                self.kafka.publisher.close()
+            except Exception as exc:
+                log.warning("producer close: %s", exc)
+            self.kafka = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self.shadow is not None:
+            self.shadow.close()
+        if self._owns_predictor and hasattr(self.predictor, "close"):
+            self.predictor.close()

@@ -1,0 +1,50 @@
+"""Stream epochs: when a camera's frame stream starts again, decided from the frames alone. Pure.
+
+Camera state is kept per (partition, camera, epoch). A camera's first epoch is 0; a batch starts
+a new epoch, numbered by the capture time (ns) of its first frame, when
+
+* its fps differs from the epoch's (fps is pinned for the life of an epoch, so window
+  positions, and so event ids, depend only on the frames);
+* its first sequence number jumps more than ``windows.max_seq_jump`` past the newest
+  (a forged or broken number does not blind the camera: the next real batch starts another
+  epoch by the next rule);
+* all its frames lie before the open window yet it was captured after the newest frame (an
+  ingester restarted at 0: ``--start-seq`` is not needed).
+
+The old epoch's open segment is closed at its last window once its waiting windows are run,
+then its state is dropped. Event ids of epochs other than 0 include the epoch, and events carry
+it, so repeated sequence numbers never collide. The epoch is part of the resume metadata, and
+the rules depend only on the frames, so a replay finds the same epochs and the same ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.core.wire import FrameBatch
+from stream.core.windowing import CameraWindows
+
+REASONS = ("fps_change", "seq_jump", "restart")
+
+
+def epoch_reason(windows: CameraWindows[Any], *, fps: float, newest_ts: int, batch: FrameBatch,
+                 max_seq_jump: int) -> str | None:
+    """Why ``batch`` starts a new epoch of the camera whose epoch has ``windows``, pinned ``fps``
+    and newest capture time ``newest_ts`` (one of :data:`REASONS`), or None: it continues it."""
+    if abs(batch.source_fps - fps) > 1e-9 * fps:
+        return "fps_change"
+    newest, next_start = windows.newest, windows.next_start
+    if newest is None:
+        return None
+    if batch.first_seq > newest + max_seq_jump:
+        return "seq_jump"
+    if next_start is not None and batch.last_seq < next_start and min(batch.capture_ts_ns) > newest_ts:
+        return "restart"
+    return None
+
+
+def next_epoch(current: int, batch: FrameBatch) -> int:
+    """The number of the epoch ``batch`` starts: its first capture time. Epochs of a camera only
+    grow (a forged batch that repeats an earlier epoch's start time must not land on that
+    epoch's state)."""
+    return max(batch.capture_ts_ns[0], current + 1)

@@ -1,0 +1,412 @@
+"""The service core: frame batches -> per-camera windows -> cross-camera batches -> events.
+
+No Kafka here. The caller feeds a poll's envelopes with :meth:`Pipeline.offer_messages` (tagged
+with where they came from), calls :meth:`Pipeline.step` to run due batches, publishes what it returns, and
+after the broker acknowledged everything asks :meth:`Pipeline.commit_points` what is safe to
+commit.
+
+Offsets: :mod:`stream.core.ledger` turns what was consumed and each camera's resume point into
+commit points. Stream epochs: :mod:`stream.core.epochs` decides when a camera's stream starts
+again. Both read only the frames, so a replay finds the same windows, epochs and event ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from stream.core.epochs import epoch_reason, next_epoch
+from stream.core.ledger import CameraKey, CommitPoints, OffsetLedger, OpenCamera, SourceRef, TopicPartition
+from stream.core.limits import LimitsConfig
+from stream.core.ports import FrameJob, NullMetrics, PipelineMetrics, Predictor
+from stream.core.smoothing import Segment, Smoother, SmoothingConfig, WindowRef
+from stream.core.windowing import CameraWindows, ClipWindow, WindowConfig, WindowStats
+from stream.core.wire import (ActionEvent, EmptyValueError, EnvelopeError, FrameBatch, KeyMismatchError,
+                              ProcessingError, WindowPrediction, decode_frame_batch, make_event_id, model_id)
+
+log = logging.getLogger("soccerkd.pipeline")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    window: WindowConfig = field(default_factory=WindowConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    max_batch: int = 16
+    max_wait_ms: float = 50.0
+    raw_predictions: bool = False
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message the pipeline refused (the caller dead-letters it); its offset counts as consumed."""
+
+    ref: SourceRef
+    error: EnvelopeError
+
+
+@dataclass
+class Offer:
+    """A poll's envelopes between :meth:`Pipeline.begin_offer` and :meth:`Pipeline.finish_offer`."""
+
+    refs: list[SourceRef]
+    rejected: list[Rejected] = field(default_factory=list)
+    accepted: list[tuple[FrameBatch, SourceRef, "_Camera", list[int]]] = field(default_factory=list)
+    finish: Callable[[], list[Any]] = list
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class EmittedEvent:
+    event: ActionEvent
+    newest_capture_ts_ns: int
+
+
+@dataclass
+class Outputs:
+    events: list[EmittedEvent] = field(default_factory=list)
+    predictions: list[WindowPrediction] = field(default_factory=list)
+    windows: int = 0
+
+
+@dataclass
+class _Camera:
+    windows: CameraWindows[Any]
+    smoother: Smoother
+    key: CameraKey
+    messages: deque[tuple[int, int]] = field(default_factory=deque)   # (offset, last seq), for the ledger
+    pending_starts: deque[int] = field(default_factory=deque)
+    last_arrival: float = 0.0   # perf() when its last message was added
+    fps: float = 0.0            # pinned for the epoch
+    newest_ts: int = 0          # capture time of the newest frame added
+    newest_seq: int = -1        # highest sequence number added, and its capture time
+    newest_seq_ts: int = 0
+    ended: bool = False         # a newer epoch started: finish the waiting windows, then drop
+
+
+# Each WindowStats counter of dropped frames and the reason it is reported under; the metrics
+# create every label of these tuples at 0.
+_DROP_FIELDS = (("duplicates", "duplicate"), ("late", "late"), ("gap_frames", "gap"), ("replayed", "replayed"))
+DROP_REASONS = tuple(reason for _, reason in _DROP_FIELDS)
+TIMESTAMP_ANOMALIES = ("backwards", "clock_skew")   # the capture-time rules (see _add)
+
+
+class Pipeline:
+    """Windows, batches, predicts and smooths; tracks what is safe to commit per partition."""
+
+    def __init__(self, predictor: Predictor, *, config: PipelineConfig = PipelineConfig(),
+                 metrics: PipelineMetrics | None = None, clock: Callable[[], float] = time.time,
+                 perf: Callable[[], float] = time.perf_counter) -> None:
+        self.predictor = predictor
+        self.config = config
+        self.metrics = metrics or NullMetrics()
+        self.clock = clock
+        self.perf = perf
+        self.spec = predictor.input_spec
+        self.class_names = tuple(self.spec.class_names)
+        self.model_id = model_id(predictor.model_name, predictor.checkpoint_sha256)
+        self._cameras: dict[CameraKey, _Camera] = {}
+        self._current: dict[tuple[TopicPartition, str], CameraKey] = {}   # each camera's newest epoch
+        self._ended: list[EmittedEvent] = []   # events of ended epochs, returned by the next step()
+        self._pending: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
+        self.ledger = OffsetLedger()
+
+    # -- input --------------------------------------------------------------------------------
+    def offer_messages(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Rejected]:
+        """Add a poll's worth of envelopes, in order; returns the ones rejected (to dead-letter).
+
+        The same as :meth:`begin_offer` followed at once by :meth:`finish_offer`.
+        """
+        return self.finish_offer(self.begin_offer(items))
+
+    def begin_offer(self, items: Sequence[tuple[bytes, SourceRef]]) -> "Offer":
+        """Parse a poll's envelopes and start decoding their frames, in one batch
+        (:meth:`Predictor.start_prepare`); :meth:`finish_offer` adds them to the windows.
+
+        In between, the caller may run :meth:`step` (inference on windows already formed), which
+        overlaps with the decoding; nothing else may change the pipeline. Only frames some window
+        will use are decoded: duplicates, replays, late frames and frames a frame stride skips
+        are never touched (so a corrupt frame there is not noticed either).
+        """
+        t0 = self.perf()
+        offer = Offer(refs=[ref for _, ref in items])
+        jobs: list[FrameJob] = []
+        for value, ref in items:
+            try:
+                if value is None:
+                    raise EmptyValueError("the record has no value (a tombstone)")
+                batch = decode_frame_batch(value)
+                if ref.key is not None and ref.key != batch.key:
+                    raise KeyMismatchError(f"record key {ref.key[:80]!r} is not the camera id {batch.camera_id!r}; "
+                                           f"producers must key frame batches by camera id")
+                self.config.limits.check(batch)
+            except EnvelopeError as exc:
+                offer.rejected.append(Rejected(ref, exc))
+                continue
+            except MemoryError:
+                raise
+            except Exception as exc:   # whatever else one message can cause stays with that message
+                offer.rejected.append(Rejected(ref, ProcessingError(f"{type(exc).__name__}: {exc}")))
+                continue
+            cam = self._camera(batch, ref.tp)
+            # The set of needed frames only shrinks as windows are emitted, so deciding it before
+            # adding this poll's frames is safe (at worst a frame is decoded and then let go).
+            windows, first = cam.windows, batch.first_seq
+            todo = [i for i in range(len(batch.frames))
+                    if windows.classify(first + i) is None and windows.needed(first + i)]
+            jobs.extend(FrameJob(batch.frames[i], batch.width, batch.height) for i in todo)
+            offer.accepted.append((batch, ref, cam, todo))
+        offer.finish = self.predictor.start_prepare(jobs) if jobs else list
+        offer.seconds = self.perf() - t0
+        return offer
+
+    def finish_offer(self, offer: "Offer") -> list[Rejected]:
+        """Wait for the offer's frames and add them to their cameras' windows, message by message.
+        A rejected message changes no state except that its offset counts as consumed."""
+        t0 = self.perf()
+        payloads = offer.finish()
+        self.metrics.observe_stage("decode", offer.seconds + self.perf() - t0)   # main-thread time
+        t0 = self.perf()
+        for ref in offer.refs:
+            self.ledger.consumed(ref)
+        rejected = list(offer.rejected)
+        pos = 0
+        for batch, ref, cam, todo in offer.accepted:
+            mine = payloads[pos:pos + len(todo)]
+            pos += len(todo)
+            error = next((p for p in mine if isinstance(p, EnvelopeError)), None)
+            if error is not None:
+                self.predictor.release([p for p in mine if not isinstance(p, EnvelopeError)])
+                rejected.append(Rejected(ref, error))
+                continue
+            self._add(batch, ref, cam, dict(zip(todo, mine)))
+        self.metrics.observe_stage("preprocess", self.perf() - t0)
+        self.metrics.set_inflight(len(self._pending))
+        rejected.sort(key=lambda r: offer.refs.index(r.ref))
+        return rejected
+
+    def offer_bytes(self, value: bytes, ref: SourceRef) -> None:
+        """Add one envelope; raises its :class:`EnvelopeError` if it is rejected."""
+        rejected = self.offer_messages([(value, ref)])
+        if rejected:
+            raise rejected[0].error
+
+    def skip(self, ref: SourceRef) -> None:
+        """Mark a message as handled without frames (e.g. dead-lettered)."""
+        self.ledger.consumed(ref)
+
+    def _add(self, batch: FrameBatch, ref: SourceRef, cam: _Camera, payloads: dict[int, Any]) -> None:
+        cam.messages.append((ref.offset, batch.last_seq))
+        cam.last_arrival = self.perf()
+        cam.newest_ts = max(cam.newest_ts, max(batch.capture_ts_ns))
+        stats = cam.windows.stats
+        before = [getattr(stats, name) for name, _ in _DROP_FIELDS]
+        now = self.perf()
+        add, first = cam.windows.add, batch.first_seq
+        skew = self.config.limits.max_clock_skew_s
+        if abs(max(batch.capture_ts_ns) / 1e9 - self.clock()) > skew:   # counted, kept (README: Hostile input)
+            self.metrics.add_timestamp_anomaly("clock_skew", len(batch.frames))
+        backwards = 0
+        for i, ts in enumerate(batch.capture_ts_ns):
+            seq = first + i
+            if seq > cam.newest_seq:   # the rule: capture times never go back along the sequence
+                if ts < cam.newest_seq_ts:
+                    ts, backwards = cam.newest_seq_ts, backwards + 1
+                cam.newest_seq, cam.newest_seq_ts = seq, ts
+            for w in add(seq, ts, payloads.get(i)):   # each window holds its frames (retained)
+                self._pending.append((now, cam.key, w))
+                cam.pending_starts.append(w.start_seq)
+        if backwards:
+            self.metrics.add_timestamp_anomaly("backwards", backwards)
+        self.metrics.add_frames(len(batch.frames))
+        for (name, reason), old in zip(_DROP_FIELDS, before):
+            new = getattr(stats, name)
+            if new > old:
+                self.metrics.add_dropped(reason, new - old)
+
+    # -- inference ----------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Windows complete and waiting for inference."""
+        return len(self._pending)
+
+    def due(self) -> bool:
+        """A batch should run now: it is full, or its oldest window has waited ``max_wait_ms``."""
+        if not self._pending:
+            return False
+        if len(self._pending) >= self.config.max_batch:
+            return True
+        return (self.perf() - self._pending[0][0]) * 1000.0 >= self.config.max_wait_ms
+
+    def step(self, *, force: bool = False) -> Outputs:
+        """Run one batch if due (or if ``force`` and any window waits); returns its outputs."""
+        out = Outputs(events=self._ended)
+        self._ended = []
+        if not self._pending or not (force or self.due()):
+            return out
+        taken = [self._pending.popleft() for _ in range(min(self.config.max_batch, len(self._pending)))]
+        take = [w for _, _, w in taken]
+        t0 = self.perf()
+        probs = self.predictor.predict(take)
+        self.metrics.observe_stage("inference", self.perf() - t0)
+        for window in take:
+            self.predictor.release(window.frames)
+        self.metrics.observe_batch(len(take))
+        self.metrics.add_windows(len(take))
+        for (_, key, window), p in zip(taken, probs):
+            cam = self._cameras[key]
+            cam.pending_starts.popleft()
+            ts = window.capture_ts_ns
+            ref = WindowRef(start_seq=window.start_seq, end_seq=window.end_seq, start_capture_ts_ns=ts[0],
+                            end_capture_ts_ns=ts[-1], newest_capture_ts_ns=window.newest_capture_ts_ns,
+                            max_frame_gap_ns=max((b - a for a, b in zip(ts, ts[1:])), default=0))
+            if self.config.raw_predictions:
+                out.predictions.append(WindowPrediction(
+                    camera_id=window.camera_id, start_seq=window.start_seq, end_seq=window.end_seq,
+                    end_capture_ts_ns=ref.end_capture_ts_ns,
+                    probabilities={n: float(v) for n, v in zip(self.class_names, p)},
+                    model_name=self.predictor.model_name, checkpoint_sha256=self.predictor.checkpoint_sha256,
+                    filled_frames=window.filled))
+            for seg in cam.smoother.push(ref, [float(v) for v in p]):
+                out.events.append(self._event(key, seg))
+            if cam.ended and not cam.pending_starts:
+                out.events += self._finish_epoch(key)
+        out.windows = len(take)
+        self.metrics.set_inflight(len(self._pending))
+        return out
+
+    def close_idle(self) -> Outputs:
+        """Close and evict every camera that has had no message for ``windows.idle_timeout_s``
+        and has no window waiting for inference: its open segment ends at its last window and
+        is returned as an event (the same frame range, so the same id, on a replay), its
+        incomplete window is dropped, and it no longer holds its partition's commit point back."""
+        out = Outputs()
+        timeout = self.config.window.idle_timeout_s
+        now = self.perf()
+        idle = [key for key, cam in self._cameras.items()
+                if now - cam.last_arrival >= timeout and not cam.pending_starts]
+        for key in idle:
+            out.events += self._finish_epoch(key)
+            self.ledger.forget_hint(*key[:2])
+        if idle:
+            self.metrics.add_idle_evictions(len(idle))
+        return out
+
+    def drain(self) -> Outputs:
+        """Run every waiting window (used at shutdown and before a commit on revoke)."""
+        total = Outputs()
+        while self._pending:
+            out = self.step(force=True)
+            total.events += out.events
+            total.predictions += out.predictions
+            total.windows += out.windows
+        return total
+
+    def _finish_epoch(self, key: CameraKey) -> list[EmittedEvent]:
+        """Close a camera epoch's open segment at its last window and drop its state."""
+        cam = self._cameras.pop(key)
+        if self._current.get(key[:2]) == key:
+            del self._current[key[:2]]
+        cam.windows.clear()
+        return [self._event(key, seg) for seg in cam.smoother.close()]
+
+    def _event(self, key: CameraKey, seg: Segment) -> EmittedEvent:
+        _, camera_id, epoch = key
+        start, end = seg.first.start_seq, seg.last.end_seq
+        ev = ActionEvent(event_id=make_event_id(camera_id, start, end, self.model_id, epoch), camera_id=camera_id,
+                         label=seg.label, confidence=round(seg.confidence, 6), start_seq=start, end_seq=end,
+                         start_capture_ts_ns=seg.first.start_capture_ts_ns,
+                         end_capture_ts_ns=seg.last.end_capture_ts_ns, model_name=self.predictor.model_name,
+                         checkpoint_sha256=self.predictor.checkpoint_sha256, emitted_at=self.clock(),
+                         num_windows=seg.num_windows, epoch=epoch)
+        return EmittedEvent(ev, seg.newest_capture_ts_ns)
+
+    # -- offsets, rebalance -------------------------------------------------------------------
+    def resume_point(self, key: CameraKey) -> int | None:
+        """Sequence number replay must start from for a camera (see the module docstring)."""
+        cam = self._cameras[key]
+        candidates = [x for x in (cam.smoother.resume_start,
+                                  cam.pending_starts[0] if cam.pending_starts else None,
+                                  cam.windows.next_start) if x is not None]
+        return min(candidates) if candidates else None
+
+    def commit_points(self) -> CommitPoints:
+        """``{(topic, partition): (offset, metadata)}`` safe to commit once outputs are acked
+        (see :meth:`stream.core.ledger.OffsetLedger.commit_points`)."""
+        return self.ledger.commit_points(OpenCamera(key, self.resume_point(key), cam.messages)
+                                         for key, cam in self._cameras.items())
+
+    def restore(self, tp: TopicPartition, metadata: str | None) -> None:
+        """Apply a committed metadata string (resume points) for a newly assigned partition."""
+        self.ledger.restore(tp, metadata)
+
+    def drop_partition(self, tp: TopicPartition) -> int:
+        """Forget every camera of ``tp`` (open windows, waiting windows, smoother), and only those.
+        Returns the number of waiting windows dropped; the new owner rebuilds them from the
+        commit point."""
+        before = len(self._pending)
+        kept: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
+        for item in self._pending:
+            if item[1][0] == tp:
+                self.predictor.release(item[2].frames)
+            else:
+                kept.append(item)
+        self._pending = kept
+        for key in [k for k in self._cameras if k[0] == tp]:
+            self._cameras.pop(key).windows.clear()
+            self._current.pop(key[:2], None)
+        self.ledger.drop(tp)
+        self.metrics.set_inflight(len(self._pending))
+        return before - len(self._pending)
+
+    def assigned(self) -> list[TopicPartition]:
+        return self.ledger.partitions()
+
+    def stats(self) -> dict[str, WindowStats]:
+        """Window counters per camera (summed over partitions, if a camera arrived on several)."""
+        out: dict[str, WindowStats] = {}
+        for (_, cam_id, _), cam in self._cameras.items():
+            if cam_id in out:
+                total = out[cam_id]
+                out[cam_id] = WindowStats(**{f: getattr(total, f) + getattr(cam.windows.stats, f)
+                                             for f in total.__dataclass_fields__})
+            else:
+                out[cam_id] = cam.windows.stats
+        return out
+
+    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> _Camera:
+        """The camera state ``batch`` belongs to: the camera's current epoch, a new one (see the
+        module docstring), or the first, resumed from the committed hint if there is one."""
+        current = self._current.get((tp, batch.camera_id))
+        if current is None:
+            hint = self.ledger.hint(tp, batch.camera_id)
+            return self._new_camera(tp, batch, hint.epoch if hint else 0, hint.seq if hint else None)
+        cam = self._cameras[current]
+        reason = epoch_reason(cam.windows, fps=cam.fps, newest_ts=cam.newest_ts, batch=batch,
+                              max_seq_jump=self.config.window.max_seq_jump)
+        if reason is None:
+            return cam
+        epoch = next_epoch(current[2], batch)
+        log.info("camera %r on %s[%d]: new stream epoch %d (%s)", batch.camera_id, tp[0], tp[1], epoch, reason)
+        self.metrics.add_epoch(reason)
+        cam.ended = True
+        cam.windows.clear()   # its open window will not complete
+        if not cam.pending_starts:
+            self._ended += self._finish_epoch(current)
+        return self._new_camera(tp, batch, epoch, None)
+
+    def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None) -> _Camera:
+        key = (tp, batch.camera_id, epoch)
+        windows: CameraWindows[Any] = CameraWindows(batch.camera_id, self.spec.clip, self.config.window,
+                                                    retain=self.predictor.retain, release=self.predictor.release)
+        windows.set_source_fps(batch.source_fps)
+        if resume_at is not None:
+            windows.resume_at(resume_at)
+        smoother = Smoother(self.class_names, self.config.smoothing, max_gap_ns=int(self.config.window.max_gap_s * 1e9))
+        cam = _Camera(windows=windows, smoother=smoother, key=key, fps=batch.source_fps)
+        self._cameras[key] = cam
+        self._current[(tp, batch.camera_id)] = key
+        return cam
