@@ -382,7 +382,7 @@ def kafka_latency(args, pred, jpegs, size, broker_obj, cameras: int) -> list[flo
     service = build_service(cfg, predictor=pred)
     thread = threading.Thread(target=service.run, kwargs={"max_seconds": args.seconds + 120}, daemon=True)
     thread.start()
-    while not service.assigned:  # wait for the group join before offering load
+    while not service.ready()[0]:  # wait for the group join before offering load
         time.sleep(0.05)
     prod = make_producer(cfg.kafka)
 

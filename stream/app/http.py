@@ -65,7 +65,13 @@ class _BoundedHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type, *, max_handlers: int) -> None:
         self._slots = threading.BoundedSemaphore(max_handlers)
+        self.max_handlers = max_handlers
         super().__init__(address, handler)
+
+    @property
+    def busy(self) -> int:
+        """Handlers running now."""
+        return self.max_handlers - self._slots._value   # type: ignore[attr-defined]
 
     def process_request(self, request: object, client_address: object) -> None:
         if not self._slots.acquire(blocking=False):
@@ -137,6 +143,11 @@ class MetricsServer:
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    @property
+    def busy_handlers(self) -> int:
+        """Requests being handled now (at most ``max_handlers``)."""
+        return self._server.busy
 
     def start(self) -> "MetricsServer":
         self._thread.start()

@@ -13,7 +13,7 @@ from typing import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from stream.core import epochs
-from stream.core.pipeline import DROP_REASONS, TIMESTAMP_ANOMALIES
+from stream.core.cameras import DROP_REASONS, TIMESTAMP_ANOMALIES
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 60.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -16,21 +16,21 @@ the predictor and a ``connect`` function that makes the Kafka clients when :meth
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from typing import Any, Callable
 
+from stream.app.delivery import Delivery
 from stream.app.http import LoopHealth, MetricsServer
 from stream.app.metrics import Metrics
+from stream.app.signals import install_stop_handlers
 from stream.config import StreamConfig
-from stream.core.ledger import SourceRef, TopicPartition
+from stream.core.ledger import SourceRef
 from stream.core.pipeline import Outputs, Pipeline
 from stream.core.ports import Predictor
 from stream.errors import FailStop
 from stream.kafka.clients import KafkaClients
 from stream.kafka.consumer import BrokerUnreachable
-from stream.kafka.publisher import PublishError, TransactionAborted
 from stream.kafka.watchdog import FetchWatchdog
 
 log = logging.getLogger("soccerkd.serve")
@@ -59,13 +59,12 @@ class StreamService:
         self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
         self.health = LoopHealth(max_stall_s=config.liveness_timeout_s)  # /healthz: the loop ticks
         self.kafka: KafkaClients | None = None
+        self.delivery: Delivery | None = None   # commits and rebalances, once connected
         self.watchdog: FetchWatchdog | None = None
-        self.assigned: set[TopicPartition] = set()
         self.broker_ok = False
         self.stopped_by: int | None = None   # the signal that stopped the service, if one did
         self.counts = {"messages": 0, "dlq": 0, "events": 0, "windows": 0, "commits": 0}
         self._stop = threading.Event()
-        self._new: list[TopicPartition] = []   # assigned, resume points not read yet
         self._missing_topic: str | None = None
         self._server: MetricsServer | None = None
         self._messages_at_check = 0
@@ -76,41 +75,34 @@ class StreamService:
         self._stop.set()
 
     def install_signal_handlers(self, *, received: list[int] | None = None) -> None:
-        """SIGTERM/SIGINT stop the loop cleanly. ``received``: the signals that
-        :func:`stream.app.signals.record_stop_signals` caught while this service was being built;
-        the last one stops it at once."""
-        import faulthandler
-
-        def on_signal(signum: int, _frame: Any) -> None:
+        """SIGTERM/SIGINT stop the loop cleanly (see :func:`stream.app.signals.install_stop_handlers`)."""
+        def on_stop(signum: int) -> None:
             self.stopped_by = signum
             self.stop()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, on_signal)
-        if received:
-            on_signal(received[-1], None)
-        # `kill -USR1 <pid>` prints every thread's stack to stderr: where a stuck instance waits
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        install_stop_handlers(on_stop, received=received)
 
     def ready(self) -> tuple[bool, str]:
         if self._missing_topic:
             return False, f"topic {self._missing_topic!r} missing"
         if not self.broker_ok:
             return False, "broker not reachable"
-        if not self.assigned:
+        if self.delivery is None or not self.delivery.assigned:
             return False, "no partitions assigned"
         return True, "ready"
 
     def connect(self) -> KafkaClients:
         self.kafka = self._connect()
+        self.delivery = Delivery(self.pipeline, self.kafka, self.metrics)
         self.broker_ok = True
         self.watchdog = FetchWatchdog(self.kafka.consumer, interval_s=STALL_CHECK_S,
                                       on_stall=self.metrics.fetch_stalled)
         return self.kafka
 
     def subscribe(self) -> None:
-        self.kafka.consumer.subscribe(self.config.kafka.frames_topic, assigned=self.on_assigned,
-                                      revoked=self.on_revoked, lost=self.on_lost)
+        d = self.delivery
+        self.kafka.consumer.subscribe(self.config.kafka.frames_topic, assigned=d.on_assigned, revoked=d.on_revoked,
+                                      lost=d.on_lost)
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self, *, max_seconds: float | None = None) -> dict[str, int]:
@@ -132,7 +124,7 @@ class StreamService:
                 self._iterate()
             log.info("stopping: running %d waiting windows, publishing, committing", self.pipeline.pending)
             self.publish(self.pipeline.drain())
-            self.commit(final=True)
+            self.delivery.commit(final=True)
         except BaseException as exc:
             # Fail-stop: whatever went wrong, no later commit (close, revoke) may pass the work
             # that did not happen; the restart replays from the last good commit.
@@ -163,14 +155,14 @@ class StreamService:
             log.warning("poll: broker unreachable (%s); retrying", exc)
             self._stop.wait(0.5)
             return
-        self._restore_new()
+        self.delivery.restore_new()
         self.step_while_decoding(records)
         self.backpressure()
         now = time.monotonic()
         timers = self._last
         if (now - timers["commit"]) * 1000 >= self.config.kafka.commit_interval_ms:
             self.publish(self.pipeline.close_idle())
-            self.commit()
+            self.delivery.commit()
             self.update_lag()
             timers["commit"] = now
         if now - timers["broker"] >= BROKER_CHECK_S:   # /readyz follows the broker within seconds
@@ -260,104 +252,6 @@ class StreamService:
         else:
             consumer.keep_paused()
 
-    def commit(self, *, final: bool = False, only: set[TopicPartition] | None = None,
-               in_callback: bool = False) -> bool:
-        """The one commit path (periodic, final, on revoke): settle the publisher (flush, check
-        every send), then commit the pipeline's commit points of the assigned partitions (or of
-        ``only``). After any failure, now or earlier, it raises :class:`PublishError` and commits
-        nothing, ever again in this process.
-
-        Periodic and revoke commits are asynchronous: a synchronous commit during a cooperative
-        rebalance would block the loop that has to call ``poll`` to finish that rebalance, and a
-        failed one only means a longer replay (it is counted). The final commit is synchronous.
-        With ``kafka.delivery: exactly_once`` every commit is a transaction commit (synchronous),
-        offsets of all assigned partitions included, also on revoke: aborting there would drop
-        the kept partitions' outputs too.
-        """
-        from stream.kafka.consumer import kafka_offsets
-
-        publisher, consumer = self.kafka.publisher, self.kafka.consumer
-        t0 = time.perf_counter()
-        settled = publisher.settle()
-        self.metrics.observe_stage("publish", time.perf_counter() - t0)
-        if not settled:
-            return False
-        keep = self.assigned if only is None else only
-        points = {tp: v for tp, v in self.pipeline.commit_points().items() if tp in keep}
-        if not points:
-            return False
-        if publisher.transactional:   # outputs and offsets commit (or abort) together
-            try:
-                publisher.commit_transaction(kafka_offsets(points), consumer.group_metadata())
-            except TransactionAborted as exc:
-                self.metrics.commit_failed()
-                if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
-                    publisher.poison(exc)
-                    raise
-                log.warning("%s; rewinding every partition to its committed offset", exc)
-                self._rewind()
-                return False
-        elif final:
-            try:
-                consumer.commit(points)
-            except Exception as exc:
-                self.commit_failed(exc)
-                return False
-        else:
-            consumer.commit_async(points, on_error=self.commit_failed)
-        self.counts["commits"] += 1
-        return True
-
-    def _rewind(self) -> None:
-        """After an aborted transaction: forget every partition's state and read each again from
-        its committed offset and resume points, so the outputs of the aborted transaction are
-        made again, in the next one."""
-        tps = sorted(self.assigned)
-        for tp in tps:
-            self.pipeline.drop_partition(tp)
-        self.kafka.consumer.rewind(tps)
-        self._new.extend(tps)
-
-    def commit_failed(self, exc: BaseException) -> None:
-        self.metrics.commit_failed()
-        log.warning("commit failed (a restart replays from the previous commit): %s", exc)
-
-    # -- rebalance (kafka-python calls these on its IO thread, inside poll() or close()) --------
-    def on_assigned(self, tps: list[TopicPartition]) -> None:
-        log.info("assigned %s", tps)
-        self.assigned.update(tps)
-        self._new.extend(tps)
-
-    def _restore_new(self) -> None:
-        while self._new:
-            tp = self._new.pop()
-            self.pipeline.restore(tp, self.kafka.consumer.committed_metadata(tp))
-
-    def on_revoked(self, tps: list[TopicPartition]) -> None:
-        # The main thread waits inside poll()/close() meanwhile, so the pipeline is not touched
-        # concurrently, but this must stay short (heartbeats wait): no inference here. What was
-        # published is settled and the safe points committed (async, queued before the JoinGroup
-        # request); windows still waiting for inference are dropped, and the new owner rebuilds
-        # them from those commit points.
-        log.info("revoked %s: committing what is published, dropping their windows", tps)
-        try:
-            self.commit(only=None if self.kafka.publisher.transactional else set(tps), in_callback=True)
-        except PublishError as exc:
-            log.warning("no commit on revoke: %s", exc)
-        except Exception as exc:   # the new owner replays from the previous commit
-            self.commit_failed(exc)
-        self._forget(tps)
-
-    def on_lost(self, tps: list[TopicPartition]) -> None:
-        log.warning("lost %s: dropping their windows without committing", tps)
-        self._forget(tps)
-
-    def _forget(self, tps: list[TopicPartition]) -> None:
-        for tp in tps:
-            self.pipeline.drop_partition(tp)
-            self.assigned.discard(tp)
-            self.metrics.forget_lag(*tp)
-
     def update_lag(self) -> None:
         try:
             for (topic, part), value in self.kafka.consumer.lag().items():
@@ -383,6 +277,7 @@ class StreamService:
                 self.kafka.publisher.close()
             except Exception as exc:
                 log.warning("producer close: %s", exc)
+            self.counts["commits"] = self.delivery.commits
             self.kafka = None
         if self._server is not None:
             self._server.stop()

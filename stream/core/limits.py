@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stream.core.wire import FrameBatch, LimitExceededError
+from stream.core.wire import EmptyValueError, FrameBatch, KeyMismatchError, LimitExceededError, decode_frame_batch
 
 
 @dataclass(frozen=True)
@@ -37,3 +37,17 @@ class LimitsConfig:
         if decoded > self.max_decoded_bytes:
             raise LimitExceededError(f"{len(batch.frames)} frames of {w}x{h} decode to {decoded} bytes, over "
                                      f"limits.max_decoded_bytes={self.max_decoded_bytes}")
+
+
+def parse_message(value: bytes | None, key: bytes | None, limits: LimitsConfig) -> FrameBatch:
+    """The frame batch of one frames record, checked before any frame is decoded: a value (not a
+    tombstone), a valid envelope, the record key equal to the camera id (``key`` None: not
+    checked), and within ``limits``. Raises the :class:`EnvelopeError` that rejects it."""
+    if value is None:
+        raise EmptyValueError("the record has no value (a tombstone)")
+    batch = decode_frame_batch(value)
+    if key is not None and key != batch.key:
+        raise KeyMismatchError(f"record key {key[:80]!r} is not the camera id {batch.camera_id!r}; "
+                               f"producers must key frame batches by camera id")
+    limits.check(batch)
+    return batch

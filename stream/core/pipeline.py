@@ -18,14 +18,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from stream.core.cameras import Camera, CameraTable
 from stream.core.epochs import epoch_reason, next_epoch
 from stream.core.ledger import CameraKey, CommitPoints, OffsetLedger, OpenCamera, SourceRef, TopicPartition
-from stream.core.limits import LimitsConfig
+from stream.core.limits import LimitsConfig, parse_message
 from stream.core.ports import FrameJob, NullMetrics, PipelineMetrics, Predictor
 from stream.core.smoothing import Segment, Smoother, SmoothingConfig, WindowRef
 from stream.core.windowing import CameraWindows, ClipWindow, WindowConfig, WindowStats
-from stream.core.wire import (ActionEvent, EmptyValueError, EnvelopeError, FrameBatch, KeyMismatchError,
-                              ProcessingError, WindowPrediction, decode_frame_batch, make_event_id, model_id)
+from stream.core.wire import (ActionEvent, EnvelopeError, FrameBatch, ProcessingError, WindowPrediction,
+                              make_event_id, model_id)
 
 log = logging.getLogger("soccerkd.pipeline")
 
@@ -54,7 +55,7 @@ class Offer:
 
     refs: list[SourceRef]
     rejected: list[Rejected] = field(default_factory=list)
-    accepted: list[tuple[FrameBatch, SourceRef, "_Camera", list[int]]] = field(default_factory=list)
+    accepted: list[tuple[FrameBatch, SourceRef, Camera, list[int]]] = field(default_factory=list)
     finish: Callable[[], list[Any]] = list
     seconds: float = 0.0
 
@@ -71,27 +72,10 @@ class Outputs:
     predictions: list[WindowPrediction] = field(default_factory=list)
     windows: int = 0
 
-
-@dataclass
-class _Camera:
-    windows: CameraWindows[Any]
-    smoother: Smoother
-    key: CameraKey
-    messages: deque[tuple[int, int]] = field(default_factory=deque)   # (offset, last seq), for the ledger
-    pending_starts: deque[int] = field(default_factory=deque)
-    last_arrival: float = 0.0   # perf() when its last message was added
-    fps: float = 0.0            # pinned for the epoch
-    newest_ts: int = 0          # capture time of the newest frame added
-    newest_seq: int = -1        # highest sequence number added, and its capture time
-    newest_seq_ts: int = 0
-    ended: bool = False         # a newer epoch started: finish the waiting windows, then drop
-
-
-# Each WindowStats counter of dropped frames and the reason it is reported under; the metrics
-# create every label of these tuples at 0.
-_DROP_FIELDS = (("duplicates", "duplicate"), ("late", "late"), ("gap_frames", "gap"), ("replayed", "replayed"))
-DROP_REASONS = tuple(reason for _, reason in _DROP_FIELDS)
-TIMESTAMP_ANOMALIES = ("backwards", "clock_skew")   # the capture-time rules (see _add)
+    def extend(self, other: "Outputs") -> None:
+        self.events += other.events
+        self.predictions += other.predictions
+        self.windows += other.windows
 
 
 class Pipeline:
@@ -108,8 +92,7 @@ class Pipeline:
         self.spec = predictor.input_spec
         self.class_names = tuple(self.spec.class_names)
         self.model_id = model_id(predictor.model_name, predictor.checkpoint_sha256)
-        self._cameras: dict[CameraKey, _Camera] = {}
-        self._current: dict[tuple[TopicPartition, str], CameraKey] = {}   # each camera's newest epoch
+        self.cameras = CameraTable()   # every open camera epoch (read-only outside)
         self._ended: list[EmittedEvent] = []   # events of ended epochs, returned by the next step()
         self._pending: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
         self.ledger = OffsetLedger()
@@ -136,13 +119,7 @@ class Pipeline:
         jobs: list[FrameJob] = []
         for value, ref in items:
             try:
-                if value is None:
-                    raise EmptyValueError("the record has no value (a tombstone)")
-                batch = decode_frame_batch(value)
-                if ref.key is not None and ref.key != batch.key:
-                    raise KeyMismatchError(f"record key {ref.key[:80]!r} is not the camera id {batch.camera_id!r}; "
-                                           f"producers must key frame batches by camera id")
-                self.config.limits.check(batch)
+                batch = parse_message(value, ref.key, self.config.limits)
             except EnvelopeError as exc:
                 offer.rejected.append(Rejected(ref, exc))
                 continue
@@ -152,11 +129,7 @@ class Pipeline:
                 offer.rejected.append(Rejected(ref, ProcessingError(f"{type(exc).__name__}: {exc}")))
                 continue
             cam = self._camera(batch, ref.tp)
-            # The set of needed frames only shrinks as windows are emitted, so deciding it before
-            # adding this poll's frames is safe (at worst a frame is decoded and then let go).
-            windows, first = cam.windows, batch.first_seq
-            todo = [i for i in range(len(batch.frames))
-                    if windows.classify(first + i) is None and windows.needed(first + i)]
+            todo = cam.needed_frames(batch)
             jobs.extend(FrameJob(batch.frames[i], batch.width, batch.height) for i in todo)
             offer.accepted.append((batch, ref, cam, todo))
         offer.finish = self.predictor.start_prepare(jobs) if jobs else list
@@ -198,34 +171,18 @@ class Pipeline:
         """Mark a message as handled without frames (e.g. dead-lettered)."""
         self.ledger.consumed(ref)
 
-    def _add(self, batch: FrameBatch, ref: SourceRef, cam: _Camera, payloads: dict[int, Any]) -> None:
-        cam.messages.append((ref.offset, batch.last_seq))
-        cam.last_arrival = self.perf()
-        cam.newest_ts = max(cam.newest_ts, max(batch.capture_ts_ns))
-        stats = cam.windows.stats
-        before = [getattr(stats, name) for name, _ in _DROP_FIELDS]
+    def _add(self, batch: FrameBatch, ref: SourceRef, cam: Camera, payloads: dict[int, Any]) -> None:
+        if abs(max(batch.capture_ts_ns) / 1e9 - self.clock()) > self.config.limits.max_clock_skew_s:
+            self.metrics.add_timestamp_anomaly("clock_skew", len(batch.frames))   # counted, kept
         now = self.perf()
-        add, first = cam.windows.add, batch.first_seq
-        skew = self.config.limits.max_clock_skew_s
-        if abs(max(batch.capture_ts_ns) / 1e9 - self.clock()) > skew:   # counted, kept (README: Hostile input)
-            self.metrics.add_timestamp_anomaly("clock_skew", len(batch.frames))
-        backwards = 0
-        for i, ts in enumerate(batch.capture_ts_ns):
-            seq = first + i
-            if seq > cam.newest_seq:   # the rule: capture times never go back along the sequence
-                if ts < cam.newest_seq_ts:
-                    ts, backwards = cam.newest_seq_ts, backwards + 1
-                cam.newest_seq, cam.newest_seq_ts = seq, ts
-            for w in add(seq, ts, payloads.get(i)):   # each window holds its frames (retained)
-                self._pending.append((now, cam.key, w))
-                cam.pending_starts.append(w.start_seq)
-        if backwards:
-            self.metrics.add_timestamp_anomaly("backwards", backwards)
+        added = cam.add(batch, ref.offset, payloads, now=now)
+        for w in added.windows:
+            self._pending.append((now, cam.key, w))
+        if added.backwards:
+            self.metrics.add_timestamp_anomaly("backwards", added.backwards)
         self.metrics.add_frames(len(batch.frames))
-        for (name, reason), old in zip(_DROP_FIELDS, before):
-            new = getattr(stats, name)
-            if new > old:
-                self.metrics.add_dropped(reason, new - old)
+        for reason, n in added.dropped.items():
+            self.metrics.add_dropped(reason, n)
 
     # -- inference ----------------------------------------------------------------------------
     @property
@@ -257,19 +214,11 @@ class Pipeline:
         self.metrics.observe_batch(len(take))
         self.metrics.add_windows(len(take))
         for (_, key, window), p in zip(taken, probs):
-            cam = self._cameras[key]
+            cam = self.cameras[key]
             cam.pending_starts.popleft()
-            ts = window.capture_ts_ns
-            ref = WindowRef(start_seq=window.start_seq, end_seq=window.end_seq, start_capture_ts_ns=ts[0],
-                            end_capture_ts_ns=ts[-1], newest_capture_ts_ns=window.newest_capture_ts_ns,
-                            max_frame_gap_ns=max((b - a for a, b in zip(ts, ts[1:])), default=0))
+            ref = _window_ref(window)
             if self.config.raw_predictions:
-                out.predictions.append(WindowPrediction(
-                    camera_id=window.camera_id, start_seq=window.start_seq, end_seq=window.end_seq,
-                    end_capture_ts_ns=ref.end_capture_ts_ns,
-                    probabilities={n: float(v) for n, v in zip(self.class_names, p)},
-                    model_name=self.predictor.model_name, checkpoint_sha256=self.predictor.checkpoint_sha256,
-                    filled_frames=window.filled))
+                out.predictions.append(_prediction(window, ref, p, self.class_names, self.predictor))
             for seg in cam.smoother.push(ref, [float(v) for v in p]):
                 out.events.append(self._event(key, seg))
             if cam.ended and not cam.pending_starts:
@@ -286,8 +235,7 @@ class Pipeline:
         out = Outputs()
         timeout = self.config.window.idle_timeout_s
         now = self.perf()
-        idle = [key for key, cam in self._cameras.items()
-                if now - cam.last_arrival >= timeout and not cam.pending_starts]
+        idle = [cam.key for cam in self.cameras if now - cam.last_arrival >= timeout and not cam.pending_starts]
         for key in idle:
             out.events += self._finish_epoch(key)
             self.ledger.forget_hint(*key[:2])
@@ -299,45 +247,28 @@ class Pipeline:
         """Run every waiting window (used at shutdown and before a commit on revoke)."""
         total = Outputs()
         while self._pending:
-            out = self.step(force=True)
-            total.events += out.events
-            total.predictions += out.predictions
-            total.windows += out.windows
+            total.extend(self.step(force=True))
         return total
 
     def _finish_epoch(self, key: CameraKey) -> list[EmittedEvent]:
         """Close a camera epoch's open segment at its last window and drop its state."""
-        cam = self._cameras.pop(key)
-        if self._current.get(key[:2]) == key:
-            del self._current[key[:2]]
+        cam = self.cameras.pop(key)
         cam.windows.clear()
         return [self._event(key, seg) for seg in cam.smoother.close()]
 
     def _event(self, key: CameraKey, seg: Segment) -> EmittedEvent:
-        _, camera_id, epoch = key
-        start, end = seg.first.start_seq, seg.last.end_seq
-        ev = ActionEvent(event_id=make_event_id(camera_id, start, end, self.model_id, epoch), camera_id=camera_id,
-                         label=seg.label, confidence=round(seg.confidence, 6), start_seq=start, end_seq=end,
-                         start_capture_ts_ns=seg.first.start_capture_ts_ns,
-                         end_capture_ts_ns=seg.last.end_capture_ts_ns, model_name=self.predictor.model_name,
-                         checkpoint_sha256=self.predictor.checkpoint_sha256, emitted_at=self.clock(),
-                         num_windows=seg.num_windows, epoch=epoch)
-        return EmittedEvent(ev, seg.newest_capture_ts_ns)
+        return _event(key, seg, self.predictor, self.model_id, self.clock())
 
     # -- offsets, rebalance -------------------------------------------------------------------
     def resume_point(self, key: CameraKey) -> int | None:
-        """Sequence number replay must start from for a camera (see the module docstring)."""
-        cam = self._cameras[key]
-        candidates = [x for x in (cam.smoother.resume_start,
-                                  cam.pending_starts[0] if cam.pending_starts else None,
-                                  cam.windows.next_start) if x is not None]
-        return min(candidates) if candidates else None
+        """Sequence number replay must start from for a camera (:meth:`Camera.resume_point`)."""
+        return self.cameras[key].resume_point()
 
     def commit_points(self) -> CommitPoints:
         """``{(topic, partition): (offset, metadata)}`` safe to commit once outputs are acked
         (see :meth:`stream.core.ledger.OffsetLedger.commit_points`)."""
-        return self.ledger.commit_points(OpenCamera(key, self.resume_point(key), cam.messages)
-                                         for key, cam in self._cameras.items())
+        return self.ledger.commit_points(OpenCamera(cam.key, cam.resume_point(), cam.messages)
+                                         for cam in self.cameras)
 
     def restore(self, tp: TopicPartition, metadata: str | None) -> None:
         """Apply a committed metadata string (resume points) for a newly assigned partition."""
@@ -355,9 +286,7 @@ class Pipeline:
             else:
                 kept.append(item)
         self._pending = kept
-        for key in [k for k in self._cameras if k[0] == tp]:
-            self._cameras.pop(key).windows.clear()
-            self._current.pop(key[:2], None)
+        self.cameras.drop_partition(tp)
         self.ledger.drop(tp)
         self.metrics.set_inflight(len(self._pending))
         return before - len(self._pending)
@@ -367,24 +296,16 @@ class Pipeline:
 
     def stats(self) -> dict[str, WindowStats]:
         """Window counters per camera (summed over partitions, if a camera arrived on several)."""
-        out: dict[str, WindowStats] = {}
-        for (_, cam_id, _), cam in self._cameras.items():
-            if cam_id in out:
-                total = out[cam_id]
-                out[cam_id] = WindowStats(**{f: getattr(total, f) + getattr(cam.windows.stats, f)
-                                             for f in total.__dataclass_fields__})
-            else:
-                out[cam_id] = cam.windows.stats
-        return out
+        return self.cameras.stats()
 
-    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> _Camera:
+    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> Camera:
         """The camera state ``batch`` belongs to: the camera's current epoch, a new one (see the
         module docstring), or the first, resumed from the committed hint if there is one."""
-        current = self._current.get((tp, batch.camera_id))
-        if current is None:
+        cam = self.cameras.current(tp, batch.camera_id)
+        if cam is None:
             hint = self.ledger.hint(tp, batch.camera_id)
             return self._new_camera(tp, batch, hint.epoch if hint else 0, hint.seq if hint else None)
-        cam = self._cameras[current]
+        current = cam.key
         reason = epoch_reason(cam.windows, fps=cam.fps, newest_ts=cam.newest_ts, batch=batch,
                               max_seq_jump=self.config.window.max_seq_jump)
         if reason is None:
@@ -398,15 +319,40 @@ class Pipeline:
             self._ended += self._finish_epoch(current)
         return self._new_camera(tp, batch, epoch, None)
 
-    def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None) -> _Camera:
-        key = (tp, batch.camera_id, epoch)
+    def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None) -> Camera:
         windows: CameraWindows[Any] = CameraWindows(batch.camera_id, self.spec.clip, self.config.window,
                                                     retain=self.predictor.retain, release=self.predictor.release)
         windows.set_source_fps(batch.source_fps)
         if resume_at is not None:
             windows.resume_at(resume_at)
         smoother = Smoother(self.class_names, self.config.smoothing, max_gap_ns=int(self.config.window.max_gap_s * 1e9))
-        cam = _Camera(windows=windows, smoother=smoother, key=key, fps=batch.source_fps)
-        self._cameras[key] = cam
-        self._current[(tp, batch.camera_id)] = key
-        return cam
+        return self.cameras.add(Camera(windows=windows, smoother=smoother, key=(tp, batch.camera_id, epoch),
+                                        fps=batch.source_fps))
+
+def _window_ref(window: ClipWindow[Any]) -> WindowRef:
+    ts = window.capture_ts_ns
+    return WindowRef(start_seq=window.start_seq, end_seq=window.end_seq, start_capture_ts_ns=ts[0],
+                     end_capture_ts_ns=ts[-1], newest_capture_ts_ns=window.newest_capture_ts_ns,
+                     max_frame_gap_ns=max((b - a for a, b in zip(ts, ts[1:])), default=0))
+
+
+def _prediction(window: ClipWindow[Any], ref: WindowRef, p: Sequence[float], class_names: Sequence[str],
+                predictor: Predictor) -> WindowPrediction:
+    return WindowPrediction(camera_id=window.camera_id, start_seq=window.start_seq, end_seq=window.end_seq,
+                            end_capture_ts_ns=ref.end_capture_ts_ns,
+                            probabilities={n: float(v) for n, v in zip(class_names, p)},
+                            model_name=predictor.model_name, checkpoint_sha256=predictor.checkpoint_sha256,
+                            filled_frames=window.filled)
+
+
+def _event(key: CameraKey, seg: Segment, predictor: Predictor, model: str, emitted_at: float) -> EmittedEvent:
+    """The event of a finished segment; its id is a function of the camera, epoch, frame range
+    and model only."""
+    _, camera_id, epoch = key
+    start, end = seg.first.start_seq, seg.last.end_seq
+    ev = ActionEvent(event_id=make_event_id(camera_id, start, end, model, epoch), camera_id=camera_id,
+                     label=seg.label, confidence=round(seg.confidence, 6), start_seq=start, end_seq=end,
+                     start_capture_ts_ns=seg.first.start_capture_ts_ns, end_capture_ts_ns=seg.last.end_capture_ts_ns,
+                     model_name=predictor.model_name, checkpoint_sha256=predictor.checkpoint_sha256,
+                     emitted_at=emitted_at, num_windows=seg.num_windows, epoch=epoch)
+    return EmittedEvent(ev, seg.newest_capture_ts_ns)

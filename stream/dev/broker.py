@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from stream.dev.certificates import make_broker_certificate, make_client_certificate
 from stream.errors import BrokerError
 
 KAFKA_VERSION = "4.3.1"
@@ -204,13 +205,15 @@ class LocalBroker:
                                  or free_port())
         if self.tls:
             self.ssl_port = self.ssl_port or free_port()
-            self._make_certificate(require_tool("keytool", "apt-get install -y openjdk-17-jre-headless"))
+            keytool = require_tool("keytool", "apt-get install -y openjdk-17-jre-headless")
+            make_broker_certificate(self.data_dir / "tls", keytool, password=self.KEYSTORE_PASSWORD)
         if self.scram_users:
             self.sasl_ssl_port = self.sasl_ssl_port or free_port()
         if self.mtls:
             self.mtls_port = self.mtls_port or free_port()
-            self._make_client_certificate(require_tool("openssl", "apt-get install -y openssl"),
-                                          require_tool("keytool", "apt-get install -y openjdk-17-jre-headless"))
+            make_client_certificate(self.data_dir / "tls", require_tool("openssl", "apt-get install -y openssl"),
+                                    require_tool("keytool", "apt-get install -y openjdk-17-jre-headless"),
+                                    key_password=self.CLIENT_KEY_PASSWORD, store_password=self.KEYSTORE_PASSWORD)
         self._write_config(self._controller_port)
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
@@ -302,41 +305,6 @@ class LocalBroker:
     def client_keyfile(self) -> Path:
         """Its private key (PEM), encrypted with :attr:`CLIENT_KEY_PASSWORD`."""
         return self.data_dir / "tls" / "client.key"
-
-    def _make_certificate(self, keytool: str) -> None:
-        """A self-signed certificate for 127.0.0.1/localhost in a PKCS12 keystore (once)."""
-        tls = self.data_dir / "tls"
-        if self.ca_file.is_file():
-            return
-        tls.mkdir(parents=True, exist_ok=True)
-        store = ["-keystore", str(tls / "broker.p12"), "-storetype", "PKCS12", "-storepass", self.KEYSTORE_PASSWORD]
-        for cmd in ([keytool, "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048", "-validity",
-                     "30", "-dname", "CN=localhost", "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-ext", "BC=ca:true",
-                     "-keypass", self.KEYSTORE_PASSWORD, *store],
-                    [keytool, "-exportcert", "-rfc", "-alias", "broker", "-file", str(self.ca_file), *store]):
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                raise BrokerError(f"keytool failed making the broker's certificate: {out.stdout[-800:]}{out.stderr[-800:]}")
-
-    def _make_client_certificate(self, openssl: str, keytool: str) -> None:
-        """A self-signed client certificate with an encrypted key (PEM, as clients load them) and
-        a truststore holding it, which the mutual-TLS listener checks clients against (once)."""
-        tls = self.data_dir / "tls"
-        truststore = tls / "clients.p12"
-        if truststore.is_file():
-            return
-        tls.mkdir(parents=True, exist_ok=True)
-        for what, cmd in (
-                ("openssl", [openssl, "req", "-x509", "-newkey", "rsa:2048", "-days", "30", "-subj", "/CN=camera-ops",
-                             "-keyout", str(self.client_keyfile), "-out", str(self.client_certfile),
-                             "-passout", f"pass:{self.CLIENT_KEY_PASSWORD}"]),
-                ("keytool", [keytool, "-importcert", "-noprompt", "-alias", "camera-ops", "-file",
-                             str(self.client_certfile), "-keystore", str(truststore), "-storetype", "PKCS12",
-                             "-storepass", self.KEYSTORE_PASSWORD])):
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                raise BrokerError(f"{what} failed making the test client's certificate: "
-                                  f"{out.stdout[-800:]}{out.stderr[-800:]}")
 
     def _scram_format_args(self) -> list[str]:
         args = []

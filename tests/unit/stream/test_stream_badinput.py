@@ -139,7 +139,7 @@ def test_capture_times_that_go_back_are_clamped_and_skewed_clocks_counted():
     assert offer(pipe, envelope(camera=b"cam-t", frames=[jpeg()] * 24, stamps=stamps), b"cam-t", 0) == []
     while pipe.pending:
         pipe.step(force=True)
-    cam = next(c for k, c in pipe._cameras.items() if k[1] == "cam-t")
+    cam = next(c for c in pipe.cameras if c.key[1] == "cam-t")
     assert cam.newest_seq_ts == stamps[-1]
     sample = metrics.registry.get_sample_value
     assert sample("soccerkd_timestamp_anomalies_total", {"kind": "backwards"}) == 1

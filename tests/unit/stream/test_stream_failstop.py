@@ -45,8 +45,8 @@ def test_healthy_commits_go_out():
     svc = service(producer)
     publish_all(svc)
     assert ("events", b"cam-0") in producer.sent and ("events", b"cam-1") in producer.sent
-    assert svc.commit() is True and svc.kafka.consumer.commits[-1][0] == "async"
-    assert svc.commit(final=True) is True and svc.kafka.consumer.commits[-1][0] == "sync"
+    assert svc.delivery.commit() is True and svc.kafka.consumer.commits[-1][0] == "async"
+    assert svc.delivery.commit(final=True) is True and svc.kafka.consumer.commits[-1][0] == "sync"
 
 
 @pytest.mark.parametrize("producer", [FakeProducer(fail_topics={"events"}), FakeProducer(raise_topics={"events"})],
@@ -58,12 +58,12 @@ def test_a_failed_event_publish_stops_every_later_commit(producer):
     except RuntimeError:
         pass   # a synchronous send error surfaces here; the publisher is poisoned either way
     with pytest.raises(PublishError):
-        svc.commit()
+        svc.delivery.commit()
     svc.kafka.consumer.revoke([TP0])            # revoke of one partition: no commit for it...
     with pytest.raises(PublishError):
-        svc.commit()                  # ...and the kept partition still refuses (the failure is kept)
+        svc.delivery.commit()                  # ...and the kept partition still refuses (the failure is kept)
     with pytest.raises(PublishError):
-        svc.commit(final=True)
+        svc.delivery.commit(final=True)
     consumer = svc.kafka.consumer
     svc.close()                       # close fires revoke for the rest: still nothing
     assert svc.kafka is None and consumer.closed
@@ -79,7 +79,7 @@ def test_a_failed_dead_letter_stops_commits_too():
 
     svc.dead_letter(type("Rec", (), {"key": b"x", "value": b"junk"})(), SourceRef("frames", 0, 99), BadMagicError("x"))
     with pytest.raises(PublishError):
-        svc.commit()
+        svc.delivery.commit()
     svc.close()
     assert consumer.commits == []
 
@@ -105,12 +105,12 @@ def test_revoke_runs_no_inference_and_commits_what_is_published():
     assert len(predictor.batches) == batches               # no inference on the IO thread
     assert svc.kafka.consumer.commits and set(svc.kafka.consumer.commits[-1][1]) == {TP0}
     assert svc.pipeline.pending > 0 and all(w.camera_id != "cam-0" for _, _, w in svc.pipeline._pending)
-    assert TP0 not in svc.assigned and TP1 in svc.assigned
+    assert TP0 not in svc.delivery.assigned and TP1 in svc.delivery.assigned
 
 
 def test_commit_failures_are_counted():
     svc = service(FakeProducer())
-    svc.commit_failed(RuntimeError("coordinator moved"))
+    svc.delivery.commit_failed(RuntimeError("coordinator moved"))
     assert svc.metrics.registry.get_sample_value("soccerkd_commit_failures_total") == 1.0
 
 
@@ -140,14 +140,14 @@ def tx_service(producer, **publisher_options):
 def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewound():
     producer = FakeTxProducer()
     svc = tx_service(producer)
-    assert svc.commit() is False                                 # refused, aborted, rewound...
+    assert svc.delivery.commit() is False                                 # refused, aborted, rewound...
     assert producer.calls[-2:] == ["offsets", "abort"] and not svc.kafka.publisher.failed
     assert sorted(svc.kafka.consumer.rewinds) == [TP0, TP1] and svc.pipeline.pending == 0
     svc.publish(svc.pipeline.drain())
     for tp in (TP0, TP1):   # the rewound partitions deliver again and commit in a fresh transaction
         svc.pipeline.offer_bytes(encode_frame_batch(solid_batch(f"cam-{tp[1]}", 48, [BLUE] * 4)),
                                  SourceRef(tp[0], tp[1], 3))
-    assert svc.commit() is True and producer.calls[-3:] == ["begin", "offsets", "commit"]
+    assert svc.delivery.commit() is True and producer.calls[-3:] == ["begin", "offsets", "commit"]
 
 
 def test_a_refused_transaction_inside_a_revoke_fails_stop():
@@ -156,7 +156,7 @@ def test_a_refused_transaction_inside_a_revoke_fails_stop():
     svc.kafka.consumer.revoke([TP0])   # the commit is refused on the IO thread: no seeks there, poison instead
     assert svc.kafka.publisher.failed and svc.kafka.consumer.rewinds == []
     with pytest.raises(PublishError):
-        svc.commit()
+        svc.delivery.commit()
 
 
 class WedgedTxProducer(FakeTxProducer):
@@ -183,11 +183,11 @@ def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
     svc = tx_service(producer, timeout_s=0.3)
     t0 = time.monotonic()
     with pytest.raises(PublishError, match="did not finish within 0.3 s"):
-        svc.commit()
+        svc.delivery.commit()
     assert time.monotonic() - t0 < 3, "the commit must not wait for the wedged call"
     assert svc.kafka.publisher.failed
     with pytest.raises(PublishError):   # for good: no later commit (periodic, revoke, close) passes it
-        svc.commit()
+        svc.delivery.commit()
     t0 = time.monotonic()
     svc.kafka.publisher.close()   # bounded too: the abort of the wedged transaction gives up in time
     assert time.monotonic() - t0 < 3 and producer.closed

@@ -17,7 +17,10 @@ def test_silent_clients_time_out_and_handlers_are_bounded():
     url = f"http://127.0.0.1:{server.port}/metrics"
     try:
         silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]   # hold both handlers
-        time.sleep(0.2)
+        deadline = time.monotonic() + 5
+        while server.busy_handlers < 2 and time.monotonic() < deadline:   # accepted (not a fixed sleep: load)
+            time.sleep(0.01)
+        assert server.busy_handlers == 2
         extra = socket.create_connection(("127.0.0.1", server.port))
         extra.settimeout(2)
         extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")

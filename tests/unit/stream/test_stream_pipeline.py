@@ -396,9 +396,9 @@ def test_a_change_of_fps_pins_a_new_epoch_and_its_own_stride():
     pipe = Pipeline(ScriptedPredictor(spec=spec), config=CFG)
     items = _epoch_stream(48, fps2=50.0, t_gap_s=2.0)   # continues at seq 48 but at 50 fps
     run_all(pipe, items)
-    epochs = sorted(k[2] for k in pipe._cameras)
+    epochs = sorted(cam.key[2] for cam in pipe.cameras)
     assert len(epochs) == 1 and epochs[0] != 0      # the 25 fps epoch ended, the 50 fps one is current
-    cam = next(iter(pipe._cameras.values()))
+    cam = next(iter(pipe.cameras))
     assert cam.windows.stride() == 4 and cam.fps == 50.0   # 50 fps resampled to 12.5: stride 4
 
 
@@ -433,5 +433,5 @@ def test_an_epoch_that_repeats_an_earlier_start_time_gets_a_number_of_its_own():
     pipe.offer_bytes(encode_frame_batch(dataclasses.replace(later, source_fps=30.0)), SourceRef(*tp, 1))
     pipe.offer_bytes(encode_frame_batch(dataclasses.replace(later, source_fps=50.0)), SourceRef(*tp, 2))
     out = pipe.drain()
-    epochs = sorted({k[2] for k in pipe._cameras} | {e.event.epoch for e in out.events})
+    epochs = sorted({cam.key[2] for cam in pipe.cameras} | {e.event.epoch for e in out.events})
     assert len(epochs) == len(set(epochs)) and out.windows > 0
