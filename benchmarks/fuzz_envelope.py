@@ -3,7 +3,7 @@
     python benchmarks/fuzz_envelope.py --cases 100000 [--seed 0] [--out fuzz.json]
 
 Each case starts from a valid envelope (real JPEG frames) or from the bad-input corpus
-(``stream.dev.testing.bad_input_corpus``). 40% keep the envelope valid and break one JPEG frame
+(``stream.dev.badinput.bad_input_corpus``). 40% keep the envelope valid and break one JPEG frame
 (bytes overwritten, cut or inserted, its frame-header size rewritten); the rest apply 1-4
 mutations that know the envelope layout: a header
 field set to a boundary value (0, 1, 2**31, 2**64-1, NaN, inf, 1e300...), a length or count made

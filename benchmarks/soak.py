@@ -5,7 +5,7 @@
 A local broker; the real `soccerkd serve` in a subprocess; a load thread sending every camera's
 frames in real time (solid-colour 64x48 JPEGs whose colour changes every few seconds, so events
 keep coming), with one message in a hundred taken from the bad-input corpus
-(``stream.dev.testing.bad_input_corpus``). It samples the serve process's RSS and open file
+(``stream.dev.badinput.bad_input_corpus``). It samples the serve process's RSS and open file
 descriptors each minute. At the end, after a SIGTERM, it checks that nothing was lost: serve read
 every frames message (its count equals the topic's end offsets),
 every event serve reports having made is on the events topic, and every bad message sent is on

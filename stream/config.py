@@ -8,12 +8,12 @@ from typing import Literal, Optional
 
 from soccerkd.errors import ConfigError
 
-from stream.kafka.config import KafkaConfig
 from stream.core.limits import LimitsConfig
 from stream.core.pipeline import PipelineConfig
-from stream.inference.shadow import ShadowConfig
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
+from stream.inference.shadow import ShadowConfig
+from stream.kafka.config import KafkaConfig
 
 
 @dataclass(frozen=True)

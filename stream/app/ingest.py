@@ -29,9 +29,10 @@ from typing import Any, Callable, Iterator, Literal
 
 from soccerkd.errors import DataError
 
-from stream.errors import StreamError
 from stream.core.wire import FrameBatch, encode_frame_batch
+from stream.errors import StreamError
 from stream.inference.images import encode_image
+from stream.kafka.publisher import Sends
 
 log = logging.getLogger("soccerkd.ingest")
 RECONNECTED = "reconnected"   # yielded by a live source's frames between an outage and its next frame
@@ -434,13 +435,13 @@ def run_camera(options: IngestOptions, producer: Any, stats: IngestStats, *, sto
 
         bar = tqdm(unit="frame", desc=f"ingest {cam}", dynamic_ncols=True)
     t0 = time.perf_counter()
-    futures: list[Any] = []
+    sends = Sends()
     observe = None if metrics is None else (lambda stage, sec: metrics.stage.labels(stage=stage).observe(sec))
     try:
         for batch in frame_batches(opened, options, observe=observe):
             value = encode_frame_batch(batch)
             t_send = time.perf_counter()
-            futures.append(producer.send(options.topic, key=batch.key, value=value))
+            sends.add(producer.send(options.topic, key=batch.key, value=value))
             if metrics is not None:
                 metrics.stage.labels(stage="produce").observe((time.perf_counter() - t_send) / len(batch.frames))
                 metrics.frames.labels(camera=cam, outcome="sent").inc(len(batch.frames))
@@ -451,9 +452,9 @@ def run_camera(options: IngestOptions, producer: Any, stats: IngestStats, *, sto
                 bar.update(len(batch.frames))
                 bar.set_postfix(fps=f"{stats.frames / max(1e-9, time.perf_counter() - t0):.1f}",
                                 MB=f"{stats.bytes / 1e6:.1f}", refresh=False)
-            if len(futures) > 256:
-                futures = [f for f in futures if not f.is_done or f.failed()]
-                _raise_failed(futures)
+            if len(sends) > 256:
+                sends.forget_acknowledged()
+                _raise_failed(sends)
             if should_stop() or stop.is_set():
                 break
     finally:
@@ -463,7 +464,7 @@ def run_camera(options: IngestOptions, producer: Any, stats: IngestStats, *, sto
         if metrics is not None:
             metrics.up.labels(camera=cam).set(0)
     producer.flush()
-    _raise_failed(futures)
+    _raise_failed(sends)
 
 
 def _observed(frames: Iterator[Any], camera: str, metrics: Any) -> Iterator[Any]:
@@ -488,11 +489,10 @@ def _observed(frames: Iterator[Any], camera: str, metrics: Any) -> Iterator[Any]
         yield item
 
 
-def _raise_failed(futures: list[Any]) -> None:
-    failed = [f for f in futures if f.is_done and f.failed()]
-    if failed:
-        raise StreamError(f"{len(failed)} frame batch(es) were not accepted by the broker; first error: "
-                          f"{failed[0].exception!r}")
+def _raise_failed(sends: Sends) -> None:
+    failure = sends.failure()
+    if failure is not None:
+        raise StreamError(f"a frame batch was not accepted by the broker: {failure!r}")
 
 
 @dataclass

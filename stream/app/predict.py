@@ -20,10 +20,10 @@ from typing import Any, Sequence
 from soccerkd.errors import DataError
 
 from stream.app.ingest import IngestOptions, frame_batches, open_source
-from stream.core.wire import encode_frame_batch
 from stream.app.outputs import plot_timeline, write_events, write_overlay
 from stream.core.ledger import SourceRef
 from stream.core.pipeline import Pipeline, PipelineConfig
+from stream.core.wire import encode_frame_batch
 
 DEFAULT_OUT = Path("runs/predict")
 

@@ -84,6 +84,16 @@ def kafka_from_args(args: argparse.Namespace, config_bootstrap: str | None = Non
                        sasl_username=args.sasl_username, sasl_password_file=args.sasl_password_file, **extra)
 
 
+def kafka_client(args: argparse.Namespace, config_bootstrap: str | None = None, **extra: object):
+    """The opening of every Kafka client command: its :class:`~stream.kafka.config.KafkaConfig`
+    from the flags, and kafka-python's security arguments for it (passwords read, a client
+    certificate loaded once). Returns ``(kafka, security)``."""
+    from stream.kafka.connection import client_security
+
+    kafka = kafka_from_args(args, config_bootstrap, **extra)
+    return kafka, client_security(kafka)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("broker", help="start, inspect or stop a local Apache Kafka broker (KRaft)")
     sub = parser.add_subparsers(dest="broker_command", required=True, metavar="ACTION")

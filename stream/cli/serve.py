@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stream.cli.broker import add_bootstrap_argument, add_kafka_arguments, kafka_from_args, resolve_bootstrap
+from stream.cli.broker import add_bootstrap_argument, add_kafka_arguments, kafka_client, resolve_bootstrap
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,10 +87,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     if (args.sources is None) == (args.source is None) or (args.source is not None) != (args.camera_id is not None):
         raise StreamError("give either --source and --camera-id (one camera) or --sources CAMERAS_YAML (many)")
-    from stream.kafka.connection import client_security
-
-    kafka = kafka_from_args(args, connect_timeout_s=args.connect_timeout)
-    security = client_security(kafka)
+    kafka, security = kafka_client(args, connect_timeout_s=args.connect_timeout)
     bootstrap = kafka.bootstrap
     shared = dict(bootstrap=bootstrap, topic=args.topic, frames_per_batch=args.frames_per_batch,
                   jpeg_quality=args.jpeg_quality, max_side=args.max_side, pacing=args.pacing, loop=args.loop,
@@ -174,10 +171,7 @@ def _tail(args: argparse.Namespace) -> int:
     from stream.errors import StreamError
     from stream.kafka.events import tail
 
-    from stream.kafka.connection import client_security
-
-    kafka = kafka_from_args(args)
-    security = client_security(kafka)
+    kafka, security = kafka_client(args)
     if not topics.exists(kafka.bootstrap, args.topic, timeout_s=args.connect_timeout, security=security):
         raise StreamError(topics.missing_topic_message(args.topic, kafka.bootstrap, "--topic"))
     _, interrupted = tail(kafka.bootstrap, args.topic, from_beginning=args.from_beginning, max_events=args.max_events,

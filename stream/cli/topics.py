@@ -6,8 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stream.cli.broker import add_kafka_arguments, kafka_from_args
-from stream.kafka.connection import client_security
+from stream.cli.broker import add_kafka_arguments, kafka_client
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -94,8 +93,8 @@ def _create(args: argparse.Namespace) -> int:
         specs = [topics.TopicSpec(n, args.partitions, config) for n in args.names]
     else:
         raise StreamError("name the topic(s) to create, or give --defaults for the service's topics")
-    kafka = kafka_from_args(args, config_bootstrap)
-    for name, outcome in topics.create(kafka.bootstrap, specs, security=client_security(kafka)):
+    kafka, security = kafka_client(args, config_bootstrap)
+    for name, outcome in topics.create(kafka.bootstrap, specs, security=security):
         spec = next(s for s in specs if s.name == name)
         print(f"{name}: {outcome}" + (f" ({spec.partitions} partition(s))" if outcome == "created" else ""))
     return 0
@@ -104,8 +103,8 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from stream.kafka import admin as topics
 
-    kafka = kafka_from_args(args)
-    infos = topics.list_topics(kafka.bootstrap, internal=args.all, security=client_security(kafka))
+    kafka, security = kafka_client(args)
+    infos = topics.list_topics(kafka.bootstrap, internal=args.all, security=security)
     if args.json:
         print(json.dumps([i.to_json() for i in infos]))
         return 0
@@ -119,8 +118,8 @@ def _list(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     from stream.kafka import admin as topics
 
-    kafka = kafka_from_args(args)
-    infos = topics.describe(kafka.bootstrap, args.names, security=client_security(kafka))
+    kafka, security = kafka_client(args)
+    infos = topics.describe(kafka.bootstrap, args.names, security=security)
     if args.json:
         print(json.dumps([i.to_json() for i in infos]))
         return 0
@@ -136,8 +135,8 @@ def _describe(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     from stream.kafka import admin as topics
 
-    kafka = kafka_from_args(args)
-    topics.delete(kafka.bootstrap, args.names, security=client_security(kafka))
+    kafka, security = kafka_client(args)
+    topics.delete(kafka.bootstrap, args.names, security=security)
     for name in args.names:
         print(f"{name}: deleted")
     return 0

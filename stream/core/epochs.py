@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.core.wire import FrameBatch
 from stream.core.windowing import CameraWindows
+from stream.core.wire import FrameBatch
 
 REASONS = ("fps_change", "seq_jump", "restart")
 

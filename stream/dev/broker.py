@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from stream.dev.certificates import make_broker_certificate, make_client_certificate
-from stream.errors import BrokerError
+from stream.errors import BrokerError, StreamError
 
 KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.25.3"
@@ -405,45 +405,27 @@ class ExternalBroker:
 
 def admin_ping(bootstrap: str, timeout_ms: int = 2000) -> bool:
     """True when an admin client can list topics at ``bootstrap``."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    from stream.kafka.admin import admin
+
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
-                                 bootstrap_timeout_ms=timeout_ms, client_id="soccerkd-ping")
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.list_topics()
+        with admin(bootstrap, timeout_s=timeout_ms / 1000) as client:
+            client.list_topics()
         return True
-    except (KafkaError, OSError):
+    except (StreamError, KafkaError, OSError, ValueError):
         return False
-    finally:
-        admin.close()
 
 
 def create_topic(bootstrap: str, name: str, *, partitions: int = 1, config: dict[str, str] | None = None,
                  timeout: float = 30.0) -> None:
-    """Create ``name`` (replication 1) and wait until its metadata is visible; existing is fine."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    """Create ``name`` (replication 1) and wait until its metadata is visible; existing is fine
+    (:func:`stream.kafka.admin.create`, as ``soccerkd topics create`` does)."""
+    from stream.kafka.admin import TopicSpec, create
 
     if partitions < 1:
         raise BrokerError(f"partitions must be >= 1, got {partitions!r}")
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="soccerkd-admin")
-    try:
-        try:
-            admin.create_topics([NewTopic(name, partitions, 1, topic_configs=dict(config or {}))])
-        except TopicAlreadyExistsError:
-            pass
-        deadline = time.monotonic() + timeout
-        while name not in admin.list_topics():
-            if time.monotonic() > deadline:
-                raise BrokerError(f"topic {name!r} did not appear within {timeout:.0f} s")
-            time.sleep(0.1)
-    finally:
-        admin.close()
+    create(bootstrap, [TopicSpec(name, partitions, dict(config or {}))], timeout_s=timeout)
 
 
 def pid_alive(pid: int) -> bool:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from stream.inference.artifacts import find_file, resolve_checkpoint
-from stream.errors import StreamError
-from stream.core.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments
 from stream.app.outputs import plot_timeline, predicted_segments, write_events, write_overlay
+from stream.core.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments
+from stream.errors import StreamError
+from stream.inference.artifacts import find_file, resolve_checkpoint
 
 # ~43 s at 25 fps: every action more than once, transitions in both directions.
 DEFAULT_TIMELINE: tuple[tuple[str, int], ...] = (

@@ -18,9 +18,9 @@ from soccerkd.spec import ClipSpec, InputSpec
 
 from stream.core.ledger import SourceRef
 from stream.core.ports import FrameJob
+from stream.core.windowing import ClipWindow
 from stream.core.wire import MAGIC, EnvelopeError, FrameBatch, encode_frame_batch
 from stream.inference.images import decode_image, encode_image
-from stream.core.windowing import ClipWindow
 
 
 class FakeClock:

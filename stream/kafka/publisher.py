@@ -62,6 +62,36 @@ def call_within(timeout_s: float, what: str, fn: Callable[..., Any], *args: Any)
     return box.get("result")
 
 
+class Sends:
+    """The futures of records sent and not yet known to be acknowledged (kafka-python's
+    ``FutureRecordMetadata``): the one bookkeeping of the publisher and the ingester."""
+
+    def __init__(self) -> None:
+        self._futures: list[Any] = []
+
+    def add(self, future: Any) -> Any:
+        self._futures.append(future)
+        return future
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def failure(self) -> BaseException | None:
+        """The error of the first send known to have failed, if any."""
+        bad = next((f for f in self._futures if f.is_done and f.failed()), None)
+        return None if bad is None else bad.exception
+
+    def all_done(self) -> bool:
+        return all(f.is_done for f in self._futures)
+
+    def forget_acknowledged(self) -> None:
+        """Drop the sends that succeeded (keeps the pending and the failed)."""
+        self._futures = [f for f in self._futures if not f.is_done or f.failed()]
+
+    def clear(self) -> None:
+        self._futures = []
+
+
 class Publisher:
     """Wraps a kafka-python ``KafkaProducer`` (or a fake with ``send``/``flush``)."""
 
@@ -69,7 +99,7 @@ class Publisher:
         self.producer = producer
         self.transactional = transactional
         self.timeout_s = timeout_s
-        self._futures: list[Any] = []
+        self._sends = Sends()
         self._in_transaction = False
         self.failure: BaseException | None = None
 
@@ -91,8 +121,7 @@ class Publisher:
         except BaseException as exc:
             self.poison(exc)
             raise
-        self._futures.append(future)
-        return future
+        return self._sends.add(future)
 
     def settle(self) -> bool:
         """Flush, then check every future sent since the last settle. Raises :class:`PublishError`
@@ -103,20 +132,20 @@ class Publisher:
             except PublishTimeout as exc:
                 self.poison(exc)
             else:
-                bad = next((f for f in self._futures if f.failed()), None)
-                if bad is not None:
-                    self.poison(bad.exception)
+                failure = self._sends.failure()   # after a flush every send is done
+                if failure is not None:
+                    self.poison(failure)
         if self.failure is not None:
             raise PublishError(f"not committing after a failed publish or processing step: "
                                f"{type(self.failure).__name__}: {self.failure}") from self.failure
-        if all(f.is_done for f in self._futures):
-            self._futures = []
+        if self._sends.all_done():
+            self._sends.clear()
             return True
         return False
 
     @property
     def outstanding(self) -> int:
-        return len(self._futures)
+        return len(self._sends)
 
     # -- exactly once -----------------------------------------------------------------------
     def commit_transaction(self, offsets: Any, group_metadata: Any) -> None:
@@ -134,7 +163,7 @@ class Publisher:
             self._in_transaction = False
         except CommitFailedError as exc:   # abortable: the group's generation moved on
             self.abort()
-            self._futures = []
+            self._sends.clear()
             raise TransactionAborted(f"transaction aborted, the group moved on: {exc}") from exc
         except BaseException as exc:
             self.poison(exc)

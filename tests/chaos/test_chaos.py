@@ -36,10 +36,10 @@ import pytest
 from soccerkd.config import dump_config
 from soccerkd.spec import ClipSpec, InputSpec
 from stream.config import BatchingConfig, ModelConfig, StreamConfig
-from stream.kafka.config import KafkaConfig
-from stream.kafka.events import iter_records, read_events
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
+from stream.kafka.config import KafkaConfig
+from stream.kafka.events import iter_records, read_events
 
 pytestmark = pytest.mark.timeout(600)   # a mode takes 150-350 s; the broker restart and a fail-stop restart add to it
 ROOT = Path(__file__).resolve().parents[2]

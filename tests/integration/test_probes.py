@@ -16,9 +16,9 @@ import urllib.request
 import pytest
 
 from stream.config import BatchingConfig, StreamConfig
-from stream.kafka.config import KafkaConfig
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
+from stream.kafka.config import KafkaConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

@@ -19,16 +19,14 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from kafka_setup import fresh_kafka_config, tiny_checkpoint
 
 from soccerkd.config import dump_config
-from soccerkd.spec import ClipSpec, InputSpec
 from stream.config import BatchingConfig, ModelConfig, StreamConfig
-from stream.kafka.config import KafkaConfig
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
 
@@ -45,23 +43,6 @@ def need(tool: str) -> str:
             pytest.fail(f"{tool} is missing under CI: install Debian's `prometheus` package (make tools)",
                         pytrace=False)
         pytest.skip(f"{tool} not installed (Debian package `prometheus`)")
-    return path
-
-
-def tiny_checkpoint(path: Path) -> Path:
-    import torch
-
-    from soccerkd.models import create_model
-    from soccerkd.train.checkpoint import save_checkpoint
-
-    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
-                     class_names=("kick", "run", "walk", "dribble"))
-    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))
-    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
-                    class_names=list(spec.class_names), model_kwargs={})
     return path
 
 
@@ -119,15 +100,9 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
         assert out.returncode == 0, out.stdout + out.stderr
 
     # 2. soccerkd serve, the real CLI in a subprocess, with its metrics port.
-    uid = uuid.uuid4().hex[:8]
-    names = {k: f"prom-{k}-{uid}" for k in ("frames", "events", "dlq")}
-    for key, name in names.items():
-        kafka_broker.create_topic(name, partitions=2 if key == "frames" else 1)
     port = free_port()
     cfg = StreamConfig(
-        kafka=KafkaConfig(bootstrap=kafka_broker.bootstrap, frames_topic=names["frames"], events_topic=names["events"],
-                          dlq_topic=names["dlq"], group_id=f"prom-{uid}", commit_interval_ms=300,
-                          session_timeout_ms=6000, heartbeat_interval_ms=1000),
+        kafka=fresh_kafka_config(kafka_broker, "prom", frames_partitions=2),
         model=ModelConfig(checkpoint=tiny_checkpoint(tmp_path / "tiny.pt"), device="cpu", amp="none", cpu_threads=1),
         windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),
         smoothing=SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, max_windows=4),
@@ -149,12 +124,12 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
         n = 0
         while not stop.is_set():
             for cam in seq:
-                producer.send(names["frames"], key=cam.encode(),
+                producer.send(cfg.kafka.frames_topic, key=cam.encode(),
                               value=encode_frame_batch(solid_batch(cam, seq[cam], [(200, 30, 30)] * 4,
                                                                    t0_ns=time.time_ns())))
                 seq[cam] += 4 if n % 10 else 6  # every 10th batch skips 2 frames
             if n % 15 == 7:
-                producer.send(names["frames"], key=b"cam-a", value=b"NOPE" + b"\x00" * 40)
+                producer.send(cfg.kafka.frames_topic, key=b"cam-a", value=b"NOPE" + b"\x00" * 40)
             n += 1
             producer.flush()
             stop.wait(0.08)
@@ -175,7 +150,7 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
     ingest_port = free_port()
     ingest_log = open(tmp_path / "ingest.log", "w")
     ingester = subprocess.Popen([sys.executable, "-m", "stream.cli", "ingest", "--source", str(video), "--camera-id",
-                                 "cam-file", "--loop", "--topic", names["frames"], "--bootstrap", kafka_broker.bootstrap,
+                                 "cam-file", "--loop", "--topic", cfg.kafka.frames_topic, "--bootstrap", kafka_broker.bootstrap,
                                  "--metrics-port", str(ingest_port), "--metrics-bind", "127.0.0.1", "--no-progress"],
                                 cwd=ROOT,
                                 stdout=ingest_log, stderr=subprocess.STDOUT)

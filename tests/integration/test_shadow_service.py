@@ -4,15 +4,11 @@ metrics read back from the service's registry."""
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
-
 import pytest
+from kafka_setup import fresh_kafka_config, serving, tiny_checkpoint
 from prometheus_client import CollectorRegistry
 
 from stream.config import BatchingConfig, StreamConfig
-from stream.kafka.config import KafkaConfig
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
 
@@ -36,14 +32,8 @@ def test_shadow_teacher_compares_live_windows(kafka_broker):
     from stream.inference.shadow import ShadowedPredictor, ShadowMetrics, ShadowRunner
     from stream.dev.testing import ScriptedPredictor, solid_batch
 
-    uid = uuid.uuid4().hex[:8]
-    names = {k: f"shadow-{k}-{uid}" for k in ("frames", "events", "dlq")}
-    for name in names.values():
-        kafka_broker.create_topic(name, partitions=1)
     cfg = StreamConfig(
-        kafka=KafkaConfig(bootstrap=kafka_broker.bootstrap, frames_topic=names["frames"], events_topic=names["events"],
-                          dlq_topic=names["dlq"], group_id=f"shadow-{uid}", commit_interval_ms=300,
-                          session_timeout_ms=6000, heartbeat_interval_ms=1000),
+        kafka=fresh_kafka_config(kafka_broker, "shadow"),
         windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),
         smoothing=SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, max_windows=4),
         batching=BatchingConfig(max_batch=4, max_wait_ms=20, max_pending_windows=16, resume_pending_windows=4),
@@ -56,20 +46,14 @@ def test_shadow_teacher_compares_live_windows(kafka_broker):
     service = build_service(cfg, predictor=ShadowedPredictor(student, runner), metrics=Metrics(registry))
     producer = make_producer(cfg.kafka)
     for seq in range(0, 64, 4):  # 64 red frames: the student says "red" for every window
-        producer.send(names["frames"], key=b"cam", value=encode_frame_batch(solid_batch("cam", seq, [(220, 10, 10)] * 4)))
+        producer.send(cfg.kafka.frames_topic, key=b"cam", value=encode_frame_batch(solid_batch("cam", seq, [(220, 10, 10)] * 4)))
     producer.flush()
     producer.close()
-    thread = threading.Thread(target=service.run, name="serve", daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while (registry.get_sample_value("soccerkd_windows_total") or 0) < 31:
-            assert time.monotonic() < deadline, "the service did not classify the windows"
-            time.sleep(0.2)
-        runner.drain()
+        with serving(service, until=lambda: (registry.get_sample_value("soccerkd_windows_total") or 0) >= 31,
+                     what="the service did not classify the windows"):
+            runner.drain()
     finally:
-        service.stop()
-        thread.join(30)
         runner.close()
     windows = registry.get_sample_value("soccerkd_windows_total")
     value = lambda s, t: registry.get_sample_value("soccerkd_shadow_confusion_total", {"student": s, "teacher": t}) or 0
@@ -77,26 +61,6 @@ def test_shadow_teacher_compares_live_windows(kafka_broker):
     assert value("red", "red") == 16 and value("red", "other") == 15  # start 0, 4, ..., 60 agree
     assert registry.get_sample_value("soccerkd_shadow_agreement") == pytest.approx(16 / 31)
     assert registry.get_sample_value("soccerkd_shadow_dropped_total", {"reason": "queue_full"}) == 0
-
-
-def tiny_checkpoint(path, favour: int):
-    import torch
-
-    from soccerkd.models import create_model
-    from soccerkd.spec import ClipSpec, InputSpec
-    from soccerkd.train.checkpoint import save_checkpoint
-
-    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
-                     class_names=("kick", "run", "walk", "dribble"))
-    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        bias = torch.zeros(4)
-        bias[favour] = 3.0
-        model.fc.bias.copy_(bias)
-    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
-                    class_names=list(spec.class_names), model_kwargs={})
-    return path
 
 
 def test_torch_teacher_reads_the_students_frames(kafka_broker, tmp_path):
@@ -110,14 +74,8 @@ def test_torch_teacher_reads_the_students_frames(kafka_broker, tmp_path):
     from stream.inference.shadow import ShadowConfig, ShadowedPredictor, ShadowRunner
     from stream.dev.testing import solid_batch
 
-    uid = uuid.uuid4().hex[:8]
-    names = {k: f"shadow-t-{k}-{uid}" for k in ("frames", "events", "dlq")}
-    for name in names.values():
-        kafka_broker.create_topic(name, partitions=1)
     cfg = StreamConfig(
-        kafka=KafkaConfig(bootstrap=kafka_broker.bootstrap, frames_topic=names["frames"], events_topic=names["events"],
-                          dlq_topic=names["dlq"], group_id=f"shadow-t-{uid}", commit_interval_ms=300,
-                          session_timeout_ms=6000, heartbeat_interval_ms=1000),
+        kafka=fresh_kafka_config(kafka_broker, "shadow-t"),
         windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),
         smoothing=SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, max_windows=4),
         batching=BatchingConfig(max_batch=4, max_wait_ms=20, max_pending_windows=16, resume_pending_windows=4),
@@ -131,21 +89,15 @@ def test_torch_teacher_reads_the_students_frames(kafka_broker, tmp_path):
     service = build_service(cfg, predictor=ShadowedPredictor(student, runner), metrics=Metrics(registry))
     producer = make_producer(cfg.kafka)
     for seq in range(0, 32, 4):
-        producer.send(names["frames"], key=b"cam",
+        producer.send(cfg.kafka.frames_topic, key=b"cam",
                       value=encode_frame_batch(solid_batch("cam", seq, [(220, 10, 10)] * 4, width=40, height=32)))
     producer.flush()
     producer.close()
-    thread = threading.Thread(target=service.run, name="serve", daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while (registry.get_sample_value("soccerkd_windows_total") or 0) < 15:
-            assert time.monotonic() < deadline, "the service did not classify the windows"
-            time.sleep(0.2)
-        runner.drain()
+        with serving(service, until=lambda: (registry.get_sample_value("soccerkd_windows_total") or 0) >= 15,
+                     what="the service did not classify the windows"):
+            runner.drain()
     finally:
-        service.stop()
-        thread.join(30)
         runner.close()
         student.close()
     # The student says "kick" (bias 0), the teacher "run" (bias 1): every window disagrees.

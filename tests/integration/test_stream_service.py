@@ -20,52 +20,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kafka_setup import fresh_kafka_config
 
 from soccerkd.config import dump_config
-from soccerkd.spec import ClipSpec, InputSpec
 from stream.config import BatchingConfig, ModelConfig, StreamConfig
-from stream.kafka.config import KafkaConfig
-from stream.kafka.events import iter_records, read_events
-from stream.kafka.deadletters import DLQ_HEADERS
-from stream.core.wire import ActionEvent, encode_frame_batch
 from stream.core.ledger import SourceRef
 from stream.core.pipeline import Pipeline
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
+from stream.core.wire import ActionEvent, encode_frame_batch
+from stream.kafka.deadletters import DLQ_HEADERS
+from stream.kafka.events import iter_records, read_events
 
 pytestmark = pytest.mark.timeout(240)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    import torch
-
-    from soccerkd.models import create_model
-    from soccerkd.train.checkpoint import save_checkpoint
-
-    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
-                     class_names=("kick", "run", "walk", "dribble"))
-    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
-                    class_names=list(spec.class_names), model_kwargs={})
-    return path
-
-
 def make_config(broker, checkpoint: Path, *, group: str | None = None, instance: str | None = None,
                 metrics_port: int | None = None) -> StreamConfig:
-    uid = uuid.uuid4().hex[:8]
-    names = {k: f"{k}-{uid}" for k in ("frames", "events", "dlq")}
-    for name in names.values():
-        broker.create_topic(name, partitions=2 if name.startswith("frames") else 1)
+    kafka = fresh_kafka_config(broker, "svc", frames_partitions=2, group_instance_id=instance,
+                               **({"group_id": group} if group else {}))
     return StreamConfig(
-        kafka=KafkaConfig(bootstrap=broker.bootstrap, frames_topic=names["frames"], events_topic=names["events"],
-                          dlq_topic=names["dlq"], group_id=group or f"g-{uid}", group_instance_id=instance,
-                          commit_interval_ms=300, session_timeout_ms=6000, heartbeat_interval_ms=1000),
+        kafka=kafka,
         model=ModelConfig(checkpoint=checkpoint, device="cpu", amp="none", cpu_threads=1),
         # idle cameras are closed only after 10 min here: the offline oracle has no wall clock
         windows=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0, idle_timeout_s=600),

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from stream.core.wire import encode_frame_batch
 from stream.app.metrics import Metrics
 from stream.core.ledger import SourceRef
 from stream.core.pipeline import Pipeline, PipelineConfig
 from stream.core.smoothing import SmoothingConfig
-from stream.dev.testing import BAD_INPUT_T0 as T0
-from stream.dev.badinput import bad_input_corpus
-from stream.dev.testing import envelope, jpeg, solid_batch
 from stream.core.windowing import WindowConfig
+from stream.core.wire import encode_frame_batch
+from stream.dev.badinput import bad_input_corpus
+from stream.dev.testing import BAD_INPUT_T0 as T0
+from stream.dev.testing import envelope, jpeg, solid_batch
 
 pytestmark = pytest.mark.badinput
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from soccerkd.spec import ClipSpec, InputSpec
-from stream.inference.predictors import TorchPredictor
-from stream.inference.preprocess import resize_crop
-from stream.core.wire import CorruptFrameError, FrameSizeMismatchError
-from stream.inference.images import decode_image, encode_image
 from stream.core.ports import FrameJob
 from stream.core.windowing import ClipWindow
+from stream.core.wire import CorruptFrameError, FrameSizeMismatchError
+from stream.inference.images import decode_image, encode_image
+from stream.inference.predictors import TorchPredictor
+from stream.inference.preprocess import resize_crop
 
 torch = pytest.importorskip("torch")
 SPEC = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=36, class_names=("a", "b", "c"))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from soccerkd.errors import DataError
-from stream.errors import StreamError
 from stream.app.ingest import IngestOptions, OpenedSource, frame_batches, is_live, open_source
+from stream.errors import StreamError
 from stream.inference.images import decode_image
 
 

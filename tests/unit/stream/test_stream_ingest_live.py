@@ -8,9 +8,9 @@ import time
 import pytest
 
 from soccerkd.errors import ConfigError
-from stream.errors import StreamError
 from stream.app.ingest import RECONNECTED, IngestOptions, LiveBuffer, frame_batches, load_cameras, open_source
 from stream.dev.cameras import MjpegServer
+from stream.errors import StreamError
 
 
 def test_an_http_camera_outage_is_reconnected_and_marked():

@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry
 
 import stream.app.http
 from soccerkd.errors import ConfigError
-from stream.config import StreamConfig
-from stream.kafka.config import KafkaConfig
 from stream.app.http import LoopHealth, MetricsServer
 from stream.app.metrics import DROP_REASONS, Metrics, envelope_reasons
+from stream.config import StreamConfig
+from stream.kafka.config import KafkaConfig
 
 
 def test_docstring_examples_run() -> None:

@@ -2,13 +2,13 @@
 
 import pytest
 
-from stream.core.wire import CorruptFrameError, FrameBatch, encode_frame_batch, BadMagicError
 from stream.core import resume
 from stream.core.ledger import SourceRef
 from stream.core.pipeline import Pipeline, PipelineConfig
 from stream.core.smoothing import SmoothingConfig
-from stream.dev.testing import FakeClock, ListSource, ScriptedPredictor, solid_batch
 from stream.core.windowing import WindowConfig
+from stream.core.wire import CorruptFrameError, FrameBatch, encode_frame_batch, BadMagicError
+from stream.dev.testing import FakeClock, ListSource, ScriptedPredictor, solid_batch
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 CFG = PipelineConfig(window=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),

@@ -5,13 +5,13 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from stream.config import StreamConfig
-from stream.app.metrics import Metrics
-from stream.core.ledger import SourceRef
 from stream.app.compose import build_service
-from stream.inference.shadow import ShadowConfig, ShadowedPredictor
+from stream.app.metrics import Metrics
+from stream.config import StreamConfig
+from stream.core.ledger import SourceRef
 from stream.core.wire import encode_frame_batch
 from stream.dev.testing import solid_batch
+from stream.inference.shadow import ShadowConfig, ShadowedPredictor
 
 
 def tiny(path: Path, favour: int) -> Path:

@@ -1,0 +1,68 @@
+"""Setup shared by the integration tests (``from kafka_setup import ...``; the fixtures in
+conftest.py wrap it): fresh topics with a test-speed Kafka config, a tiny real checkpoint, and
+running a service in a thread until one of its metrics says it is done."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+def tiny_checkpoint(path: Path, favour: int = 0) -> Path:
+    """A real TSM-ResNet18 checkpoint (4 frames, 32 px, 4 classes) whose output always favours
+    class ``favour`` (softmax e^3 / (e^3 + 3)): the service's own loading and inference, at no
+    training cost."""
+    import torch
+
+    from soccerkd.models import create_model
+    from soccerkd.spec import ClipSpec, InputSpec
+    from soccerkd.train.checkpoint import save_checkpoint
+
+    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
+                     class_names=("kick", "run", "walk", "dribble"))
+    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.eye(4)[favour] * 3.0)
+    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
+                    class_names=list(spec.class_names), model_kwargs={})
+    return path
+
+
+def fresh_kafka_config(broker: Any, prefix: str, *, frames_partitions: int = 1, **kafka: Any) -> Any:
+    """New frames, events and dead-letter topics named ``<prefix>-<kind>-<uid>`` on ``broker``
+    and a :class:`KafkaConfig` for them with a group of its own and test-speed timings (commits
+    every 300 ms, a 6 s session); ``kafka`` overrides any setting."""
+    from stream.kafka.config import KafkaConfig
+
+    uid = uuid.uuid4().hex[:8]
+    names = {k: f"{prefix}-{k}-{uid}" for k in ("frames", "events", "dlq")}
+    for kind, name in names.items():
+        broker.create_topic(name, partitions=frames_partitions if kind == "frames" else 1)
+    settings = dict(bootstrap=broker.bootstrap, frames_topic=names["frames"], events_topic=names["events"],
+                    dlq_topic=names["dlq"], group_id=f"{prefix}-{uid}", commit_interval_ms=300,
+                    session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    return KafkaConfig(**{**settings, **kafka})
+
+
+@contextmanager
+def serving(service: Any, *, until: Callable[[], bool], timeout_s: float = 60.0,
+            what: str = "the service did not get there") -> Iterator[threading.Thread]:
+    """Run ``service`` in a thread until ``until()`` holds (failing after ``timeout_s``), yield,
+    then stop it and wait for it to close."""
+    thread = threading.Thread(target=service.run, name="serve", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not until():
+            assert time.monotonic() < deadline, what
+            assert thread.is_alive(), "the service stopped before it got there"
+            time.sleep(0.2)
+        yield thread
+    finally:
+        service.stop()
+        thread.join(30)
