@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from stream.app.metrics import Metrics
-from stream.core.ledger import TopicPartition
+from stream.core.ledger import SourceRef, TopicPartition
 from stream.core.pipeline import Pipeline
+from stream.errors import FailStop
 from stream.kafka.clients import KafkaClients
 from stream.kafka.consumer import kafka_offsets
 from stream.kafka.publisher import PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
+MAX_ABORTS_IN_A_ROW = 5   # refused exactly-once transactions with no commit between: then fail stop
 
 
 class Delivery:
@@ -34,6 +37,8 @@ class Delivery:
         self.metrics = metrics
         self.assigned: set[TopicPartition] = set()
         self.commits = 0   # commits made (periodic, final, revoke)
+        self.aborts_in_a_row = 0   # exactly-once transactions refused since the last commit
+        self._lost = False
         self._new: list[TopicPartition] = []   # assigned or rewound, resume points not read yet
 
     def commit(self, *, final: bool = False, only: set[TopicPartition] | None = None,
@@ -68,9 +73,9 @@ class Delivery:
                 if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
                     publisher.poison(exc)
                     raise
-                log.warning("%s; rewinding every partition to its committed offset", exc)
-                self._rewind()
+                self._refused(exc)
                 return False
+            self.aborts_in_a_row = 0
         elif final:
             try:
                 consumer.commit(points)
@@ -82,7 +87,36 @@ class Delivery:
         self.commits += 1
         return True
 
-    def _rewind(self) -> None:
+    def _refused(self, exc: TransactionAborted) -> None:
+        """A transaction refused because the group moved on (a stale generation, or a member the
+        coordinator no longer knows, e.g. after its session expired while the process was
+        paused): the consumer rejoins with fresh metadata (retrying with the same would be
+        refused again) and every partition is read again from its commit. Too many refusals in
+        a row fail stop, so that a restart gets a fresh client."""
+        self.aborts_in_a_row += 1
+        if self.aborts_in_a_row > MAX_ABORTS_IN_A_ROW:
+            raise FailStop(f"exactly-once: {self.aborts_in_a_row} transactions in a row were refused by the group "
+                           f"coordinator, the last with: {exc}")
+        log.warning("%s; rejoining the group and rewinding every partition to its committed offset", exc)
+        self.kafka.consumer.rejoin(member_unknown="UnknownMemberId" in str(exc))
+        self._rewind()
+
+    def after_poll(self, records: list[tuple[SourceRef, Any]]) -> list[tuple[SourceRef, Any]]:
+        """On the main thread, after each poll: finish what a rebalance callback could not do on
+        the IO thread, and read newly assigned partitions' resume points. Partitions lost while
+        an exactly-once transaction was open: that transaction holds outputs of the kept
+        partitions too, so it is aborted and every kept partition rewound to its commit; the
+        poll's records of rewound partitions are dropped (they are fetched again)."""
+        if self._lost and self.kafka.publisher.transactional and self.kafka.publisher.discard():
+            log.warning("aborted the open transaction after losing partitions; rewinding %s to their commits",
+                        sorted(self.assigned))
+            rewound = set(self._rewind())
+            records = [(ref, rec) for ref, rec in records if ref.tp not in rewound]
+        self._lost = False
+        self.restore_new()
+        return records
+
+    def _rewind(self) -> list[TopicPartition]:
         """After an aborted transaction: forget every partition's state and read each again from
         its committed offset and resume points, so the outputs of the aborted transaction are
         made again, in the next one."""
@@ -91,6 +125,7 @@ class Delivery:
             self.pipeline.drop_partition(tp)
         self.kafka.consumer.rewind(tps)
         self._new.extend(tps)
+        return tps
 
     def commit_failed(self, exc: BaseException) -> None:
         self.metrics.commit_failed()
@@ -120,6 +155,7 @@ class Delivery:
     def on_lost(self, tps: list[TopicPartition]) -> None:
         log.warning("lost %s: dropping their windows without committing", tps)
         self._forget(tps)
+        self._lost = True   # an open transaction is aborted on the main thread (after_poll)
 
     def _forget(self, tps: list[TopicPartition]) -> None:
         for tp in tps:

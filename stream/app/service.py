@@ -155,7 +155,7 @@ class StreamService:
             log.warning("poll: broker unreachable (%s); retrying", exc)
             self._stop.wait(0.5)
             return
-        self.delivery.restore_new()
+        records = self.delivery.after_poll(records)
         self.step_while_decoding(records)
         self.backpressure()
         now = time.monotonic()

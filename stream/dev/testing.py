@@ -252,6 +252,7 @@ class FakeFramesConsumer:
         self.rewinds: list[TP] = []
         self.resets: list[tuple[TP, int]] = []
         self.pauses: list[str] = []
+        self.rejoins: list[str] = []
         self.metadata: dict[TP, str] = {}
         self.progress: dict[TP, tuple[int, int]] = {}
         self.lags: dict[TP, int] = {}
@@ -280,6 +281,9 @@ class FakeFramesConsumer:
 
     def group_metadata(self) -> str:
         return "group-metadata"
+
+    def rejoin(self, *, member_unknown: bool = False) -> None:
+        self.rejoins.append("new member" if member_unknown else "rejoin")
 
     def poll(self, timeout_ms: int) -> list[tuple[SourceRef, Any]]:
         out, self.records = self.records, []

@@ -65,6 +65,18 @@ class FramesConsumer:
     def group_metadata(self) -> Any:
         return self._consumer.group_metadata()
 
+    def rejoin(self, *, member_unknown: bool = False) -> None:
+        """Make the next poll rejoin the group with fresh metadata: after a transaction refused
+        for a stale generation, or (``member_unknown``) by a coordinator that no longer knows
+        this member, which must then join as a new one. kafka-python 3.0.x internals, guarded."""
+        coord = getattr(self._consumer, "_coordinator", None)
+        if coord is None:
+            return
+        if member_unknown:
+            coord.reset_generation()
+        else:
+            coord.request_rejoin()
+
     # -- records ------------------------------------------------------------------------------
     def poll(self, timeout_ms: int) -> list[tuple[SourceRef, Any]]:
         """One poll's records, each with where it came from (its key travels with the ref: a
@@ -161,9 +173,11 @@ class FramesConsumer:
         out = {}
         for part in parts:
             try:
-                out[(part.topic, part.partition)] = (consumer.position(part, timeout_ms=0), ends[part])
+                position = consumer.position(part, timeout_ms=0)
             except Exception:   # position unknown yet (no fetch, or just rewound): not judged this round
                 continue
+            if position is not None and ends.get(part) is not None:   # None: unknown, as above
+                out[(part.topic, part.partition)] = (position, ends[part])
         return out
 
     def reset_fetch(self, tp: TopicPartition, offset: int) -> None:

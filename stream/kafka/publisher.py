@@ -162,8 +162,7 @@ class Publisher:
             call_within(self.timeout_s, "commit_transaction", self.producer.commit_transaction)
             self._in_transaction = False
         except CommitFailedError as exc:   # abortable: the group's generation moved on
-            self.abort()
-            self._sends.clear()
+            self.discard()
             raise TransactionAborted(f"transaction aborted, the group moved on: {exc}") from exc
         except BaseException as exc:
             self.poison(exc)
@@ -178,6 +177,14 @@ class Publisher:
                 call_within(self.timeout_s, "abort_transaction", self.producer.abort_transaction)
             except Exception:   # a fenced, broken or wedged producer: the broker aborts it on time-out
                 pass
+
+    def discard(self) -> bool:
+        """Abort the open transaction and forget its sends (they will not be visible to
+        read_committed readers; the caller makes them again). True if one was open."""
+        was_open = self._in_transaction
+        self.abort()
+        self._sends.clear()
+        return was_open
 
     def close(self) -> None:
         """Abort an open transaction, flush and close the producer, each step bounded."""

@@ -117,9 +117,9 @@ def test_commit_failures_are_counted():
 class FakeTxProducer(FakeProducer):
     """A transactional producer whose first offset commit is refused by a rebalance."""
 
-    def __init__(self):
+    def __init__(self, refuse=1, error="IllegalGenerationError"):
         super().__init__()
-        self.refuse = 1
+        self.refuse, self.error = refuse, error
 
     def send_offsets_to_transaction(self, offsets, group_metadata):
         self.calls.append("offsets")
@@ -127,7 +127,8 @@ class FakeTxProducer(FakeProducer):
             from kafka.errors import CommitFailedError
 
             self.refuse -= 1
-            raise CommitFailedError("consumer group metadata mismatch: IllegalGenerationError")
+            raise CommitFailedError(f"Transaction offset commit failed due to consumer group metadata mismatch: "
+                                    f"{self.error}")
 
 
 def tx_service(producer, **publisher_options):
@@ -143,11 +144,62 @@ def test_a_transaction_refused_by_a_rebalance_is_aborted_and_the_partitions_rewo
     assert svc.delivery.commit() is False                                 # refused, aborted, rewound...
     assert producer.calls[-2:] == ["offsets", "abort"] and not svc.kafka.publisher.failed
     assert sorted(svc.kafka.consumer.rewinds) == [TP0, TP1] and svc.pipeline.pending == 0
+    assert svc.kafka.consumer.rejoins == ["rejoin"]                   # ...with fresh group metadata
     svc.publish(svc.pipeline.drain())
     for tp in (TP0, TP1):   # the rewound partitions deliver again and commit in a fresh transaction
         svc.pipeline.offer_bytes(encode_frame_batch(solid_batch(f"cam-{tp[1]}", 48, [BLUE] * 4)),
                                  SourceRef(tp[0], tp[1], 3))
     assert svc.delivery.commit() is True and producer.calls[-3:] == ["begin", "offsets", "commit"]
+
+
+def offer_more(svc, first, offset):
+    for tp in (TP0, TP1):
+        svc.pipeline.offer_bytes(encode_frame_batch(solid_batch(f"cam-{tp[1]}", first, [BLUE] * 4)),
+                                 SourceRef(tp[0], tp[1], offset))
+    svc.publish(svc.pipeline.drain())
+
+
+def test_a_member_the_coordinator_no_longer_knows_rejoins_as_a_new_one_and_then_commits():
+    """The paused-process case: the session expired, the coordinator forgot the member, and every
+    transaction is refused with UnknownMemberId until the consumer joins again as a new member
+    (on 5428071 it retried with the same metadata, 37 times in 90 s)."""
+    producer = FakeTxProducer(refuse=2, error="UnknownMemberIdError")
+    svc = tx_service(producer)
+    assert svc.delivery.commit() is False
+    offer_more(svc, 48, 3)
+    assert svc.delivery.commit() is False
+    assert svc.kafka.consumer.rejoins == ["new member", "new member"] and svc.delivery.aborts_in_a_row == 2
+    offer_more(svc, 52, 4)
+    assert svc.delivery.commit() is True and svc.delivery.aborts_in_a_row == 0
+
+
+def test_transactions_refused_again_and_again_fail_stop_with_the_reason():
+    from stream.app.delivery import MAX_ABORTS_IN_A_ROW
+    from stream.errors import FailStop
+
+    producer = FakeTxProducer(refuse=100, error="UnknownMemberIdError")
+    svc = tx_service(producer)
+    for i in range(MAX_ABORTS_IN_A_ROW):
+        assert svc.delivery.commit() is False
+        offer_more(svc, 48 + 4 * i, 3 + i)
+    with pytest.raises(FailStop, match=r"6 transactions in a row were refused .*UnknownMemberIdError"):
+        svc.delivery.commit()
+
+
+def test_partitions_lost_in_a_transaction_abort_it_and_rewind_the_kept_ones():
+    """Lost partitions (session expired) had outputs in the open transaction; so had the kept
+    ones. On 5428071 the next commit published the kept ones' outputs with the lost ones' gone
+    from the ledger; now the transaction is aborted on the main thread and the kept partitions
+    are read again from their commit, dropping the poll's records of them."""
+    producer = FakeTxProducer(refuse=0)
+    svc = tx_service(producer)
+    consumer = svc.kafka.consumer
+    consumer.revoke([TP0], lost=True)                # on kafka-python's IO thread: only noted there
+    assert "abort" not in producer.calls
+    polled = [(SourceRef("frames", 1, 12), object())]
+    assert svc.delivery.after_poll(polled) == []     # the kept partition's record is fetched again
+    assert producer.calls[-1] == "abort" and consumer.rewinds == [TP1]
+    assert svc.delivery.after_poll(polled) == polled  # once only
 
 
 def test_a_refused_transaction_inside_a_revoke_fails_stop():

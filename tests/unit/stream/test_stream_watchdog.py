@@ -39,3 +39,39 @@ def test_a_busy_service_is_not_judged():
     for _ in range(4):
         dog.check(judge=False)
     assert consumer.resets == []
+
+
+def test_a_partition_whose_position_is_unknown_is_not_judged():
+    """kafka-python answers ``position(timeout_ms=0)`` with None for a partition whose position is
+    not known yet (just assigned, or rewound after a revoke). On 5428071 the watchdog compared
+    ``end > None`` and serve died with "unexpected TypeError: '>' not supported between
+    instances of 'int' and 'NoneType'"."""
+    from kafka.structs import TopicPartition as KTP
+
+    from stream.kafka.config import KafkaConfig
+    from stream.kafka.consumer import FramesConsumer
+
+    class Client:   # the kafka-python calls fetch_progress makes
+        def assignment(self):
+            return {KTP("frames", 0), KTP("frames", 1)}
+
+        def paused(self):
+            return set()
+
+        def end_offsets(self, parts, timeout_ms=None):
+            return {p: 10 for p in parts}
+
+        def position(self, part, timeout_ms=None):
+            return None if part.partition == 0 else 4
+
+        def seek(self, part, offset):
+            self.seeks.append((part.partition, offset))
+
+    client = Client()
+    client.seeks = []
+    consumer = FramesConsumer(KafkaConfig(), consumer=client)
+    assert consumer.fetch_progress() == {("frames", 1): (4, 10)}
+    dog = FetchWatchdog(consumer)
+    dog.check(judge=True)
+    dog.check(judge=True)   # partition 1 did not move: reset (a seek on the client), no TypeError
+    assert client.seeks == [(1, 4)]
