@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from stream.app.compose import build_service
 from stream.app.signals import record_stop_signals
@@ -68,13 +68,15 @@ def _worker_main(config: StreamConfig, max_seconds: float | None, results: Any, 
 
 
 def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | None = None,
-                  received: list[int] | None = None) -> ServeOutcome:
+                  received: list[int] | None = None, target: Callable[..., None] = _worker_main) -> ServeOutcome:
     """``workers`` service processes sharing this host (and its GPU), one consumer group.
 
     A SIGTERM or SIGINT to this process is passed to every worker, and each one runs its
-    waiting windows, publishes and commits before it exits. A worker that dies makes this
-    function raise once the others have stopped. ``received``: stop signals that came before
-    (see :func:`serve`); after one, no further worker is started.
+    waiting windows, publishes and commits before it exits. A worker that fails makes the others
+    stop the same way, and this function raise (:class:`FailStop`, exit 1) once they have: the
+    process a supervisor watches goes down with it, and the restart replays the failed worker's
+    partitions. ``received``: stop signals that came before (see :func:`serve`); after one, no
+    further worker is started. ``target``: the worker's function (tests replace it).
     """
     import multiprocessing as mp
 
@@ -82,16 +84,21 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
 
     ctx = mp.get_context("spawn")   # CUDA cannot be forked; spawn also gives each a clean torch
     results = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(cfg, max_seconds, results, logs.current()), name=f"serve-w{i}")
+    procs = [ctx.Process(target=target, args=(cfg, max_seconds, results, logs.current()), name=f"serve-w{i}")
              for i, cfg in enumerate(worker_configs(config, workers))]
 
     stopped_by: list[int] = list(received or ())
+    stopping: list[str] = []   # why the workers are being stopped: a signal, or a failed worker
 
-    def forward(signum: int, _frame: Any) -> None:
-        stopped_by.append(signum)
+    def stop_all(why: str) -> None:
+        stopping.append(why)
         for p in procs:
             if p.pid is not None and p.is_alive():
                 os.kill(p.pid, signal.SIGTERM)
+
+    def forward(signum: int, _frame: Any) -> None:
+        stopped_by.append(signum)
+        stop_all(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -101,8 +108,12 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
             p.start()
         started = [p for p in procs if p.pid is not None]
         log.info("started %d workers: %s", len(started), ", ".join(f"{p.name} (pid {p.pid})" for p in started))
-        for p in started:
-            p.join()
+        while any(p.is_alive() for p in started):
+            for p in started:
+                p.join(0.2)
+                if p.exitcode not in (None, 0) and not stopping:
+                    log.error("worker %s exited with code %s; stopping the others", p.name, p.exitcode)
+                    stop_all(f"{p.name} failed")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -113,7 +124,7 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     # a worker still starting when the SIGTERM was forwarded dies by it before it has consumed
     # anything: stopped as asked (a running worker handles the signal and exits 0)
     failed = [f"{p.name} exit {p.exitcode}" for p in started
-              if p.exitcode != 0 and not (stopped_by and p.exitcode == -signal.SIGTERM)]
+              if p.exitcode != 0 and not (stopping and p.exitcode == -signal.SIGTERM)]
     if failed:   # the others published and committed; the restart replays the failed ones' partitions
         raise FailStop(f"worker(s) failed: {', '.join(failed)}")
     return ServeOutcome(totals, interrupted=signal.SIGINT in stopped_by)

@@ -29,6 +29,7 @@ from stream.core.ledger import SourceRef
 from stream.core.pipeline import Outputs, Pipeline
 from stream.core.ports import Predictor
 from stream.errors import FailStop
+from stream.kafka.admin import missing_topic_message
 from stream.kafka.clients import KafkaClients
 from stream.kafka.consumer import BrokerUnreachable
 from stream.kafka.watchdog import FetchWatchdog
@@ -116,7 +117,7 @@ class StreamService:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             self.connect()
-            if not self._wait_for_topic(self.config.kafka.frames_topic):   # stopped while waiting
+            if not self._wait_for_topics():   # stopped while waiting
                 return dict(self.counts)
             self.subscribe()
             self._last = dict.fromkeys(("commit", "broker", "stall", "log"), time.monotonic())
@@ -179,21 +180,21 @@ class StreamService:
                      consumer.paused)
             timers["log"] = now
 
-    def _wait_for_topic(self, topic: str) -> bool:
-        """Wait (until stopped) for the frames topic; one line says it is missing, and so does
-        /readyz. False when stopped first."""
-        from stream.kafka.admin import missing_topic_message
-
-        while not self.kafka.consumer.topic_exists(topic):
-            if self._missing_topic is None:
-                self._missing_topic = topic
-                log.warning("%s; waiting for it", missing_topic_message(topic, self.config.kafka.bootstrap,
-                                                                         "kafka.frames_topic"))
-            self.health.tick()
-            if self._stop.wait(1.0):
-                return False
+    def _wait_for_topics(self) -> bool:
+        """Wait (until stopped) for every topic the service reads or writes; one line names a
+        missing one, and so does /readyz. False when stopped first."""
+        k = self.config.kafka
+        for topic, key in ((k.frames_topic, "frames_topic"), (k.events_topic, "events_topic"),
+                           (k.dlq_topic, "dlq_topic"), (k.predictions_topic, "predictions_topic")):
+            while topic and not self.kafka.consumer.topic_exists(topic):
+                if self._missing_topic != topic:
+                    self._missing_topic = topic
+                    log.warning("%s; waiting for it", missing_topic_message(topic, k.bootstrap, f"kafka.{key}"))
+                self.health.tick()
+                if self._stop.wait(1.0):
+                    return False
         if self._missing_topic is not None:
-            log.info("topic %r now exists; starting", topic)
+            log.info("topic %r now exists; starting", self._missing_topic)
         self._missing_topic = None
         return True
 

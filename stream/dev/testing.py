@@ -253,6 +253,7 @@ class FakeFramesConsumer:
         self.resets: list[tuple[TP, int]] = []
         self.pauses: list[str] = []
         self.rejoins: list[str] = []
+        self.missing_topics: set[str] = set()
         self.metadata: dict[TP, str] = {}
         self.progress: dict[TP, tuple[int, int]] = {}
         self.lags: dict[TP, int] = {}
@@ -262,7 +263,7 @@ class FakeFramesConsumer:
         self._listener: dict[str, Callable[[list[TP]], None]] = {}
 
     def topic_exists(self, topic: str) -> bool:
-        return True
+        return topic not in self.missing_topics
 
     def subscribe(self, topic: str, *, assigned: Callable[[list[TP]], None], revoked: Callable[[list[TP]], None],
                   lost: Callable[[list[TP]], None]) -> None:
@@ -343,3 +344,21 @@ def fake_kafka(consumer: FakeFramesConsumer | None = None, producer: Any = None,
         return KafkaClients(consumer if consumer is not None else FakeFramesConsumer(), publisher,
                             DeadLetters(publisher, topic=dlq_topic, group="test", max_request_size=9 << 20))
     return connect
+
+
+def scripted_worker(config: Any, max_seconds: float | None, results: Any, log_setup: tuple[str, str]) -> None:
+    """A stand-in for ``serve --workers``' worker (:func:`stream.app.serve.serve_workers`'s
+    ``target``): worker 0 exits with code 3 after half a second; the others serve until SIGTERM,
+    then report their counts and exit 0, as a healthy worker does."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    if str(config.kafka.group_instance_id).endswith("-w0"):
+        time.sleep(0.5)
+        sys.exit(3)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait(120)
+    results.put({"messages": 0})

@@ -80,3 +80,35 @@ def test_revoked_or_lost_partitions_stop_exporting_lag():
     assert 'soccerkd_consumer_lag{partition="0",topic="frames"} 5.0' in text
     assert 'partition="1"' not in text
     metrics.forget_lag("frames", 9)  # never exported: a no-op, not an error
+
+
+def test_every_output_topic_is_checked_at_start_and_a_missing_one_named(caplog):
+    """On 5428071 only the frames topic was checked: a missing events topic hung in send() for
+    60 s, then 'unexpected KafkaTimeoutError' naming no topic, on every restart. Now serve waits
+    for it like for the frames topic, with one line and /readyz naming it."""
+    import logging
+    import threading
+    import time
+
+    logging.getLogger("soccerkd.serve").addHandler(caplog.handler)   # whatever propagation logs.configure set
+    consumer = FakeFramesConsumer()
+    consumer.missing_topics = {"events"}
+    svc = StreamService(StreamConfig(), predictor=ScriptedPredictor(), connect=fake_kafka(consumer))
+    thread = threading.Thread(target=svc.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while svc.ready() != (False, "topic 'events' missing"):
+            assert time.monotonic() < deadline, svc.ready()
+            time.sleep(0.02)
+        assert "topic 'events' (kafka.events_topic) does not exist" in caplog.text
+        assert consumer._listener == {}   # not subscribed while an output topic is missing
+        consumer.missing_topics.clear()
+        while not consumer._listener:
+            assert time.monotonic() < deadline, "serve did not start once the topic existed"
+            time.sleep(0.02)
+    finally:
+        svc.stop()
+        thread.join(10)
+        logging.getLogger("soccerkd.serve").removeHandler(caplog.handler)
+    assert not thread.is_alive()

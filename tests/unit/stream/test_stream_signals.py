@@ -46,3 +46,23 @@ def test_serve_workers_stopped_before_they_start_starts_none():
 
     outcome = serve(StreamConfig(), workers=2, received=[signal.SIGINT])
     assert outcome.counts == {} and outcome.interrupted
+
+
+def test_a_failed_worker_stops_the_others_and_serve_workers_fails_stop():
+    """One of two workers exits with code 3 while the other is healthy: the parent stops the
+    healthy one (SIGTERM: it reports and exits 0) and fails stop naming the failed one. On
+    5428071 the parent joined the workers in turn and stayed up until the next SIGTERM, hiding
+    the failure from the supervisor."""
+    import time
+
+    import pytest
+
+    from stream.app.serve import serve_workers
+    from stream.config import StreamConfig
+    from stream.dev.testing import scripted_worker
+    from stream.errors import FailStop
+
+    t0 = time.monotonic()
+    with pytest.raises(FailStop, match=r"worker\(s\) failed: serve-w0 exit 3$"):
+        serve_workers(StreamConfig(), 2, target=scripted_worker)
+    assert time.monotonic() - t0 < 60
