@@ -1,6 +1,7 @@
-"""Chaos against a real broker of its own: 3 cameras, 2 service instances, random SIGKILLs and one
-broker restart on the same data directory, in each delivery mode (10 kills each: 20 in the
-suite, inside the 6-minute budget on 2 cores). At-least-once restarts the broker between the
+"""Chaos against a real broker of its own: 3 cameras, 2 service instances, random SIGKILLs, one
+process pause (SIGSTOP for twice the session timeout, then SIGCONT: the instance wakes up as a
+zombie member whose partitions moved on) and one broker restart on the same data directory, in
+each delivery mode (10 kills each: 20 in the suite, inside the 6-minute budget on 2 cores). At-least-once restarts the broker between the
 kills; exactly-once restarts it after the last kill, so the instances must recover from the
 outage by themselves. The test also acts as the instances' supervisor (as Kubernetes would): an
 instance that exits by itself (fail-stop) is started again and counted, and at the end every
@@ -179,6 +180,16 @@ class Instance:
             self.proc.wait(10)
         self.consumed.append(self.last_consumed())
 
+    def pause(self, seconds: float) -> None:
+        """SIGSTOP the process for ``seconds``, then SIGCONT: a process frozen past its session
+        timeout (a stalled VM, a debugger, swap) that wakes up as a zombie member of the group."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+            try:
+                time.sleep(seconds)
+            finally:
+                self.proc.send_signal(signal.SIGCONT)
+
     def fail_stopped(self) -> bool:
         """This run ended in the service's fail-stop (exit 1): a commit that could not finish in
         ``kafka.commit_timeout_s``, as after the broker restart; a supervisor restarts it."""
@@ -266,12 +277,17 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
         isolation = "read_committed" if delivery == "exactly_once" else "read_uncommitted"
         supervisor = Supervisor(instances)
         restart_broker_after = KILLS if delivery == "exactly_once" else KILLS // 2
-        kills, commits_at_kill, broker_restarts = 0, [], 0
+        kills, commits_at_kill, broker_restarts, pauses = 0, [], 0, 0
         deadline = time.monotonic() + 300
         while kills < KILLS and time.monotonic() < deadline:
             if kills == restart_broker_after and broker_restarts == 0:
                 broker.restart(down_s=2.0)   # same data directory and port
                 broker_restarts += 1
+            if kills == KILLS // 3 and pauses == 0:   # frozen for twice the session timeout, mid-work
+                frozen = rng.choice(instances)
+                frozen.wait_progress(30)
+                frozen.pause(2 * cfg.kafka.session_timeout_ms / 1000)
+                pauses += 1
             victim = rng.choice(instances)
             victim.wait_progress(30)          # a random moment of its work, not of its start-up
             time.sleep(rng.uniform(0.0, 1.5))
@@ -309,7 +325,7 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
     duplicates = len(records) - len(published)
     consumed = sum(sum(inst.consumed) for inst in instances)
     total = 3 * (FRAMES // 4)
-    report = (f"[chaos {delivery}] kills={kills} broker_restarts={broker_restarts} "
+    report = (f"[chaos {delivery}] kills={kills} pauses={pauses} broker_restarts={broker_restarts} "
               f"self_exits={supervisor.restarts} events={len(expected)} "
               f"lost={len(lost)} changed={len(changed)} duplicates={duplicates} "
               f"replayed_messages~{max(0, consumed - total)} (~{max(0, consumed - total) / max(1, kills):.1f}/kill) "
@@ -321,7 +337,7 @@ def test_kills_and_a_broker_restart_lose_no_event_and_change_no_id(delivery, tmp
             e = got.get(eid)
             print("  changed:", e and (e.camera_id, e.label, e.start_seq, e.end_seq, e.epoch))
         print("  oracle:", sorted((e.camera_id, e.label, e.start_seq, e.end_seq, e.epoch) for e in oracle)[:40])
-    assert kills == KILLS and broker_restarts == 1, report
+    assert kills == KILLS and broker_restarts == 1 and pauses == 1, report
     # A SIGTERM may land while a commit is still wedged by the broker restart; the commit then
     # times out and the instance fails stop (exit 1) instead of exiting 0, or, when the signal
     # comes after its fatal error, while CPython tears down (handlers already reset: -15).
