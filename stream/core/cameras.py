@@ -12,9 +12,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from soccerkd.spec import InputSpec
+
 from stream.core.ledger import CameraKey, TopicPartition
-from stream.core.smoothing import Smoother
-from stream.core.windowing import CameraWindows, ClipWindow, WindowStats
+from stream.core.ports import Predictor
+from stream.core.smoothing import Smoother, SmoothingConfig
+from stream.core.windowing import CameraWindows, ClipWindow, WindowConfig, WindowStats
 from stream.core.wire import FrameBatch
 
 # Each WindowStats counter of dropped frames and the reason it is reported under; the metrics
@@ -47,6 +50,18 @@ class Camera:
     newest_seq: int = -1        # highest sequence number added, and its capture time
     newest_seq_ts: int = 0
     ended: bool = False         # a newer epoch started: finish the waiting windows, then drop
+
+    @classmethod
+    def open(cls, key: CameraKey, batch: FrameBatch, spec: InputSpec, window: WindowConfig,
+             smoothing: SmoothingConfig, predictor: Predictor, *, resume_at: int | None = None) -> "Camera":
+        """A camera epoch starting with ``batch`` (its fps pinned), or resuming at ``resume_at``."""
+        windows: CameraWindows[Any] = CameraWindows(batch.camera_id, spec.clip, window, retain=predictor.retain,
+                                                    release=predictor.release)
+        windows.set_source_fps(batch.source_fps)
+        if resume_at is not None:
+            windows.resume_at(resume_at)
+        smoother = Smoother(tuple(spec.class_names), smoothing, max_gap_ns=int(window.max_gap_s * 1e9))
+        return cls(windows=windows, smoother=smoother, key=key, fps=batch.source_fps)
 
     def needed_frames(self, batch: FrameBatch) -> list[int]:
         """Indices of the frames of ``batch`` some window will use (not a duplicate, replay, late

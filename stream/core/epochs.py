@@ -1,7 +1,9 @@
 """Stream epochs: when a camera's frame stream starts again, decided from the frames alone. Pure.
 
-Camera state is kept per (partition, camera, epoch). A camera's first epoch is 0; a batch starts
-a new epoch, numbered by the capture time (ns) of its first frame, when
+Camera state is kept per (partition, camera, epoch). Every epoch is numbered by the capture time
+(ns) of its first frame, the first one too, so an epoch number is never reused: a camera that
+was evicted while idle and comes back numbering its frames from 0 again starts an epoch of its
+own, and its events get ids of their own. A batch starts a new epoch when
 
 * its fps differs from the epoch's (fps is pinned for the life of an epoch, so window
   positions, and so event ids, depend only on the frames);
@@ -12,9 +14,14 @@ a new epoch, numbered by the capture time (ns) of its first frame, when
   ingester restarted at 0: ``--start-seq`` is not needed).
 
 The old epoch's open segment is closed at its last window once its waiting windows are run,
-then its state is dropped. Event ids of epochs other than 0 include the epoch, and events carry
-it, so repeated sequence numbers never collide. The epoch is part of the resume metadata, and
-the rules depend only on the frames, so a replay finds the same epochs and the same ids.
+then its state is dropped. Event ids include the epoch, and events carry it, so repeated
+sequence numbers never collide. The epoch is part of the resume metadata, and the rules depend
+only on the frames, so a replay finds the same epochs and the same ids. Two messages of one
+camera in one poll are decided in order, each after the one before it was added (the pipeline
+ends an offer before a message that may start an epoch), so poll boundaries change nothing.
+On a replay from a commit whose resume point names epoch E, a batch captured wholly before E
+belongs to an epoch that had ended before that commit (its events were published): it is
+skipped as a replay, so it cannot open an epoch of its own and renumber what follows.
 """
 
 from __future__ import annotations
@@ -41,6 +48,18 @@ def epoch_reason(windows: CameraWindows[Any], *, fps: float, newest_ts: int, bat
     if next_start is not None and batch.last_seq < next_start and min(batch.capture_ts_ns) > newest_ts:
         return "restart"
     return None
+
+
+def first_epoch(batch: FrameBatch) -> int:
+    """The number of a camera's first epoch (no resume point says otherwise): the capture time
+    of its first frame."""
+    return batch.capture_ts_ns[0]
+
+
+def continues(previous: FrameBatch, batch: FrameBatch) -> bool:
+    """``batch`` carries on right after ``previous`` (the next sequence number, the same fps):
+    the one case where no epoch rule can fire between them."""
+    return batch.first_seq == previous.last_seq + 1 and batch.source_fps == previous.source_fps
 
 
 def next_epoch(current: int, batch: FrameBatch) -> int:

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from stream.core.cameras import Camera, CameraTable
-from stream.core.epochs import epoch_reason, next_epoch
+from stream.core.epochs import continues, epoch_reason, first_epoch, next_epoch
 from stream.core.ledger import CameraKey, CommitPoints, OffsetLedger, OpenCamera, SourceRef, TopicPartition
 from stream.core.limits import LimitsConfig, parse_message
 from stream.core.ports import FrameJob, NullMetrics, PipelineMetrics, Predictor
-from stream.core.smoothing import Segment, Smoother, SmoothingConfig, WindowRef
-from stream.core.windowing import CameraWindows, ClipWindow, WindowConfig, WindowStats
+from stream.core.smoothing import Segment, SmoothingConfig, WindowRef
+from stream.core.windowing import ClipWindow, WindowConfig
 from stream.core.wire import (ActionEvent, EnvelopeError, FrameBatch, ProcessingError, WindowPrediction,
                               make_event_id, model_id)
 
@@ -58,6 +58,7 @@ class Offer:
     accepted: list[tuple[FrameBatch, SourceRef, Camera, list[int]]] = field(default_factory=list)
     finish: Callable[[], list[Any]] = list
     seconds: float = 0.0
+    rest: list[tuple[bytes, SourceRef]] = field(default_factory=list)   # offered after these are added
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,8 @@ class Pipeline:
 
     # -- input --------------------------------------------------------------------------------
     def offer_messages(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Rejected]:
-        """Add a poll's worth of envelopes, in order; returns the ones rejected (to dead-letter).
-
-        The same as :meth:`begin_offer` followed at once by :meth:`finish_offer`.
-        """
+        """Add a poll's envelopes in order (:meth:`begin_offer`, then at once :meth:`finish_offer`);
+        returns the ones rejected, to dead-letter."""
         return self.finish_offer(self.begin_offer(items))
 
     def begin_offer(self, items: Sequence[tuple[bytes, SourceRef]]) -> "Offer":
@@ -117,7 +116,8 @@ class Pipeline:
         t0 = self.perf()
         offer = Offer(refs=[ref for _, ref in items])
         jobs: list[FrameJob] = []
-        for value, ref in items:
+        previous: dict[tuple[TopicPartition, str], FrameBatch] = {}   # each camera's last message here
+        for n, (value, ref) in enumerate(items):
             try:
                 batch = parse_message(value, ref.key, self.config.limits)
             except EnvelopeError as exc:
@@ -128,7 +128,14 @@ class Pipeline:
             except Exception as exc:   # whatever else one message can cause stays with that message
                 offer.rejected.append(Rejected(ref, ProcessingError(f"{type(exc).__name__}: {exc}")))
                 continue
+            if self._may_start_epoch(previous.get((ref.tp, batch.camera_id)), batch, ref.tp):
+                offer.refs, offer.rest = offer.refs[:n], list(items[n:])   # decided once the rest is added
+                break
+            previous[(ref.tp, batch.camera_id)] = batch
             cam = self._camera(batch, ref.tp)
+            if cam is None:   # frames of an epoch that ended before the committed one: a replay
+                self.metrics.add_dropped("replayed", len(batch.frames))
+                continue
             todo = cam.needed_frames(batch)
             jobs.extend(FrameJob(batch.frames[i], batch.width, batch.height) for i in todo)
             offer.accepted.append((batch, ref, cam, todo))
@@ -159,7 +166,7 @@ class Pipeline:
         self.metrics.observe_stage("preprocess", self.perf() - t0)
         self.metrics.set_inflight(len(self._pending))
         rejected.sort(key=lambda r: offer.refs.index(r.ref))
-        return rejected
+        return rejected + (self.offer_messages(offer.rest) if offer.rest else [])
 
     def offer_bytes(self, value: bytes, ref: SourceRef) -> None:
         """Add one envelope; raises its :class:`EnvelopeError` if it is rejected."""
@@ -220,7 +227,7 @@ class Pipeline:
             if self.config.raw_predictions:
                 out.predictions.append(_prediction(window, ref, p, self.class_names, self.predictor))
             for seg in cam.smoother.push(ref, [float(v) for v in p]):
-                out.events.append(self._event(key, seg))
+                out.events.append(_event(key, seg, self.predictor, self.model_id, self.clock()))
             if cam.ended and not cam.pending_starts:
                 out.events += self._finish_epoch(key)
         out.windows = len(take)
@@ -254,10 +261,7 @@ class Pipeline:
         """Close a camera epoch's open segment at its last window and drop its state."""
         cam = self.cameras.pop(key)
         cam.windows.clear()
-        return [self._event(key, seg) for seg in cam.smoother.close()]
-
-    def _event(self, key: CameraKey, seg: Segment) -> EmittedEvent:
-        return _event(key, seg, self.predictor, self.model_id, self.clock())
+        return [_event(key, seg, self.predictor, self.model_id, self.clock()) for seg in cam.smoother.close()]
 
     # -- offsets, rebalance -------------------------------------------------------------------
     def resume_point(self, key: CameraKey) -> int | None:
@@ -278,36 +282,37 @@ class Pipeline:
         """Forget every camera of ``tp`` (open windows, waiting windows, smoother), and only those.
         Returns the number of waiting windows dropped; the new owner rebuilds them from the
         commit point."""
-        before = len(self._pending)
-        kept: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
-        for item in self._pending:
-            if item[1][0] == tp:
-                self.predictor.release(item[2].frames)
-            else:
-                kept.append(item)
-        self._pending = kept
+        dropped = [w for _, key, w in self._pending if key[0] == tp]
+        for window in dropped:
+            self.predictor.release(window.frames)
+        self._pending = deque(item for item in self._pending if item[1][0] != tp)
         self.cameras.drop_partition(tp)
         self.ledger.drop(tp)
         self.metrics.set_inflight(len(self._pending))
-        return before - len(self._pending)
+        return len(dropped)
 
-    def assigned(self) -> list[TopicPartition]:
-        return self.ledger.partitions()
+    def _may_start_epoch(self, previous: FrameBatch | None, batch: FrameBatch, tp: TopicPartition) -> bool:
+        """``batch`` follows ``previous`` in one offer and may start an epoch: the offer ends
+        before it, so its epoch is decided once ``previous`` was added, as in separate polls."""
+        cam = self.cameras.current(tp, batch.camera_id)
+        return previous is not None and (cam is None or not continues(previous, batch)
+                                         or self._reason(cam, batch) is not None)
 
-    def stats(self) -> dict[str, WindowStats]:
-        """Window counters per camera (summed over partitions, if a camera arrived on several)."""
-        return self.cameras.stats()
+    def _reason(self, cam: Camera, batch: FrameBatch) -> str | None:
+        return epoch_reason(cam.windows, fps=cam.fps, newest_ts=cam.newest_ts, batch=batch,
+                            max_seq_jump=self.config.window.max_seq_jump)
 
-    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> Camera:
+    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> Camera | None:
         """The camera state ``batch`` belongs to: the camera's current epoch, a new one (see the
         module docstring), or the first, resumed from the committed hint if there is one."""
         cam = self.cameras.current(tp, batch.camera_id)
         if cam is None:
             hint = self.ledger.hint(tp, batch.camera_id)
-            return self._new_camera(tp, batch, hint.epoch if hint else 0, hint.seq if hint else None)
+            if hint is not None and max(batch.capture_ts_ns) < hint.epoch:   # see stream.core.epochs
+                return None
+            return self._new_camera(tp, batch, hint.epoch if hint else first_epoch(batch), hint.seq if hint else None)
         current = cam.key
-        reason = epoch_reason(cam.windows, fps=cam.fps, newest_ts=cam.newest_ts, batch=batch,
-                              max_seq_jump=self.config.window.max_seq_jump)
+        reason = self._reason(cam, batch)
         if reason is None:
             return cam
         epoch = next_epoch(current[2], batch)
@@ -320,14 +325,8 @@ class Pipeline:
         return self._new_camera(tp, batch, epoch, None)
 
     def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None) -> Camera:
-        windows: CameraWindows[Any] = CameraWindows(batch.camera_id, self.spec.clip, self.config.window,
-                                                    retain=self.predictor.retain, release=self.predictor.release)
-        windows.set_source_fps(batch.source_fps)
-        if resume_at is not None:
-            windows.resume_at(resume_at)
-        smoother = Smoother(self.class_names, self.config.smoothing, max_gap_ns=int(self.config.window.max_gap_s * 1e9))
-        return self.cameras.add(Camera(windows=windows, smoother=smoother, key=(tp, batch.camera_id, epoch),
-                                        fps=batch.source_fps))
+        return self.cameras.add(Camera.open((tp, batch.camera_id, epoch), batch, self.spec, self.config.window,
+                                            self.config.smoothing, self.predictor, resume_at=resume_at))
 
 def _window_ref(window: ClipWindow[Any]) -> WindowRef:
     ts = window.capture_ts_ns

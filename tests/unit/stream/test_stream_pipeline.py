@@ -10,6 +10,8 @@ from stream.core.windowing import WindowConfig
 from stream.core.wire import CorruptFrameError, FrameBatch, encode_frame_batch, BadMagicError
 from stream.dev.testing import FakeClock, ListSource, ScriptedPredictor, solid_batch
 
+T0 = 1_700_000_000_000_000_000   # solid_batch's capture time of frame 0: the first epoch of its cameras
+
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 CFG = PipelineConfig(window=WindowConfig(window_stride=2, reorder_tolerance=0, max_fill=0),
                      smoothing=SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, max_windows=4,
@@ -83,9 +85,9 @@ def test_corrupt_message_leaves_state_and_counts_offset():
         pipe.offer_bytes(encode_frame_batch(bad), SourceRef("frames", 0, 1))
     with pytest.raises(BadMagicError):
         pipe.offer_bytes(b"JUNKJUNKJUNK", SourceRef("frames", 0, 2))
-    assert pipe.stats()["a"].frames_accepted == 4
+    assert pipe.cameras.stats()["a"].frames_accepted == 4
     (offset, meta), = pipe.commit_points().values()
-    assert offset == 0 and resume.decode(meta) == {"a": (0, 0)}  # window 0 waits for inference: replay from 0
+    assert offset == 0 and resume.decode(meta) == {"a": (0, T0)}  # window 0 waits for inference: replay from 0
 
 
 def test_commit_point_holds_at_active_segment_then_moves():
@@ -93,7 +95,7 @@ def test_commit_point_holds_at_active_segment_then_moves():
     items = list(source(["a"], n=48, red=((8, 30),)))
     run_all(pipe, items[:5])   # frames 0..19: red windows 8..14 closed by max_windows, 16 opens another
     (offset, meta), = pipe.commit_points().values()
-    assert offset == 4 and resume.decode(meta) == {"a": (16, 0)}
+    assert offset == 4 and resume.decode(meta) == {"a": (16, T0)}
     run_all(pipe, items[5:])   # segment closed by max_windows / blue frames; next open window near the end
     (offset, meta), = pipe.commit_points().values()
     assert offset == 11
@@ -241,7 +243,7 @@ def test_a_record_keyed_by_another_camera_is_rejected():
     for key in (b"cam-b", b""):   # another camera's key, or a null key
         with pytest.raises(KeyMismatchError, match="not the camera id"):
             pipe.offer_bytes(value, SourceRef("frames", 0, 1, key=key))
-    assert pipe.stats()["cam-a"].frames_accepted == 4
+    assert pipe.cameras.stats()["cam-a"].frames_accepted == 4
 
 
 def test_camera_state_is_per_partition_and_commits_never_move_back():
@@ -257,13 +259,13 @@ def test_camera_state_is_per_partition_and_commits_never_move_back():
     pipe.drain()
     points = pipe.commit_points()
     # partition 1's camera "a": windows 0..6 made one event (max 4 windows), window 8 opened another
-    assert points[("frames", 1)][0] == 102 and resume.decode(points[("frames", 1)][1]) == {"a": (8, 0)}
+    assert points[("frames", 1)][0] == 102 and resume.decode(points[("frames", 1)][1]) == {"a": (8, T0)}
     assert points[("frames", 0)][0] >= 1       # unaffected by partition 1
     before = points[("frames", 0)][0]
     pipe.offer_bytes(encode_frame_batch(solid_batch("a", 0, [RED] * 4)), SourceRef("frames", 0, 12))  # late
     assert pipe.commit_points()[("frames", 0)][0] >= before
     pipe.drop_partition(("frames", 1))
-    assert pipe.stats()["a"].frames_accepted == 48 and pred.refs > 0
+    assert pipe.cameras.stats()["a"].frames_accepted == 48 and pred.refs > 0
     assert set(pipe.commit_points()) == {("frames", 0)}
 
 
@@ -370,10 +372,10 @@ def test_an_ingester_restarted_at_zero_is_a_new_epoch_not_late_frames():
     by_epoch = {}
     for e in events:
         by_epoch.setdefault(e.event.epoch, []).append((e.event.start_seq, e.event.end_seq))
-    assert sorted(by_epoch) == [0, 1_700_000_100_000_000_000]
-    assert by_epoch[0] == by_epoch[1_700_000_100_000_000_000] == [(8, 29)]   # the same frames, twice
+    assert sorted(by_epoch) == [T0, 1_700_000_100_000_000_000]   # each epoch named by its first capture time
+    assert by_epoch[T0] == by_epoch[1_700_000_100_000_000_000] == [(8, 29)]   # the same frames, twice
     assert len({e.event.event_id for e in events}) == 2                         # ids do not collide
-    assert pipe.stats()["a"].late == 0
+    assert pipe.cameras.stats()["a"].late == 0
     assert metrics.registry.get_sample_value("soccerkd_stream_epochs_total", {"reason": "restart"}) == 1
 
 
@@ -384,7 +386,7 @@ def test_a_forged_sequence_jump_does_not_blind_the_camera():
     pipe = Pipeline(ScriptedPredictor(), config=CFG)
     run_all(pipe, items[:4] + [(forged, SourceRef("frames", 0, 99))])
     after = run_all(pipe, [(v, SourceRef("frames", 0, 100 + i)) for i, (v, _) in enumerate(items[4:])])
-    assert pipe.stats()["a"].late == 0 and pipe.stats()["a"].frames_accepted == 32   # 16..47, a new epoch
+    assert pipe.cameras.stats()["a"].late == 0 and pipe.cameras.stats()["a"].frames_accepted == 32   # 16..47, a new epoch
     assert after and max(e.event.end_seq for e in after) >= 40                  # real frames still make events
 
 
