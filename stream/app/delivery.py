@@ -29,12 +29,20 @@ MAX_ABORTS_IN_A_ROW = 5   # refused exactly-once transactions with no commit bet
 
 
 class Delivery:
-    """Commits for one service's pipeline through its Kafka clients; owns the assigned set."""
+    """Commits for one service's pipeline through its Kafka clients; owns the assigned set.
 
-    def __init__(self, pipeline: Pipeline, kafka: KafkaClients, metrics: Metrics) -> None:
+    ``callback_timeout_s``: a revoke runs on kafka-python's IO thread, which also sends the
+    heartbeats, so each producer call in it gives up after this long (the service passes a
+    quarter of the session timeout: flush, offsets and commit together stay inside it) and the
+    service fails stop rather than lose its membership while blocked.
+    """
+
+    def __init__(self, pipeline: Pipeline, kafka: KafkaClients, metrics: Metrics, *,
+                 callback_timeout_s: float = 5.0) -> None:
         self.pipeline = pipeline
         self.kafka = kafka
         self.metrics = metrics
+        self.callback_timeout_s = callback_timeout_s   # the most a revoke may block the IO thread per call
         self.assigned: set[TopicPartition] = set()
         self.commits = 0   # commits made (periodic, final, revoke)
         self.aborts_in_a_row = 0   # exactly-once transactions refused since the last commit
@@ -144,8 +152,9 @@ class Delivery:
         # request); windows still waiting for inference are dropped, and the new owner rebuilds
         # them from those commit points.
         log.info("revoked %s: committing what is published, dropping their windows", tps)
-        try:
-            self.commit(only=None if self.kafka.publisher.transactional else set(tps), in_callback=True)
+        try:   # each producer call bounded well inside the session timeout; past it: fail stop
+            with self.kafka.publisher.bounded(self.callback_timeout_s):
+                self.commit(only=None if self.kafka.publisher.transactional else set(tps), in_callback=True)
         except PublishError as exc:
             log.warning("no commit on revoke: %s", exc)
         except Exception as exc:   # the new owner replays from the previous commit

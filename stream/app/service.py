@@ -94,7 +94,8 @@ class StreamService:
 
     def connect(self) -> KafkaClients:
         self.kafka = self._connect()
-        self.delivery = Delivery(self.pipeline, self.kafka, self.metrics)
+        self.delivery = Delivery(self.pipeline, self.kafka, self.metrics,
+                                 callback_timeout_s=self.config.kafka.session_timeout_ms / 4000)
         self.broker_ok = True
         self.watchdog = FetchWatchdog(self.kafka.consumer, interval_s=STALL_CHECK_S,
                                       on_stall=self.metrics.fetch_stalled)

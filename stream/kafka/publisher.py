@@ -21,7 +21,8 @@ restart replays from the last commit.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from stream.errors import FailStop
 
@@ -177,6 +178,16 @@ class Publisher:
                 call_within(self.timeout_s, "abort_transaction", self.producer.abort_transaction)
             except Exception:   # a fenced, broken or wedged producer: the broker aborts it on time-out
                 pass
+
+    @contextmanager
+    def bounded(self, timeout_s: float) -> Iterator[None]:
+        """Within the block, every producer call gives up after ``timeout_s`` at most (a rebalance
+        callback on kafka-python's IO thread must end well inside the session timeout)."""
+        saved, self.timeout_s = self.timeout_s, min(self.timeout_s, timeout_s)
+        try:
+            yield
+        finally:
+            self.timeout_s = saved
 
     def discard(self) -> bool:
         """Abort the open transaction and forget its sends (they will not be visible to

@@ -251,3 +251,30 @@ def test_no_latency_is_made_up_from_a_skewed_capture_clock():
     now = svc.clock()
     assert abs(svc.latency(int((now - 2.0) * 1e9)) - 2.0) < 0.5
     assert svc.latency(int((now + 2 * 3600) * 1e9)) is None   # stamped two hours in the future
+
+
+@pytest.mark.parametrize("wedge", ["flush", "commit"])
+def test_a_revoke_blocks_the_io_thread_well_inside_the_session_timeout(wedge):
+    """A revoke runs on kafka-python's IO thread, which also heartbeats. On 5428071 it could
+    block for a settle of up to commit_timeout_s (30 s, three times the 10 s session timeout) and
+    for a whole transaction commit. Each producer call in it now gives up after a quarter of the
+    session timeout, and the service fails stop instead of silently losing its membership."""
+    from stream.kafka.config import KafkaConfig
+
+    producer = WedgedTxProducer(wedge)
+    consumer = FakeFramesConsumer()
+    cfg = StreamConfig(kafka=KafkaConfig(session_timeout_ms=2000, heartbeat_interval_ms=500))
+    svc = StreamService(cfg, predictor=ScriptedPredictor(), metrics=Metrics(CollectorRegistry()),
+                        connect=fake_kafka(consumer, producer, transactional=True))
+    svc.connect()
+    svc.subscribe()
+    consumer.assign([TP0, TP1])
+    svc.pipeline.offer_bytes(encode_frame_batch(solid_batch("cam-0", 0, [RED] * 8)), SourceRef(*TP0, 0))
+    publish_all(svc)
+    t0 = time.monotonic()
+    consumer.revoke([TP0])
+    assert time.monotonic() - t0 < 2.0 * 0.5 + 0.5, "the revoke outlasted its bound"
+    assert svc.kafka.publisher.failed and svc.kafka.publisher.timeout_s == 30.0   # the bound was for the callback only
+    with pytest.raises(PublishError):
+        svc.delivery.commit()
+    producer.release.set()
