@@ -55,7 +55,8 @@ class Offer:
 
     refs: list[SourceRef]
     rejected: list[Rejected] = field(default_factory=list)
-    accepted: list[tuple[FrameBatch, SourceRef, Camera, list[int]]] = field(default_factory=list)
+    # (batch, ref, its camera, the frames to decode, why that camera epoch opens: None if it is open)
+    accepted: list[tuple[FrameBatch, SourceRef, Camera, list[int], str | None]] = field(default_factory=list)
     finish: Callable[[], list[Any]] = list
     seconds: float = 0.0
     rest: list[tuple[bytes, SourceRef]] = field(default_factory=list)   # offered after these are added
@@ -105,18 +106,14 @@ class Pipeline:
         return self.finish_offer(self.begin_offer(items))
 
     def begin_offer(self, items: Sequence[tuple[bytes, SourceRef]]) -> "Offer":
-        """Parse a poll's envelopes and start decoding their frames, in one batch
-        (:meth:`Predictor.start_prepare`); :meth:`finish_offer` adds them to the windows.
-
-        In between, the caller may run :meth:`step` (inference on windows already formed), which
-        overlaps with the decoding; nothing else may change the pipeline. Only frames some window
-        will use are decoded: duplicates, replays, late frames and frames a frame stride skips
-        are never touched (so a corrupt frame there is not noticed either).
-        """
+        """Parse a poll's envelopes and start decoding, in one batch, the frames some window will
+        use (not duplicates, replays, late or skipped frames); :meth:`finish_offer` adds them. In
+        between the caller may run :meth:`step`, overlapping inference with decoding, nothing
+        else. The offer ends early before a message that may start an epoch (``Offer.rest``)."""
         t0 = self.perf()
         offer = Offer(refs=[ref for _, ref in items])
         jobs: list[FrameJob] = []
-        previous: dict[tuple[TopicPartition, str], FrameBatch] = {}   # each camera's last message here
+        previous: dict[tuple[TopicPartition, str], FrameBatch | None] = {}   # each camera's last one here
         for n, (value, ref) in enumerate(items):
             try:
                 batch = parse_message(value, ref.key, self.config.limits)
@@ -128,17 +125,18 @@ class Pipeline:
             except Exception as exc:   # whatever else one message can cause stays with that message
                 offer.rejected.append(Rejected(ref, ProcessingError(f"{type(exc).__name__}: {exc}")))
                 continue
-            if self._may_start_epoch(previous.get((ref.tp, batch.camera_id)), batch, ref.tp):
+            key = (ref.tp, batch.camera_id)
+            if key in previous and (previous[key] is None or self._may_start_epoch(previous[key], batch, ref.tp)):
                 offer.refs, offer.rest = offer.refs[:n], list(items[n:])   # decided once the rest is added
                 break
-            previous[(ref.tp, batch.camera_id)] = batch
-            cam = self._camera(batch, ref.tp)
+            cam, opens = self._camera(batch, ref.tp)
+            previous[key] = None if opens else batch   # after an epoch opens here, the camera waits
             if cam is None:   # frames of an epoch that ended before the committed one: a replay
                 self.metrics.add_dropped("replayed", len(batch.frames))
                 continue
             todo = cam.needed_frames(batch)
             jobs.extend(FrameJob(batch.frames[i], batch.width, batch.height) for i in todo)
-            offer.accepted.append((batch, ref, cam, todo))
+            offer.accepted.append((batch, ref, cam, todo, opens))
         offer.finish = self.predictor.start_prepare(jobs) if jobs else list
         offer.seconds = self.perf() - t0
         return offer
@@ -154,14 +152,16 @@ class Pipeline:
             self.ledger.consumed(ref)
         rejected = list(offer.rejected)
         pos = 0
-        for batch, ref, cam, todo in offer.accepted:
+        for batch, ref, cam, todo, opens in offer.accepted:
             mine = payloads[pos:pos + len(todo)]
             pos += len(todo)
             error = next((p for p in mine if isinstance(p, EnvelopeError)), None)
-            if error is not None:
+            if error is not None:   # a camera epoch it would have opened is never installed
                 self.predictor.release([p for p in mine if not isinstance(p, EnvelopeError)])
                 rejected.append(Rejected(ref, error))
                 continue
+            if opens is not None:
+                self._open(cam, opens)
             self._add(batch, ref, cam, dict(zip(todo, mine)))
         self.metrics.observe_stage("preprocess", self.perf() - t0)
         self.metrics.set_inflight(len(self._pending))
@@ -264,10 +264,6 @@ class Pipeline:
         return [_event(key, seg, self.predictor, self.model_id, self.clock()) for seg in cam.smoother.close()]
 
     # -- offsets, rebalance -------------------------------------------------------------------
-    def resume_point(self, key: CameraKey) -> int | None:
-        """Sequence number replay must start from for a camera (:meth:`Camera.resume_point`)."""
-        return self.cameras[key].resume_point()
-
     def commit_points(self) -> CommitPoints:
         """``{(topic, partition): (offset, metadata)}`` safe to commit once outputs are acked
         (see :meth:`stream.core.ledger.OffsetLedger.commit_points`)."""
@@ -291,42 +287,48 @@ class Pipeline:
         self.metrics.set_inflight(len(self._pending))
         return len(dropped)
 
-    def _may_start_epoch(self, previous: FrameBatch | None, batch: FrameBatch, tp: TopicPartition) -> bool:
+    def _may_start_epoch(self, previous: FrameBatch, batch: FrameBatch, tp: TopicPartition) -> bool:
         """``batch`` follows ``previous`` in one offer and may start an epoch: the offer ends
         before it, so its epoch is decided once ``previous`` was added, as in separate polls."""
         cam = self.cameras.current(tp, batch.camera_id)
-        return previous is not None and (cam is None or not continues(previous, batch)
-                                         or self._reason(cam, batch) is not None)
+        return cam is None or not continues(previous, batch) or self._reason(cam, batch) is not None
 
     def _reason(self, cam: Camera, batch: FrameBatch) -> str | None:
         return epoch_reason(cam.windows, fps=cam.fps, newest_ts=cam.newest_ts, batch=batch,
                             max_seq_jump=self.config.window.max_seq_jump)
 
-    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> Camera | None:
-        """The camera state ``batch`` belongs to: the camera's current epoch, a new one (see the
-        module docstring), or the first, resumed from the committed hint if there is one."""
+    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> tuple[Camera | None, str | None]:
+        """The camera epoch ``batch`` belongs to, and why it opens (None: it is the open one): the
+        first, resumed from the committed hint if there is one ("first"), or a new one (an epoch
+        rule's reason). An epoch opens (:meth:`_open`) only once the batch's frames decode, so a
+        dead-lettered message never ends or starts one. (None, None): a finished epoch's replay."""
         cam = self.cameras.current(tp, batch.camera_id)
         if cam is None:
             hint = self.ledger.hint(tp, batch.camera_id)
             if hint is not None and max(batch.capture_ts_ns) < hint.epoch:   # see stream.core.epochs
-                return None
-            return self._new_camera(tp, batch, hint.epoch if hint else first_epoch(batch), hint.seq if hint else None)
-        current = cam.key
+                return None, None
+            return self._new_camera(tp, batch, hint.epoch if hint else first_epoch(batch),
+                                    hint.seq if hint else None), "first"
         reason = self._reason(cam, batch)
-        if reason is None:
-            return cam
-        epoch = next_epoch(current[2], batch)
-        log.info("camera %r on %s[%d]: new stream epoch %d (%s)", batch.camera_id, tp[0], tp[1], epoch, reason)
-        self.metrics.add_epoch(reason)
-        cam.ended = True
-        cam.windows.clear()   # its open window will not complete
-        if not cam.pending_starts:
-            self._ended += self._finish_epoch(current)
-        return self._new_camera(tp, batch, epoch, None)
+        return (cam, None) if reason is None else (self._new_camera(tp, batch, next_epoch(cam.key[2], batch)), reason)
 
-    def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None) -> Camera:
-        return self.cameras.add(Camera.open((tp, batch.camera_id, epoch), batch, self.spec, self.config.window,
-                                            self.config.smoothing, self.predictor, resume_at=resume_at))
+    def _open(self, cam: Camera, reason: str) -> None:
+        """Install a camera epoch; a new one ends the camera's open epoch (closed once its waiting
+        windows are run)."""
+        old = self.cameras.current(*cam.key[:2])
+        if old is not None:
+            log.info("camera %r on %s[%d]: new stream epoch %d (%s)", cam.key[1], *cam.key[0], cam.key[2], reason)
+            self.metrics.add_epoch(reason)
+            old.ended = True
+            old.windows.clear()   # its open window will not complete
+            if not old.pending_starts:
+                self._ended += self._finish_epoch(old.key)
+        self.cameras.add(cam)
+
+    def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None = None) -> Camera:
+        return Camera.open((tp, batch.camera_id, epoch), batch, self.spec, self.config.window, self.config.smoothing,
+                           self.predictor, resume_at=resume_at)
+
 
 def _window_ref(window: ClipWindow[Any]) -> WindowRef:
     ts = window.capture_ts_ns

@@ -77,6 +77,31 @@ def test_an_epoch_change_inside_one_poll_is_decided_as_in_two_polls():
     assert ids_of(one_poll) == ids_of(each) and one_poll
 
 
+def test_a_dead_lettered_message_neither_ends_nor_starts_an_epoch():
+    """Case 5: a message with another fps and a corrupt frame was dead-lettered, yet it had
+    already cut the camera's segment and opened an epoch, renaming the later events. An epoch is
+    now decided only for a message whose frames all decode."""
+    from stream.dev.testing import envelope
+
+    good = [solid_batch("a", s, [RED] * 4 if s < 24 else [BLUE] * 4) for s in range(0, 48, 4)]
+    bad = envelope(camera=b"a", first_seq=24, width=16, height=12, fps=30.0, frames=[b"\xff\xd8garbage" * 4] * 4,
+                   stamps=[T0 + 10**9 + i for i in range(4)])
+    clean = [(encode_frame_batch(b), SourceRef("frames", 0, i)) for i, b in enumerate(good)]
+    with_bad = clean[:6] + [(bad, SourceRef("frames", 0, 6))] + [(v, SourceRef("frames", 0, r.offset + 1))
+                                                                 for v, r in clean[6:]]
+    for cuts in ([], range(len(with_bad))):
+        pipe = Pipeline(ScriptedPredictor(), config=CFG)
+        events, start = [], 0
+        for end in [*cuts, len(with_bad)]:
+            if end > start:
+                rejected = pipe.offer_messages(with_bad[start:end])
+                assert [r.error.reason for r in rejected] == (["corrupt_frame"] if start <= 6 < end else [])
+                events += pipe.drain().events
+                start = end
+        assert ids_of(events) == ids_of(run_polls(Pipeline(ScriptedPredictor(), config=CFG), clean, cuts=[]))
+        assert [cam.key[2] for cam in pipe.cameras] == [T0]   # the 30 fps epoch never opened
+
+
 # Found by the property below (shrunk): camera "b" holds the partition's commit back at offset 3
 # while camera "a" restarts at sequence 0 (offset 7). The replay from offset 3 read a's earlier
 # frames into the epoch the commit named and then started yet another epoch at offset 7: ids the
