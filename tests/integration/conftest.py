@@ -1,4 +1,4 @@
-"""Fixtures of the integration tier over :mod:`kafka_setup` (the shared setup)."""
+"""Fixtures of the integration tier (the shared setup functions are in kafka_setup.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kafka_setup import tiny_checkpoint
+from stream.dev.checkpoints import tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """:func:`kafka_setup.tiny_checkpoint` favouring "kick", once per module."""
+    """:func:`stream.dev.checkpoints.tiny_checkpoint` favouring "kick", once per module."""
     return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")

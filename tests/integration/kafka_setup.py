@@ -1,6 +1,6 @@
-"""Setup shared by the integration tests (``from kafka_setup import ...``; the fixtures in
-conftest.py wrap it): fresh topics with a test-speed Kafka config, a tiny real checkpoint, and
-running a service in a thread until one of its metrics says it is done."""
+"""Setup shared by the integration tests (``from kafka_setup import ...``): fresh topics with a
+test-speed Kafka config, and running a service in a thread until one of its metrics says it is
+done. The tiny real checkpoint they use is :func:`stream.dev.checkpoints.tiny_checkpoint`."""
 
 from __future__ import annotations
 
@@ -8,29 +8,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Iterator
-
-
-def tiny_checkpoint(path: Path, favour: int = 0) -> Path:
-    """A real TSM-ResNet18 checkpoint (4 frames, 32 px, 4 classes) whose output always favours
-    class ``favour`` (softmax e^3 / (e^3 + 3)): the service's own loading and inference, at no
-    training cost."""
-    import torch
-
-    from soccerkd.models import create_model
-    from soccerkd.spec import ClipSpec, InputSpec
-    from soccerkd.train.checkpoint import save_checkpoint
-
-    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
-                     class_names=("kick", "run", "walk", "dribble"))
-    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.copy_(torch.eye(4)[favour] * 3.0)
-    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
-                    class_names=list(spec.class_names), model_kwargs={})
-    return path
 
 
 def fresh_kafka_config(broker: Any, prefix: str, *, frames_partitions: int = 1, **kafka: Any) -> Any:

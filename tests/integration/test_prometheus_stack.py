@@ -23,12 +23,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kafka_setup import fresh_kafka_config, tiny_checkpoint
+from kafka_setup import fresh_kafka_config
 
 from soccerkd.config import dump_config
 from stream.config import BatchingConfig, ModelConfig, StreamConfig
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
+from stream.dev.checkpoints import tiny_checkpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]

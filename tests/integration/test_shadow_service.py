@@ -5,12 +5,13 @@ metrics read back from the service's registry."""
 from __future__ import annotations
 
 import pytest
-from kafka_setup import fresh_kafka_config, serving, tiny_checkpoint
+from kafka_setup import fresh_kafka_config, serving
 from prometheus_client import CollectorRegistry
 
 from stream.config import BatchingConfig, StreamConfig
 from stream.core.smoothing import SmoothingConfig
 from stream.core.windowing import WindowConfig
+from stream.dev.checkpoints import tiny_checkpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -1,8 +1,6 @@
 """``shadow.checkpoint`` in the stream config puts the teacher in shadow behind the student in
 ``build_service`` (the wiring; the shadow itself is tested in test_stream_shadow.py)."""
 
-from pathlib import Path
-
 from prometheus_client import CollectorRegistry
 
 from stream.app.compose import build_service
@@ -10,33 +8,16 @@ from stream.app.metrics import Metrics
 from stream.config import StreamConfig
 from stream.core.ledger import SourceRef
 from stream.core.wire import encode_frame_batch
+from stream.dev.checkpoints import tiny_checkpoint
 from stream.dev.testing import solid_batch
 from stream.inference.shadow import ShadowConfig, ShadowedPredictor
-
-
-def tiny(path: Path, favour: int) -> Path:
-    import torch
-
-    from soccerkd.models import create_model
-    from soccerkd.spec import ClipSpec, InputSpec
-    from soccerkd.train.checkpoint import save_checkpoint
-
-    spec = InputSpec(clip=ClipSpec(num_frames=4, frame_stride=1), size=32, resize=32,
-                     class_names=("kick", "run", "walk", "dribble"))
-    model = create_model("tsm_resnet18", num_classes=4, frames=4, input_spec=spec)
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.copy_(torch.eye(4)[favour] * 3.0)
-    save_checkpoint(path, model_name="tsm_resnet18", model_state=model.state_dict(), input_spec=spec.to_dict(),
-                    class_names=list(spec.class_names), model_kwargs={})
-    return path
 
 
 def test_a_shadow_checkpoint_in_the_config_puts_the_teacher_behind_the_student(tmp_path):
     from stream.config import ModelConfig
 
-    cfg = StreamConfig(model=ModelConfig(checkpoint=tiny(tmp_path / "student.pt", 0), device="cpu"),
-                       shadow=ShadowConfig(checkpoint=tiny(tmp_path / "teacher.pt", 1), sample_rate=1.0,
+    cfg = StreamConfig(model=ModelConfig(checkpoint=tiny_checkpoint(tmp_path / "student.pt", 0), device="cpu"),
+                       shadow=ShadowConfig(checkpoint=tiny_checkpoint(tmp_path / "teacher.pt", 1), sample_rate=1.0,
                                            device="cpu"))
     registry = CollectorRegistry()
     svc = build_service(cfg, metrics=Metrics(registry))
