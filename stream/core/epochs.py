@@ -7,9 +7,10 @@ own, and its events get ids of their own. A batch starts a new epoch when
 
 * its fps differs from the epoch's (fps is pinned for the life of an epoch, so window
   positions, and so event ids, depend only on the frames);
-* its first sequence number jumps more than ``windows.max_seq_jump`` past the newest
-  (a forged or broken number does not blind the camera: the next real batch starts another
-  epoch by the next rule);
+* its first sequence number jumps more than ``windows.max_seq_jump`` past the newest, or its
+  last one lies more than that behind it (a forged or broken number does not blind the camera:
+  the next real batch starts another epoch, even when the forged one claimed a capture time
+  far ahead);
 * all its frames lie before the open window yet it was captured after the newest frame (an
   ingester restarted at 0: ``--start-seq`` is not needed).
 
@@ -47,6 +48,8 @@ def epoch_reason(windows: CameraWindows[Any], *, fps: float, newest_ts: int, bat
         return "seq_jump"
     if next_start is not None and batch.last_seq < next_start and min(batch.capture_ts_ns) > newest_ts:
         return "restart"
+    if batch.last_seq + max_seq_jump < newest:   # far behind, whatever its time: not a late frame
+        return "seq_jump"
     return None
 
 
@@ -63,7 +66,10 @@ def continues(previous: FrameBatch, batch: FrameBatch) -> bool:
 
 
 def next_epoch(current: int, batch: FrameBatch) -> int:
-    """The number of the epoch ``batch`` starts: its first capture time. Epochs of a camera only
-    grow (a forged batch that repeats an earlier epoch's start time must not land on that
-    epoch's state)."""
-    return max(batch.capture_ts_ns[0], current + 1)
+    """The number of the epoch ``batch`` starts: its first capture time, or one more than the
+    current epoch's when they are equal (a batch that repeats the start time must not land on
+    the open epoch's state). Not ``max(time, current + 1)``: after a forged epoch far in the
+    future, the real frames' epoch must keep their real time, or a replay would take every real
+    batch for a replay of a finished epoch and skip it."""
+    first = batch.capture_ts_ns[0]
+    return first if first != current else current + 1

@@ -176,3 +176,22 @@ def test_an_epoch_is_named_by_its_first_capture_time(fps):
     batch = dataclasses.replace(solid_batch("a", 0, [RED] * 4), source_fps=fps)
     pipe.offer_messages([(encode_frame_batch(batch), SourceRef("frames", 0, 0))])
     assert [cam.key[2] for cam in pipe.cameras] == [batch.capture_ts_ns[0]]
+
+
+def test_a_forged_jump_an_hour_ahead_does_not_blind_the_camera_even_after_a_restart():
+    """Case 6: a forged batch with a sequence jump and a capture time 59 minutes ahead (under the
+    3,600 s skew limit) made every later real frame 'late' (472 of 472), and after a restart none
+    was accepted. Real frames far behind the forged number now start an epoch of their own,
+    named by their real capture time, and a replay from a commit after them accepts them."""
+    real = [solid_batch("a", s, [RED] * 4 if s < 40 else [BLUE] * 4) for s in range(0, 80, 4)]
+    forged = dataclasses.replace(solid_batch("a", 10**9, [RED] * 4, t0_ns=T0 + 59 * 60 * 10**9 - 10**9 * 10**9 // 25))
+    stream = real[:6] + [forged] + real[6:]
+    items = [(encode_frame_batch(b), SourceRef("frames", 0, i)) for i, b in enumerate(stream)]
+    pipe = Pipeline(ScriptedPredictor(), config=CFG)
+    events = run_polls(pipe, items, cuts=range(len(items)))
+    stats = pipe.cameras.stats()["a"]
+    assert stats.late == 0 and stats.frames_accepted == 56   # frames 24..79, all after the forged batch
+    assert events and all(e.event.end_seq < 10**9 for e in events)
+    assert [cam.key[2] for cam in pipe.cameras] == [real[6].capture_ts_ns[0]]   # named by its real time
+    for crash in range(8, len(items)):
+        replay_from_any_commit_gives_the_same_ids(items, crash, cuts=[])
