@@ -57,10 +57,16 @@ def test_caught_up_service_has_no_backlog_although_committed_offsets_trail(kafka
             committed_lag = reader.end_offsets([tp])[tp] - reader.committed(tp)
             backlog_messages = registry.get_sample_value("soccerkd_consumer_lag", lag)
             backlog_windows = registry.get_sample_value("soccerkd_inflight_windows")
+            # The ownership signal from a real group: one partition owned, and ready.
+            owned = registry.get_sample_value("soccerkd_assigned_partitions", {"topic": cfg.kafka.frames_topic})
+            ready = registry.get_sample_value("soccerkd_ready")
     finally:
         reader.close()
     print(f"\n[autoscale] caught up: committed-offset lag {committed_lag} messages, "
           f"messages behind {backlog_messages:g}, windows waiting {backlog_windows:g}")
     assert backlog_messages == 0 and backlog_windows == 0
+    assert (owned, ready) == (1.0, 1.0)
+    assert registry.get_sample_value("soccerkd_assigned_partitions", {"topic": cfg.kafka.frames_topic}) == 0.0, \
+        "after close the service owns nothing"
     # KEDA's kafka scaler at lagThreshold 25 would have asked for a second replica here.
     assert committed_lag > 25

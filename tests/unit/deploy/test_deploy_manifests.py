@@ -306,11 +306,25 @@ def test_keda_and_hpa_scale_on_the_same_backlog_rules_with_the_same_targets() ->
     # point where the pod pauses its partitions.
     batching = stream_values()["batching"]
     assert batching["max_batch"] < keda_targets["soccerkd:autoscale_windows_waiting"] < batching["max_pending_windows"]
-    # The alert for "at the ceiling and still behind" uses the same ceiling and target.
+    # "At the ceiling and still behind" reads the ceiling from the HPA that drives the pods (KEDA's
+    # keda-hpa-<ScaledObject> or the fallback's), never a count of exporting processes, and
+    # multiplies it by the same per-replica target.
     alerts = {r["alert"]: r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if "alert" in r}
-    expr = str(alerts["SoccerKDAutoscalerAtMax"]["expr"])
-    ceiling = find("ScaledObject", "soccerkd-serve")["spec"]["maxReplicaCount"]
-    assert f"> {ceiling} * {keda_targets['soccerkd:autoscale_messages_behind']:g}" in expr and f">= {ceiling}" in expr
+    expr = " ".join(str(alerts["SoccerKDAutoscalerAtMax"]["expr"]).split())
+    target = keda_targets["soccerkd:autoscale_messages_behind"]
+    assert f"> on (namespace) {target:g} * max by (namespace) (kube_horizontalpodautoscaler_spec_max_replicas" in expr
+    assert "count" not in expr, "AutoscalerAtMax must not count series (2 pods x 4 workers are 8 series)"
+    hpa_names = set(re.findall(r'horizontalpodautoscaler=~"([^"]+)"', expr))
+    assert len(hpa_names) == 1, f"one HPA name pattern in AutoscalerAtMax, got {hpa_names}"
+    pattern = re.compile(hpa_names.pop())
+    keda_hpa = "keda-hpa-" + find("ScaledObject", "soccerkd-serve")["metadata"]["name"]
+    fallback = find("HorizontalPodAutoscaler", "soccerkd-serve")["metadata"]["name"]
+    for name in (keda_hpa, fallback):
+        assert pattern.fullmatch(name), f"AutoscalerAtMax's HPA pattern {pattern.pattern!r} misses {name!r}"
+    # The KEDA error alert names the ScaledObject, the broker-side lag alert the serve group.
+    assert f'scaledObject="{keda_hpa.removeprefix("keda-hpa-")}"' in str(alerts["SoccerKDAutoscalerErrors"]["expr"])
+    group = stream_values()["kafka"]["group_id"]
+    assert f'consumergroup="{group}"' in str(alerts["SoccerKDBrokerLagGrowing"]["expr"])
 
 
 # ---------------------------------------------------------------------------------------------
