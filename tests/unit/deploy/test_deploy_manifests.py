@@ -82,7 +82,7 @@ def serve_args() -> list[str]:
 def gpu_serve_args() -> list[str]:
     """The args the gpu component patches in (a patch replaces the whole list)."""
     doc = yaml.safe_load((K8S / "components" / "gpu" / "kustomization.yaml").read_text())
-    (patch,) = doc["patches"]
+    (patch,) = [p for p in doc["patches"] if p["target"]["kind"] == "StatefulSet"]
     (container,) = yaml.safe_load(patch["patch"])["spec"]["template"]["spec"]["containers"]
     return [a.replace("$(POD_NAME)", POD_NAME) for a in container["args"]]
 
