@@ -68,7 +68,7 @@ def get_json(url: str) -> dict:
 def test_compose_commands_reach_events_dashboard_and_alertmanager(tmp_path: Path) -> None:
     from kafka import KafkaConsumer
 
-    from stream.broker import LocalBroker, free_port
+    from stream.dev.broker import LocalBroker, free_port
     from stream.errors import BrokerError
 
     prometheus, alertmanager = need("prometheus"), need("prometheus-alertmanager")

@@ -157,7 +157,7 @@ def test_stream_config_loads_and_agrees_with_the_topics_service(tmp_path: Path) 
     assert {cfg.kafka.frames_topic, cfg.kafka.events_topic, cfg.kafka.dlq_topic} <= created
     assert any(v.endswith(":/models:ro") for v in services["serve"]["volumes"])
     # The default checkpoint is the student shipped in the package, found without any mount.
-    from stream.artifacts import resolve_checkpoint
+    from stream.inference.artifacts import resolve_checkpoint
 
     serve = services["serve"]["command"]
     default = serve[serve.index("--set") + 1].split(":-", 1)[1].rstrip("}")

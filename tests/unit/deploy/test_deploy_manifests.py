@@ -404,13 +404,13 @@ def test_dashboard_covers_every_metric_and_is_well_formed() -> None:
 def exported_families() -> set[str]:
     from prometheus_client import CollectorRegistry
 
-    import stream.metrics
-    import stream.shadow
+    import stream.app.metrics
+    import stream.inference.shadow
 
     registry = CollectorRegistry()
-    stream.metrics.Metrics(registry=registry)
-    stream.metrics.IngestMetrics(registry)
-    stream.shadow.ShadowMetrics(registry)
+    stream.app.metrics.Metrics(registry=registry)
+    stream.app.metrics.IngestMetrics(registry)
+    stream.inference.shadow.ShadowMetrics(registry)
     return {f.name for f in registry.collect()}
 
 

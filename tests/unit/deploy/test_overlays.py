@@ -101,12 +101,12 @@ def test_metric_names_reads_what_promql_selects() -> None:
 def serve_exports() -> frozenset[str]:
     from prometheus_client import CollectorRegistry
 
-    import stream.metrics
-    import stream.shadow
+    import stream.app.metrics
+    import stream.inference.shadow
 
     registry = CollectorRegistry()
-    stream.metrics.Metrics(registry=registry)
-    stream.shadow.ShadowMetrics(registry)
+    stream.app.metrics.Metrics(registry=registry)
+    stream.inference.shadow.ShadowMetrics(registry)
     return frozenset(f.name + s for f in registry.collect() for s in SAMPLE_SUFFIXES[f.type])
 
 
