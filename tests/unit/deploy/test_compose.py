@@ -155,6 +155,9 @@ def test_stream_config_loads_and_agrees_with_the_topics_service(tmp_path: Path) 
     script = services["topics"]["command"][0]
     created = set(re.findall(r"^create (\S+) ", script, re.M))
     assert {cfg.kafka.frames_topic, cfg.kafka.events_topic, cfg.kafka.dlq_topic} <= created
+    # The broker-side lag alert and panels name the serve group: the stack's serve must be it.
+    alerts = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
+    assert f'consumergroup="{cfg.kafka.group_id}"' in alerts
     assert any(v.endswith(":/models:ro") for v in services["serve"]["volumes"])
     # The default checkpoint is the student shipped in the package, found without any mount.
     from stream.inference.artifacts import resolve_checkpoint
