@@ -144,6 +144,7 @@ class Delivery:
         log.info("assigned %s", tps)
         self.assigned.update(tps)
         self._new.extend(tps)
+        self._count_owned(tps)
 
     def on_revoked(self, tps: list[TopicPartition]) -> None:
         # The main thread waits inside poll()/close() meanwhile, so the pipeline is not touched
@@ -171,6 +172,12 @@ class Delivery:
             self.pipeline.drop_partition(tp)
             self.assigned.discard(tp)
             self.metrics.forget_lag(*tp)
+        self._count_owned(tps)
+
+    def _count_owned(self, tps: list[TopicPartition]) -> None:
+        """``soccerkd_assigned_partitions`` of the topics ``tps`` belong to: the ownership signal."""
+        for topic in {t for t, _ in tps}:
+            self.metrics.set_assigned(topic, sum(1 for t, _ in self.assigned if t == topic))
 
     def restore_new(self) -> None:
         """Read the resume points of newly assigned (or rewound) partitions: on the main thread,

@@ -8,7 +8,7 @@ so the first dead letter of a reason would never fire an alert.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -82,6 +82,12 @@ class Metrics:
             "clock; kept, no latency observed)", ["kind"], registry=r)
         for kind in TIMESTAMP_ANOMALIES:
             self.timestamp_anomalies.labels(kind=kind)
+        # Ownership: a group that assigns nothing, or an owner that died, leaves no lag series at
+        # all, so the lag alerts cannot see it; these two can (alert SoccerKDNoPartitionsAssigned).
+        self.assigned = Gauge("soccerkd_assigned_partitions", "Partitions of the topic this consumer owns now "
+                              "(0 while the group gives it none)", ["topic"], registry=r)
+        self.ready = Gauge("soccerkd_ready", "1 while /readyz answers 200 (model loaded, broker reachable, "
+                           "partitions assigned), else 0", registry=r)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
         for stage in STAGES:
@@ -137,6 +143,13 @@ class Metrics:
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    def set_assigned(self, topic: str, n: int) -> None:
+        self.assigned.labels(topic=topic).set(n)
+
+    def track_ready(self, ready: Callable[[], tuple[bool, str]]) -> None:
+        """``soccerkd_ready`` asks ``ready`` (the ``/readyz`` callback) at every scrape."""
+        self.ready.set_function(lambda: 1.0 if ready()[0] else 0.0)
 
     def forget_lag(self, topic: str, partition: int) -> None:
         """Drop a partition's lag series once it is no longer ours, so no stale value lingers."""

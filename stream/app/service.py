@@ -70,6 +70,8 @@ class StreamService:
         self._server: MetricsServer | None = None
         self._messages_at_check = 0
         self._last: dict[str, float] = {}   # when each periodic job last ran (see _iterate)
+        self.metrics.track_ready(self.ready)
+        self.metrics.set_assigned(config.kafka.frames_topic, 0)
 
     # -- control ------------------------------------------------------------------------------
     def stop(self) -> None:

@@ -148,10 +148,20 @@ class FramesConsumer:
                 self._consumer.seek(part, offset)
 
     def lag(self) -> dict[TopicPartition, int]:
-        """High watermark minus position, per assigned partition (from the last fetch; no request)."""
+        """High watermark minus position, per assigned partition. The high watermark is the one of
+        the last fetch (no request), except for paused partitions: the client fetches nothing for
+        them and that watermark would freeze, so their end offsets are asked of the broker (one
+        ListOffsets request, at most a second; on failure the fetched watermark stands)."""
         out: dict[TopicPartition, int] = {}
+        ends: dict[Any, int] = {}
+        paused = [p for p in self._consumer.assignment() if p in self._consumer.paused()]
+        if paused:
+            try:
+                ends = self._consumer.end_offsets(paused, timeout_ms=1000)
+            except Exception:   # broker slow or away: the fetched watermark stands this round
+                ends = {}
         for part in self._consumer.assignment():
-            hw = self._consumer.highwater(part)
+            hw = ends.get(part) if ends.get(part) is not None else self._consumer.highwater(part)
             if hw is None:
                 continue
             try:

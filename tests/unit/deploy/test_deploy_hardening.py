@@ -164,6 +164,27 @@ def test_dockerfile_pins_its_base_and_dependencies_and_has_a_healthcheck() -> No
     assert "!deploy/docker/constraints.txt" in ignore
 
 
+def test_make_installs_the_tests_under_the_image_constraints() -> None:
+    """`make test` resolves the same versions as the image (audit finding 7)."""
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"^CONSTRAINTS\s*=\s*deploy/docker/constraints.txt$", make, re.M)
+    installs = re.findall(r"pip install (.*)$", make, re.M)
+    project = [line for line in installs if "-e '.[" in line]
+    assert project and all("-c $(CONSTRAINTS)" in line for line in project), project
+    assert re.search(r"^\$\(STAMP\):.*\$\(CONSTRAINTS\)", make, re.M), "a new constraints file must reinstall"
+    # Java 17 and Maven come from make too (the README's two commands on a bare Debian machine).
+    assert "openjdk-17-jre-headless" in make and "maven" in make
+    assert re.search(r"^jars: .*\bjava\b", make, re.M)
+
+
+def test_constraints_match_the_test_environment() -> None:
+    """Every package of the project's closure (runtime, test, export) is pinned at the version
+    this test environment runs: the venv and the image no longer drift apart unseen."""
+    out = subprocess.run([sys.executable, str(DEPLOY / "docker" / "make_constraints.py"), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed")
 @pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.model"])
 def test_hadolint_is_clean(name: str) -> None:

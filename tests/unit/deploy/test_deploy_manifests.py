@@ -82,7 +82,7 @@ def serve_args() -> list[str]:
 def gpu_serve_args() -> list[str]:
     """The args the gpu component patches in (a patch replaces the whole list)."""
     doc = yaml.safe_load((K8S / "components" / "gpu" / "kustomization.yaml").read_text())
-    (patch,) = doc["patches"]
+    (patch,) = [p for p in doc["patches"] if p["target"]["kind"] == "StatefulSet"]
     (container,) = yaml.safe_load(patch["patch"])["spec"]["template"]["spec"]["containers"]
     return [a.replace("$(POD_NAME)", POD_NAME) for a in container["args"]]
 
@@ -306,11 +306,25 @@ def test_keda_and_hpa_scale_on_the_same_backlog_rules_with_the_same_targets() ->
     # point where the pod pauses its partitions.
     batching = stream_values()["batching"]
     assert batching["max_batch"] < keda_targets["soccerkd:autoscale_windows_waiting"] < batching["max_pending_windows"]
-    # The alert for "at the ceiling and still behind" uses the same ceiling and target.
+    # "At the ceiling and still behind" reads the ceiling from the HPA that drives the pods (KEDA's
+    # keda-hpa-<ScaledObject> or the fallback's), never a count of exporting processes, and
+    # multiplies it by the same per-replica target.
     alerts = {r["alert"]: r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if "alert" in r}
-    expr = str(alerts["SoccerKDAutoscalerAtMax"]["expr"])
-    ceiling = find("ScaledObject", "soccerkd-serve")["spec"]["maxReplicaCount"]
-    assert f"> {ceiling} * {keda_targets['soccerkd:autoscale_messages_behind']:g}" in expr and f">= {ceiling}" in expr
+    expr = " ".join(str(alerts["SoccerKDAutoscalerAtMax"]["expr"]).split())
+    target = keda_targets["soccerkd:autoscale_messages_behind"]
+    assert f"> on (namespace) {target:g} * max by (namespace) (kube_horizontalpodautoscaler_spec_max_replicas" in expr
+    assert "count" not in expr, "AutoscalerAtMax must not count series (2 pods x 4 workers are 8 series)"
+    hpa_names = set(re.findall(r'horizontalpodautoscaler=~"([^"]+)"', expr))
+    assert len(hpa_names) == 1, f"one HPA name pattern in AutoscalerAtMax, got {hpa_names}"
+    pattern = re.compile(hpa_names.pop())
+    keda_hpa = "keda-hpa-" + find("ScaledObject", "soccerkd-serve")["metadata"]["name"]
+    fallback = find("HorizontalPodAutoscaler", "soccerkd-serve")["metadata"]["name"]
+    for name in (keda_hpa, fallback):
+        assert pattern.fullmatch(name), f"AutoscalerAtMax's HPA pattern {pattern.pattern!r} misses {name!r}"
+    # The KEDA error alert names the ScaledObject, the broker-side lag alert the serve group.
+    assert f'scaledObject="{keda_hpa.removeprefix("keda-hpa-")}"' in str(alerts["SoccerKDAutoscalerErrors"]["expr"])
+    group = stream_values()["kafka"]["group_id"]
+    assert f'consumergroup="{group}"' in str(alerts["SoccerKDBrokerLagGrowing"]["expr"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,3 +399,38 @@ def test_dashboard_covers_every_metric_and_is_well_formed() -> None:
     bases = {n for names in ISSUE_METRICS.values() for n in names}
     missing = sorted(b for b in bases if b not in text)
     assert not missing, f"dashboard shows nothing of {missing}"
+
+
+def exported_families() -> set[str]:
+    from prometheus_client import CollectorRegistry
+
+    import stream.app.metrics
+    import stream.inference.shadow
+
+    registry = CollectorRegistry()
+    stream.app.metrics.Metrics(registry=registry)
+    stream.app.metrics.IngestMetrics(registry)
+    stream.inference.shadow.ShadowMetrics(registry)
+    return {f.name for f in registry.collect()}
+
+
+def test_every_exported_metric_has_a_panel() -> None:
+    """Five counters (commit_failures, fetch_stalls, idle_evictions, stream_epochs,
+    timestamp_anomalies) were exported with no panel; now nothing the service exports is unseen."""
+    used = {m for e in dashboard_exprs() for m in METRIC_RE.findall(e)}
+    used_families = {re.sub(r"_(total|bucket|sum|count|created)$", "", m) for m in used} | used
+    missing = sorted(exported_families() - used_families)
+    assert not missing, f"exported metrics without a dashboard panel: {missing}"
+
+
+def test_dashboard_shows_ownership_broker_lag_and_replicas() -> None:
+    """The operations panels of issue 26, each on the series its alert reads."""
+    exprs = " ".join(" ".join(e.split()) for e in dashboard_exprs())
+    group = stream_values()["kafka"]["group_id"]
+    for needle in ("up{", "soccerkd_ready{", "soccerkd_assigned_partitions{", "kafka_topic_partitions",
+                   f'kafka_consumergroup_lag{{consumergroup="{group}"}}',
+                   "kube_horizontalpodautoscaler_status_desired_replicas{",
+                   "kube_horizontalpodautoscaler_status_current_replicas{"):
+        assert needle in exprs, f"no dashboard panel queries {needle}"
+    keda_hpa = "keda-hpa-" + find("ScaledObject", "soccerkd-serve")["metadata"]["name"]
+    assert keda_hpa in exprs, f"the replicas panel must select KEDA's HPA {keda_hpa}"

@@ -112,3 +112,30 @@ def test_every_output_topic_is_checked_at_start_and_a_missing_one_named(caplog):
         thread.join(10)
         logging.getLogger("soccerkd.serve").removeHandler(caplog.handler)
     assert not thread.is_alive()
+
+
+def test_assigned_partitions_and_ready_gauges_follow_the_assignment():
+    """The ownership signal: the count of owned partitions (0 before the group assigns any, and
+    again once they are revoked or lost) and the /readyz answer, read back from a fresh registry."""
+    registry = CollectorRegistry()
+    svc = service(metrics=Metrics(registry))
+    consumer = svc.kafka.consumer
+
+    def value(name, **labels):
+        return registry.get_sample_value(name, labels)
+
+    assert value("soccerkd_assigned_partitions", topic="frames") == 0.0
+    consumer.reachable = False
+    svc.check_broker()
+    assert value("soccerkd_ready") == 0.0
+    consumer.reachable = True
+    svc.check_broker()
+    assert value("soccerkd_ready") == 0.0   # reachable, but nothing assigned yet
+    consumer.assign([("frames", 0), ("frames", 2)])
+    assert value("soccerkd_assigned_partitions", topic="frames") == 2.0
+    assert value("soccerkd_ready") == 1.0
+    consumer.revoke([("frames", 2)], lost=True)
+    assert value("soccerkd_assigned_partitions", topic="frames") == 1.0
+    consumer.revoke([("frames", 0)])
+    assert value("soccerkd_assigned_partitions", topic="frames") == 0.0
+    assert value("soccerkd_ready") == 0.0 and svc.ready() == (False, "no partitions assigned")
