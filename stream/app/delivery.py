@@ -174,6 +174,14 @@ class Delivery:
             self.metrics.forget_lag(*tp)
         self._count_owned(tps)
 
+    def update_lag(self) -> None:
+        """``soccerkd_consumer_lag`` of each owned partition."""
+        try:
+            for (topic, part), value in self.kafka.consumer.lag().items():
+                self.metrics.set_lag(topic, part, value)
+        except Exception as exc:
+            log.debug("lag unavailable: %s", exc)
+
     def _count_owned(self, tps: list[TopicPartition]) -> None:
         """``soccerkd_assigned_partitions`` of the topics ``tps`` belong to: the ownership signal."""
         for topic in {t for t, _ in tps}:

@@ -167,7 +167,7 @@ class StreamService:
         if (now - timers["commit"]) * 1000 >= self.config.kafka.commit_interval_ms:
             self.publish(self.pipeline.close_idle())
             self.delivery.commit()
-            self.update_lag()
+            self.delivery.update_lag()
             timers["commit"] = now
         if now - timers["broker"] >= BROKER_CHECK_S:   # /readyz follows the broker within seconds
             self.check_broker()
@@ -255,13 +255,6 @@ class StreamService:
             consumer.set_paused(False)
         else:
             consumer.keep_paused()
-
-    def update_lag(self) -> None:
-        try:
-            for (topic, part), value in self.kafka.consumer.lag().items():
-                self.metrics.set_lag(topic, part, value)
-        except Exception as exc:
-            log.debug("lag unavailable: %s", exc)
 
     def check_broker(self) -> None:
         try:

@@ -74,7 +74,7 @@ def test_revoked_or_lost_partitions_stop_exporting_lag():
     svc = service(metrics=metrics)
     svc.kafka.consumer.assign([("frames", 0), ("frames", 1)])
     svc.kafka.consumer.lags = {("frames", 0): 5, ("frames", 1): 7}
-    svc.update_lag()
+    svc.delivery.update_lag()
     svc.kafka.consumer.revoke([("frames", 1)], lost=True)
     text = metrics.exposition().decode()
     assert 'soccerkd_consumer_lag{partition="0",topic="frames"} 5.0' in text
