@@ -413,14 +413,14 @@ def test_a_live_camera_outage_is_reconnected_and_serve_handles_the_frames_after_
     restart = next(i for i, b in enumerate(batches) if i and b.first_seq == 0)
     gap_s = (batches[restart].capture_ts_ns[0] - batches[restart - 1].capture_ts_ns[-1]) / 1e9
     assert gap_s >= 2.0 and sum(len(b.frames) for b in batches[restart:]) >= 50
+    epoch = batches[restart].capture_ts_ns[0]   # epochs are named by their first capture time
     try:
         after = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=60, idle_s=None,
-                            until=lambda evs: any(e.epoch for e in evs))
+                            until=lambda evs: any(e.epoch == epoch for e in evs))
         assert service.metrics.registry.get_sample_value("soccerkd_stream_epochs_total", {"reason": "restart"}) >= 1
     finally:
         service.stop()
         thread.join(60)
-    epoch = batches[restart].capture_ts_ns[0]
     assert any(e.epoch == epoch and e.start_capture_ts_ns >= epoch for e in after)
     assert all(e.start_capture_ts_ns >= epoch or e.end_capture_ts_ns < epoch for e in after), "an event spans the outage"
 
