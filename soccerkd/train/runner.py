@@ -46,6 +46,14 @@ def seed_everything(seed: int) -> torch.Generator:
     return gen
 
 
+def eval_generator(seed: int) -> torch.Generator:
+    """A generator for an evaluation loader, so that creating its workers never draws from the
+    global torch RNG (which dropout uses); eval data is deterministic, so its value does not matter."""
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
 def _worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % (2**32)
     np.random.seed(seed)
@@ -343,12 +351,18 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
-    # workers are re-created each epoch so the per-item draws follow dataset.set_epoch (exact resume)
+    # Exact resume. Every DataLoader iterator draws its workers' base seed from its ``generator``,
+    # else from the global torch stream that dropout uses. Train workers are re-created each epoch,
+    # so their draws come from the saved loader generator and follow dataset.set_epoch. The eval
+    # loaders get generators of their own: a persistent val loader that drew from the global stream
+    # drew once in an uninterrupted run but once more after every resume, which shifted dropout.
     train_loader = make_loader(splits["train"], batch_size=cfg.data.batch_size, shuffle=True,
                                num_workers=cfg.data.num_workers, device=device, generator=generator,
-                               persistent=not hasattr(splits["train"], "set_epoch"))
+                               persistent=False)
     val_loader, test_loader = (make_loader(splits[s], batch_size=cfg.data.eval_batch_size, shuffle=False,
-                                           num_workers=cfg.data.num_workers, device=device) for s in ("val", "test"))
+                                           num_workers=cfg.data.num_workers, device=device,
+                                           generator=eval_generator(cfg.seed))
+                               for s in ("val", "test"))
 
     teacher_meta: dict[str, Any] | None = None
     if cfg.run == "kd":

@@ -143,8 +143,10 @@ def test_cli_user_errors_exit_2_with_the_bad_value(tmp_path, capsys):
 
 
 def test_resume_is_exact_with_dataloader_workers(tmp_path):
-    """Issue 12: with 2 workers, random clip starts and augmentation, 1 epoch + resume to 2 epochs
-    gives the same weights as 2 uninterrupted epochs (per-item draws from (seed, epoch, index))."""
+    """Issues 12 and 25: with 2 workers, random clip starts, augmentation and dropout, 1 epoch +
+    resume to 3 epochs gives the same weights as 3 uninterrupted epochs. Per-item draws come from
+    (seed, epoch, index); the val loader must not draw from the global stream dropout uses (a
+    persistent one drew once more after the resume, so epoch 3 differed: issue 25's audit)."""
     import torch
 
     from soccerkd.train.checkpoint import load_checkpoint
@@ -155,7 +157,7 @@ def test_resume_is_exact_with_dataloader_workers(tmp_path):
     cfg.write_text(f"""
 kind: train
 run: student
-model: {{name: tsm_resnet18, frames: 2}}
+model: {{name: tsm_resnet18, frames: 2, kwargs: {{dropout: 0.5}}}}
 data: {{root: {data}, size: 16, resize: 20, frame_stride: 2, eval_clips: 1, batch_size: 4, num_workers: 2,
         augment: true, cache: memory}}
 optim: {{name: sgd, lr: 0.01}}
@@ -163,10 +165,12 @@ schedule: {{name: constant}}
 threads: 1
 progress: false
 """)
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "full"), "--set", "epochs=2"]) == 0
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "full"), "--set", "epochs=3"]) == 0
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=1"]) == 0
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=2",
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=3",
                  "--resume", str(tmp_path / "part" / "last.pt")]) == 0
-    full, resumed = (load_checkpoint(tmp_path / d / "last.pt")["model_state"] for d in ("full", "part"))
+    full_ckpt, part_ckpt = (load_checkpoint(tmp_path / d / "last.pt") for d in ("full", "part"))
+    assert full_ckpt["epoch"] == part_ckpt["epoch"] == 3
+    full, resumed = full_ckpt["model_state"], part_ckpt["model_state"]
     for k, v in full.items():
         torch.testing.assert_close(resumed[k], v, rtol=0, atol=0, msg=k)
