@@ -10,7 +10,8 @@ reads it. Training writes two kinds:
   ``epoch`` (last finished, 1-based), ``config`` (resolved TrainConfig as a dict), ``metrics``
   (that epoch's), ``best_metric``, ``model_name``, ``model_kwargs``, ``input_spec``
   (``InputSpec.to_dict()``), ``class_names``, ``run`` (teacher/student/kd), ``teacher``,
-  ``manifest_sha256``, ``heldout_sha256``, ``format_version``. For the 1-epoch ResNet-101 teacher of the issue this
+  ``manifest_sha256``, ``heldout_sha256``, ``train_videos`` (the training split's relative paths,
+  which ``soccerkd evaluate`` checks the evaluated split against), ``format_version``. For the 1-epoch ResNet-101 teacher of the issue this
   is about a third of ``last.pt`` (SGD momentum alone is one more copy of the weights).
 
 The streaming service and export use :func:`load_model`.
@@ -30,7 +31,7 @@ FORMAT_VERSION = 1
 REQUIRED_FOR_MODEL = ("model_name", "model_state", "input_spec")
 INFERENCE_FIELDS = ("model_state", "model_name", "model_kwargs", "input_spec", "class_names", "config", "run",
                     "epoch", "metrics", "best_metric", "teacher", "manifest_sha256", "heldout_sha256",
-                    "format_version")
+                    "train_videos", "format_version")
 RESUME_FIELDS = ("model_state", "optimizer_state", "scheduler_state", "epoch")
 
 

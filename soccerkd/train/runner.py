@@ -221,16 +221,17 @@ def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device, *, man
     return teacher, renorm, meta
 
 
-def _manifest_hashes(cfg: TrainConfig) -> tuple[str | None, str | None]:
-    """(whole manifest, val+test only) sha256 of this run's split manifest; Nones without one."""
+def _manifest_record(cfg: TrainConfig) -> tuple[str | None, str | None, list[str] | None]:
+    """(whole manifest, val+test only) sha256 of this run's split manifest and its training videos
+    (relative paths, sorted; ``soccerkd evaluate`` checks a split against them); Nones without one."""
     from soccerkd.data.splits import heldout_sha256, manifest_sha256, read_manifest
     from soccerkd.train.data import manifest_path
 
     path = manifest_path(cfg)
     if not path.is_file():
-        return None, None
+        return None, None, None
     manifest = read_manifest(path)
-    return manifest_sha256(manifest), heldout_sha256(manifest)
+    return manifest_sha256(manifest), heldout_sha256(manifest), sorted(p for p, _ in manifest.entries("train"))
 
 
 def _write_history(out: Path, history: list[dict[str, Any]], title: str) -> None:
@@ -347,7 +348,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         pass
     model.to(device)
     splits = (datasets or default_datasets)(cfg, spec)
-    manifest_hash, heldout_hash = (None, None) if datasets is not None else _manifest_hashes(cfg)
+    manifest_hash, heldout_hash, train_videos = (None, None, None) if datasets is not None else _manifest_record(cfg)
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
@@ -405,6 +406,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                                                                "manifest_sha256", "heldout_sha256", "mismatch")}
     common["manifest_sha256"] = manifest_hash
     common["heldout_sha256"] = heldout_hash
+    common["train_videos"] = train_videos
     title = f"{cfg.run}: {cfg.model.name} seed {cfg.seed}"
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):

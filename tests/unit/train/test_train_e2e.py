@@ -69,6 +69,25 @@ progress: false
                       "--set", "kd.allow_mismatch=true"]) == 0
     assert load_checkpoint(tmp_path / "kd_ok" / "best.pt")["teacher"]["mismatch"]
 
+    # issue 25: evaluate refuses a split that holds the checkpoint's training videos
+    from soccerkd.data.splits import SplitManifest, write_manifest
+
+    m = read_manifest(data / "manifest.json")
+    swapped = SplitManifest(class_names=m.class_names, seed=m.seed, fractions=m.fractions,
+                            splits={"train": m.splits["test"], "val": m.splits["val"], "test": m.splits["train"]})
+    write_manifest(swapped, tmp_path / "swapped.json")
+    assert load_checkpoint(run / "best.pt")["train_videos"] == sorted(p for p, _ in m.splits["train"])
+    capsys.readouterr()
+    ev = ["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data),
+          "--manifest", str(tmp_path / "swapped.json"), "--split", "test"]
+    assert main(ev) == 2
+    err = capsys.readouterr().err
+    assert "4 of the 4 videos of split 'test'" in err and "--allow-train-overlap" in err
+    assert main(ev + ["--allow-train-overlap"]) == 0
+    assert "WARNING 4 of the 4 videos of split 'test'" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--split", "train"]) == 0
+    assert "measure fit, not generalisation" in capsys.readouterr().err
+
 
 def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     from soccerkd.train.sweep import run_sweep
