@@ -88,7 +88,10 @@ def _probe(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace) -> int:
     from soccerkd.data.folders import discover_classes, scan_videos
-    from soccerkd.data.splits import MANIFEST_NAME, make_grouped_split, make_split, read_groups, write_manifest
+    import sys
+
+    from soccerkd.data.splits import (MANIFEST_NAME, make_grouped_split, make_split, read_groups, split_warnings,
+                                      write_manifest)
     from soccerkd.wording import plural
 
     classes = tuple(args.classes) if args.classes else discover_classes(args.root)
@@ -104,6 +107,8 @@ def _split(args: argparse.Namespace) -> int:
         write_manifest(manifest, path)
     for split, counts in manifest.counts().items():
         print(f"{split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    for text in split_warnings(manifest):
+        print(f"WARNING {text}", file=sys.stderr)
     print(f"manifest: {path}")
     return 0
 
