@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     probe.add_argument("--train-per-class", type=int, default=150, help="training clips per class (default 150)")
     probe.add_argument("--test-per-class", type=int, default=60, help="held-out clips per class (default 60)")
     probe.add_argument("--seed", type=int, default=0, help="generator and probe seed (default 0)")
+    probe.add_argument("--hidden", type=int, default=64, help="width of both MLPs' 2 hidden layers (default 64)")
+    probe.add_argument("--steps", type=int, default=1500, help="Adam steps of batch 256 per MLP (default 1500)")
     probe.set_defaults(handler=_probe)
 
     split = sub.add_parser("split", help="write a seeded, stratified train/val/test manifest for a dataset")
@@ -81,8 +83,10 @@ def _probe(args: argparse.Namespace) -> int:
 
     w, h = parse_size(args.size)
     res = run_probe(SynthConfig(width=w, height=h, num_frames=args.frames, version=args.version),
-                    train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
-    print(json.dumps({"version": args.version, "seed": args.seed, **res.as_dict()}))
+                    train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed,
+                    hidden=args.hidden, steps=args.steps)
+    print(json.dumps({"version": args.version, "seed": args.seed, "hidden": args.hidden, "steps": args.steps,
+                      **res.as_dict()}))
     return 0
 
 
