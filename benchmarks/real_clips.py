@@ -24,7 +24,7 @@ def readout(checkpoint: str, videos: list[Path], clips: int) -> list[dict]:
     from soccerkd.data.decode import probe, read_frames
     from soccerkd.data.transforms import build_transform
     from soccerkd.train.checkpoint import load_model
-    from stream.artifacts import resolve_checkpoint
+    from stream.inference.artifacts import resolve_checkpoint
 
     model, spec, _ = load_model(resolve_checkpoint(checkpoint))
     transform = build_transform(spec, train=False)
