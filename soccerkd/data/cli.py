@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     probe.add_argument("--train-per-class", type=int, default=150, help="training clips per class (default 150)")
     probe.add_argument("--test-per-class", type=int, default=60, help="held-out clips per class (default 60)")
     probe.add_argument("--seed", type=int, default=0, help="generator and probe seed (default 0)")
+    probe.add_argument("--hidden", type=int, default=64, help="width of both MLPs' 2 hidden layers (default 64)")
+    probe.add_argument("--steps", type=int, default=1500, help="Adam steps of batch 256 per MLP (default 1500)")
     probe.set_defaults(handler=_probe)
 
     split = sub.add_parser("split", help="write a seeded, stratified train/val/test manifest for a dataset")
@@ -81,14 +83,19 @@ def _probe(args: argparse.Namespace) -> int:
 
     w, h = parse_size(args.size)
     res = run_probe(SynthConfig(width=w, height=h, num_frames=args.frames, version=args.version),
-                    train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
-    print(json.dumps({"version": args.version, "seed": args.seed, **res.as_dict()}))
+                    train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed,
+                    hidden=args.hidden, steps=args.steps)
+    print(json.dumps({"version": args.version, "seed": args.seed, "hidden": args.hidden, "steps": args.steps,
+                      **res.as_dict()}))
     return 0
 
 
 def _split(args: argparse.Namespace) -> int:
     from soccerkd.data.folders import discover_classes, scan_videos
-    from soccerkd.data.splits import MANIFEST_NAME, make_grouped_split, make_split, read_groups, write_manifest
+    import sys
+
+    from soccerkd.data.splits import (MANIFEST_NAME, make_grouped_split, make_split, read_groups, split_warnings,
+                                      write_manifest)
     from soccerkd.wording import plural
 
     classes = tuple(args.classes) if args.classes else discover_classes(args.root)
@@ -104,6 +111,8 @@ def _split(args: argparse.Namespace) -> int:
         write_manifest(manifest, path)
     for split, counts in manifest.counts().items():
         print(f"{split:<5} " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    for text in split_warnings(manifest):
+        print(f"WARNING {text}", file=sys.stderr)
     print(f"manifest: {path}")
     return 0
 

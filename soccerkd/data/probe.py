@@ -94,6 +94,8 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, *, classes: int, hidden: int, steps: 
 def run_probe(cfg: SynthConfig, *, train_per_class: int = 150, test_per_class: int = 60, seed: int = 0,
               frames: int = 8, stride: int = 3, hidden: int = 64, steps: int = 1500) -> ProbeResult:
     """Fit the frame probe and the clip model on ``train_per_class`` clips per class, test on others."""
+    if hidden < 1 or steps < 1:
+        raise ConfigError(f"probe needs hidden >= 1 and steps >= 1, got hidden={hidden!r}, steps={steps!r}")
     if train_per_class < 1 or test_per_class < 1:
         raise ConfigError(f"probe needs >= 1 train and test clip per class, got {train_per_class}, {test_per_class}")
     xf, xm, y = simulate_features(cfg, clips_per_class=train_per_class, seed=seed, frames=frames, stride=stride)

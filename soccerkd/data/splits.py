@@ -230,6 +230,25 @@ def make_grouped_split(videos: Iterable[tuple[str, str]], class_names: Iterable[
                          fractions=fr, extra=meta)
 
 
+def missing_classes(manifest: SplitManifest) -> dict[str, tuple[str, ...]]:
+    """``{split: classes without a single video there}`` for the splits that lack some class. A
+    grouped split can leave a class out of val or test (its videos all sit in a few groups); then
+    that class's recall and the macro-F1 of that split measure nothing."""
+    counts = manifest.counts()
+    out = {s: tuple(c for c in manifest.class_names if not counts[s].get(c)) for s in SPLITS}
+    return {s: names for s, names in out.items() if names}
+
+
+def split_warnings(manifest: SplitManifest) -> list[str]:
+    """One line per split that lacks a class (see :func:`missing_classes`), saying what to do."""
+    grouped = "group_by" in manifest.extra or "groups" in manifest.extra
+    hint = ("try another --seed or split by more, smaller groups" if grouped
+            else "add videos of it or change the fractions")
+    return [f"split {split!r} has no video of class{'es' if len(names) > 1 else ''} {', '.join(map(repr, names))}: "
+            f"its per-class recall and macro-F1 there measure nothing; {hint}"
+            for split, names in missing_classes(manifest).items()]
+
+
 def write_manifest(manifest: SplitManifest, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def _load_families() -> None:
     # Family modules import torch; load them on first use so `import soccerkd.models` stays cheap.
     global _FAMILIES_LOADED
     if not _FAMILIES_LOADED:
-        from soccerkd.models import tsm, video_resnet  # noqa: F401  (registers on import)
+        from soccerkd.models import efficientnet_lite, tsm, video_resnet  # noqa: F401  (registers on import)
 
         _FAMILIES_LOADED = True
 

@@ -68,8 +68,11 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zips, non-tensor payloads
         # not torch's message: it advises weights_only=False, which runs whatever code the file holds
-        raise WeightsError(f"weights file {str(path)!r} is not a torch state dict or checkpoint, or is "
-                           f"truncated ({type(exc).__name__}); re-download it") from exc
+        from soccerkd.loading import refused_global, unreadable_reason
+
+        what = (f"weights file {str(path)!r}" if refused_global(exc)
+                else f"weights file {str(path)!r} is not a torch state dict or checkpoint, or is truncated")
+        raise WeightsError(unreadable_reason(what, exc, remedy="re-download it")) from exc
     return _unwrap(obj, str(path))
 
 

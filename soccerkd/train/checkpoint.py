@@ -10,7 +10,8 @@ reads it. Training writes two kinds:
   ``epoch`` (last finished, 1-based), ``config`` (resolved TrainConfig as a dict), ``metrics``
   (that epoch's), ``best_metric``, ``model_name``, ``model_kwargs``, ``input_spec``
   (``InputSpec.to_dict()``), ``class_names``, ``run`` (teacher/student/kd), ``teacher``,
-  ``manifest_sha256``, ``heldout_sha256``, ``format_version``. For the 1-epoch ResNet-101 teacher of the issue this
+  ``manifest_sha256``, ``heldout_sha256``, ``train_videos`` (the training split's relative paths,
+  which ``soccerkd evaluate`` checks the evaluated split against), ``format_version``. For the 1-epoch ResNet-101 teacher of the issue this
   is about a third of ``last.pt`` (SGD momentum alone is one more copy of the weights).
 
 The streaming service and export use :func:`load_model`.
@@ -30,20 +31,25 @@ FORMAT_VERSION = 1
 REQUIRED_FOR_MODEL = ("model_name", "model_state", "input_spec")
 INFERENCE_FIELDS = ("model_state", "model_name", "model_kwargs", "input_spec", "class_names", "config", "run",
                     "epoch", "metrics", "best_metric", "teacher", "manifest_sha256", "heldout_sha256",
-                    "format_version")
+                    "train_videos", "format_version")
 RESUME_FIELDS = ("model_state", "optimizer_state", "scheduler_state", "epoch")
 
 
 def save_checkpoint(path: str | Path, **fields: Any) -> Path:
-    """Write ``fields`` atomically (temp file + rename) to ``path``; returns the path."""
+    """Write ``fields`` atomically (temp file + rename) to ``path``; returns the path.
+
+    numpy scalars and arrays anywhere in ``fields`` are stored as Python numbers and tensors, so
+    that :func:`load_checkpoint` (safe loading) can read the file back."""
     import torch
+
+    from soccerkd.loading import plain
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fields.setdefault("format_version", FORMAT_VERSION)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        torch.save(fields, tmp)
+        torch.save(plain(fields), tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -74,8 +80,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/garbage/unsafe files
-        raise CheckpointError(f"checkpoint {str(path)!r} is not a soccerkd checkpoint or is truncated "
-                              f"({type(exc).__name__}); re-download it or re-train") from exc
+        from soccerkd.loading import refused_global, unreadable_reason
+
+        what = (f"checkpoint {str(path)!r}" if refused_global(exc)
+                else f"checkpoint {str(path)!r} is not a soccerkd checkpoint or is truncated")
+        raise CheckpointError(unreadable_reason(what, exc, remedy="re-download it or re-train")) from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(data).__name__}, not a soccerkd "
                               f"checkpoint; pass a best.pt or last.pt written by 'soccerkd train'")

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--clips", type=int, help="uniform clips per video (default: the training config's)")
     ev.add_argument("--batch-size", type=int, default=16, help="clips per batch (default: %(default)s)")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    ev.add_argument("--allow-train-overlap", action="store_true",
+                    help="evaluate even when the split holds videos the checkpoint was trained on (refused "
+                         "otherwise: such scores measure memory)")
     ev.add_argument("--out", type=Path, help="where to write metrics JSON and the confusion PNG (default: "
                                              "./runs/eval/<checkpoint stem>/, e.g. runs/eval/demo_student/; "
                                              "runs/eval/<run folder>-best/ for a best.pt or last.pt)")
@@ -97,7 +100,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--clips must be >= 1, got {args.clips}")
     metrics = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, layout=args.layout,
                                   manifest=args.manifest, clips=args.clips, batch_size=args.batch_size,
-                                  device=args.device, out=args.out)
+                                  device=args.device, out=args.out, allow_train_overlap=args.allow_train_overlap)
     keys = ("clip_acc", "video_acc", "video_acc_upstream", "frame_acc", "macro_f1", "num_videos", "num_clips")
     print(json.dumps({k: metrics[k] for k in keys}, indent=2))
     print(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")

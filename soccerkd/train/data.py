@@ -41,12 +41,22 @@ def ensure_manifest(cfg: TrainConfig, class_names: tuple[str, ...]) -> Path:
     """The split manifest, written (seeded by ``data.split_seed``, 70/15/15) when missing."""
     path = manifest_path(cfg)
     if not path.is_file():
+        import sys
+
         from soccerkd.data.folders import scan_videos
-        from soccerkd.data.splits import make_split, write_manifest
+        from soccerkd.data.splits import make_split, split_warnings, write_manifest
 
         videos = scan_videos(cfg.data.root, class_names)
-        write_manifest(make_split(videos, class_names, seed=cfg.data.split_seed), path)
+        manifest = make_split(videos, class_names, seed=cfg.data.split_seed)
+        write_manifest(manifest, path)
         print(f"wrote split manifest {path} ({plural(len(videos), 'video')}, seed {cfg.data.split_seed})")
+        # clips cut from one source (a match, a drill) look alike: split at random, the same source
+        # lands in train and test and the test score measures recognition of that source
+        print(f"WARNING {path} is an ungrouped split (videos assigned one by one, stratified by class): if "
+              f"clips share a source, run 'soccerkd data split {cfg.data.root} --group-by REGEX|CSV' before "
+              f"training, so that each source lies in one split", file=sys.stderr)
+        for text in split_warnings(manifest):
+            print(f"WARNING {text}", file=sys.stderr)
     return path
 
 

@@ -46,6 +46,14 @@ def seed_everything(seed: int) -> torch.Generator:
     return gen
 
 
+def eval_generator(seed: int) -> torch.Generator:
+    """A generator for an evaluation loader, so that creating its workers never draws from the
+    global torch RNG (which dropout uses); eval data is deterministic, so its value does not matter."""
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
 def _worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % (2**32)
     np.random.seed(seed)
@@ -213,16 +221,17 @@ def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device, *, man
     return teacher, renorm, meta
 
 
-def _manifest_hashes(cfg: TrainConfig) -> tuple[str | None, str | None]:
-    """(whole manifest, val+test only) sha256 of this run's split manifest; Nones without one."""
+def _manifest_record(cfg: TrainConfig) -> tuple[str | None, str | None, list[str] | None]:
+    """(whole manifest, val+test only) sha256 of this run's split manifest and its training videos
+    (relative paths, sorted; ``soccerkd evaluate`` checks a split against them); Nones without one."""
     from soccerkd.data.splits import heldout_sha256, manifest_sha256, read_manifest
     from soccerkd.train.data import manifest_path
 
     path = manifest_path(cfg)
     if not path.is_file():
-        return None, None
+        return None, None, None
     manifest = read_manifest(path)
-    return manifest_sha256(manifest), heldout_sha256(manifest)
+    return manifest_sha256(manifest), heldout_sha256(manifest), sorted(p for p, _ in manifest.entries("train"))
 
 
 def _write_history(out: Path, history: list[dict[str, Any]], title: str) -> None:
@@ -339,16 +348,22 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         pass
     model.to(device)
     splits = (datasets or default_datasets)(cfg, spec)
-    manifest_hash, heldout_hash = (None, None) if datasets is not None else _manifest_hashes(cfg)
+    manifest_hash, heldout_hash, train_videos = (None, None, None) if datasets is not None else _manifest_record(cfg)
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
-    # workers are re-created each epoch so the per-item draws follow dataset.set_epoch (exact resume)
+    # Exact resume. Every DataLoader iterator draws its workers' base seed from its ``generator``,
+    # else from the global torch stream that dropout uses. Train workers are re-created each epoch,
+    # so their draws come from the saved loader generator and follow dataset.set_epoch. The eval
+    # loaders get generators of their own: a persistent val loader that drew from the global stream
+    # drew once in an uninterrupted run but once more after every resume, which shifted dropout.
     train_loader = make_loader(splits["train"], batch_size=cfg.data.batch_size, shuffle=True,
                                num_workers=cfg.data.num_workers, device=device, generator=generator,
-                               persistent=not hasattr(splits["train"], "set_epoch"))
+                               persistent=False)
     val_loader, test_loader = (make_loader(splits[s], batch_size=cfg.data.eval_batch_size, shuffle=False,
-                                           num_workers=cfg.data.num_workers, device=device) for s in ("val", "test"))
+                                           num_workers=cfg.data.num_workers, device=device,
+                                           generator=eval_generator(cfg.seed))
+                               for s in ("val", "test"))
 
     teacher_meta: dict[str, Any] | None = None
     if cfg.run == "kd":
@@ -391,6 +406,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                                                                "manifest_sha256", "heldout_sha256", "mismatch")}
     common["manifest_sha256"] = manifest_hash
     common["heldout_sha256"] = heldout_hash
+    common["train_videos"] = train_videos
     title = f"{cfg.run}: {cfg.model.name} seed {cfg.seed}"
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):

@@ -102,3 +102,45 @@ def test_data_split_cli_group_by(tmp_path, capsys):
     assert "6 groups, each in one split" in capsys.readouterr().out
     m = read_manifest(tmp_path / "manifest.json")
     assert m.extra["group_by"] == r"/(m\d+)_" and set(m.extra["groups"]) == {f"m{i}" for i in range(6)}
+
+
+def test_grouped_split_warns_when_a_class_misses_val_or_test(tmp_path, capsys):
+    """Issue 25: every 'walk' video comes from one match, so a grouped split puts all of them in one
+    split and the others have no walk at all; data split says so."""
+    from soccerkd.data.splits import make_grouped_split, missing_classes, read_groups, split_warnings
+    from stream.cli import main
+
+    classes = ("dribble", "kick", "run", "walk")
+    videos = [(f"{c}/m{m}_{k}.mp4", c) for c in classes[:3] for m in range(6) for k in range(2)]
+    videos += [(f"walk/m9_{k}.mp4", "walk") for k in range(4)]
+    m = make_grouped_split(videos, classes, read_groups(videos, r"/(m\d+)_"), seed=0, extra={"group_by": "x"})
+    missing = missing_classes(m)
+    assert sum("walk" in names for names in missing.values()) == 2
+    assert all(set(names) == {"walk"} for names in missing.values())
+    assert any("no video of class 'walk'" in t and "another --seed" in t for t in split_warnings(m))
+
+    for rel, _ in videos:
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "0001.jpg").write_bytes(b"x")
+    assert main(["data", "split", str(tmp_path), "--group-by", r"/(m\d+)_"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("WARNING split") == 2 and "no video of class 'walk'" in err
+
+
+def test_training_without_a_manifest_warns_that_the_split_is_ungrouped(tmp_path, capsys):
+    from soccerkd.config import load_config
+    from soccerkd.train.config import TrainConfig
+    from soccerkd.train.data import ensure_manifest
+
+    for c in ("dribble", "kick", "run", "walk"):
+        for v in range(3):
+            (tmp_path / c / f"v{v}").mkdir(parents=True)
+            (tmp_path / c / f"v{v}" / "0001.jpg").write_bytes(b"x")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"kind: train\ndata: {{root: {tmp_path}}}\n")
+    path = ensure_manifest(load_config(TrainConfig, cfg, []), ("dribble", "kick", "run", "walk"))
+    assert path.is_file()
+    err = capsys.readouterr().err
+    assert "is an ungrouped split" in err and "--group-by" in err and "no video of class" not in err
+    ensure_manifest(load_config(TrainConfig, cfg, []), ("dribble", "kick", "run", "walk"))
+    assert capsys.readouterr().err == ""   # an existing manifest is used as it is

@@ -89,6 +89,26 @@ def test_v3_single_frames_give_little_away_clips_do():
     assert res.clip_video_acc >= res.frame_video_acc + 0.15, res
 
 
+@pytest.mark.slow
+def test_v3_single_frames_at_the_stronger_probe_budget():
+    """Issue 25: with 10x the training clips (1500 per class), 4x the width (256) and 4x the steps
+    (6000), the single-frame probe on v3 gets well above chance per video, mostly from kicks.
+    Measured (``soccerkd data probe --train-per-class 1500 --hidden 256 --steps 6000``, seeds 0/1/2):
+    44.6 / 47.5 / 42.5% video (34.4 / 33.7 / 31.8% per frame), clip model 99.2 / 99.2 / 97.1%.
+    So v3 does NOT meet "single frame <= 40% per video" at this budget (docs/results.md says so);
+    this pins the measured leak (seed 0) so that it cannot grow unnoticed. ~60 s on one core."""
+    import torch
+
+    from soccerkd.data.probe import run_probe
+
+    torch.set_num_threads(1)
+    res = run_probe(SynthConfig(128, 96, 24), seed=0, train_per_class=1500, hidden=256, steps=6000)
+    assert res.train_videos == 6000
+    assert res.frame_acc <= 0.37, res
+    assert 0.40 < res.frame_video_acc <= 0.47, res   # above the 40% target: the known v3 leak
+    assert res.clip_video_acc >= 0.95, res
+
+
 def test_render_match_scene_stays_on_v2():
     """The demo's matches are pinned to generator v2 (its shipped student was trained on v2 clips):
     changes to v3 must not move a v2 scene. Golden hash of the simulated match scene (ball, zoom,

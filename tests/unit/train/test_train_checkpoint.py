@@ -1,3 +1,5 @@
+import re
+
 import torch
 import pytest
 
@@ -52,3 +54,33 @@ def test_mismatched_weights_are_reported(tmp_path):
                            model_name="tsm_resnet18", input_spec=spec.to_dict())
     with pytest.raises(CheckpointError, match="unexpected keys.*bogus.weight"):
         load_model(path)
+
+
+def test_numpy_metadata_is_named_not_called_truncated(tmp_path):
+    """Issue 25: an intact file with a numpy scalar in its metadata was reported as "truncated;
+    re-download it". Safe loading refuses the numpy global; the message says so and names it."""
+    import numpy as np
+
+    from soccerkd.errors import WeightsError
+    from soccerkd.models.weights import read_state_dict
+
+    path = tmp_path / "numpy_meta.pt"
+    torch.save({"model_state": {"w": torch.ones(2)}, "metrics": {"acc": np.float64(0.5)}}, path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    text = str(err.value)
+    assert "numpy_meta.pt" in text and re.search(r"numpy\.(_core|core)\.multiarray\.scalar", text)
+    assert "not truncated" in text and "re-download" not in text and "weights_only=False" not in text
+    with pytest.raises(WeightsError, match=r"holds a numpy value \(numpy\.(_core|core)\.multiarray\.scalar\)"):
+        read_state_dict(path)
+
+
+def test_save_checkpoint_stores_numpy_values_as_plain_ones(tmp_path):
+    import numpy as np
+
+    path = save_checkpoint(tmp_path / "x.pt", model_state={"w": torch.ones(2)},
+                           metrics={"acc": np.float32(0.25), "cm": np.eye(2, dtype=np.int64), "n": [np.int64(3)]})
+    ckpt = load_checkpoint(path)
+    assert ckpt["metrics"]["acc"] == 0.25 and type(ckpt["metrics"]["acc"]) is float
+    assert ckpt["metrics"]["n"] == [3] and type(ckpt["metrics"]["n"][0]) is int
+    assert torch.equal(ckpt["metrics"]["cm"], torch.eye(2, dtype=torch.int64))

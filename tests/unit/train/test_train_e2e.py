@@ -69,6 +69,25 @@ progress: false
                       "--set", "kd.allow_mismatch=true"]) == 0
     assert load_checkpoint(tmp_path / "kd_ok" / "best.pt")["teacher"]["mismatch"]
 
+    # issue 25: evaluate refuses a split that holds the checkpoint's training videos
+    from soccerkd.data.splits import SplitManifest, write_manifest
+
+    m = read_manifest(data / "manifest.json")
+    swapped = SplitManifest(class_names=m.class_names, seed=m.seed, fractions=m.fractions,
+                            splits={"train": m.splits["test"], "val": m.splits["val"], "test": m.splits["train"]})
+    write_manifest(swapped, tmp_path / "swapped.json")
+    assert load_checkpoint(run / "best.pt")["train_videos"] == sorted(p for p, _ in m.splits["train"])
+    capsys.readouterr()
+    ev = ["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data),
+          "--manifest", str(tmp_path / "swapped.json"), "--split", "test"]
+    assert main(ev) == 2
+    err = capsys.readouterr().err
+    assert "4 of the 4 videos of split 'test'" in err and "--allow-train-overlap" in err
+    assert main(ev + ["--allow-train-overlap"]) == 0
+    assert "WARNING 4 of the 4 videos of split 'test'" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--split", "train"]) == 0
+    assert "measure fit, not generalisation" in capsys.readouterr().err
+
 
 def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     from soccerkd.train.sweep import run_sweep
@@ -143,8 +162,10 @@ def test_cli_user_errors_exit_2_with_the_bad_value(tmp_path, capsys):
 
 
 def test_resume_is_exact_with_dataloader_workers(tmp_path):
-    """Issue 12: with 2 workers, random clip starts and augmentation, 1 epoch + resume to 2 epochs
-    gives the same weights as 2 uninterrupted epochs (per-item draws from (seed, epoch, index))."""
+    """Issues 12 and 25: with 2 workers, random clip starts, augmentation and dropout, 1 epoch +
+    resume to 3 epochs gives the same weights as 3 uninterrupted epochs. Per-item draws come from
+    (seed, epoch, index); the val loader must not draw from the global stream dropout uses (a
+    persistent one drew once more after the resume, so epoch 3 differed: issue 25's audit)."""
     import torch
 
     from soccerkd.train.checkpoint import load_checkpoint
@@ -155,7 +176,7 @@ def test_resume_is_exact_with_dataloader_workers(tmp_path):
     cfg.write_text(f"""
 kind: train
 run: student
-model: {{name: tsm_resnet18, frames: 2}}
+model: {{name: tsm_resnet18, frames: 2, kwargs: {{dropout: 0.5}}}}
 data: {{root: {data}, size: 16, resize: 20, frame_stride: 2, eval_clips: 1, batch_size: 4, num_workers: 2,
         augment: true, cache: memory}}
 optim: {{name: sgd, lr: 0.01}}
@@ -163,10 +184,12 @@ schedule: {{name: constant}}
 threads: 1
 progress: false
 """)
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "full"), "--set", "epochs=2"]) == 0
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "full"), "--set", "epochs=3"]) == 0
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=1"]) == 0
-    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=2",
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "part"), "--set", "epochs=3",
                  "--resume", str(tmp_path / "part" / "last.pt")]) == 0
-    full, resumed = (load_checkpoint(tmp_path / d / "last.pt")["model_state"] for d in ("full", "part"))
+    full_ckpt, part_ckpt = (load_checkpoint(tmp_path / d / "last.pt") for d in ("full", "part"))
+    assert full_ckpt["epoch"] == part_ckpt["epoch"] == 3
+    full, resumed = full_ckpt["model_state"], part_ckpt["model_state"]
     for k, v in full.items():
         torch.testing.assert_close(resumed[k], v, rtol=0, atol=0, msg=k)
