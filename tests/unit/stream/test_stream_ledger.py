@@ -1,0 +1,84 @@
+"""The offset ledger and the epoch rules on their own (stream.core.ledger, stream.core.epochs):
+pure functions and small classes, without a pipeline or a predictor."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from soccerkd.spec import ClipSpec
+
+from stream.core import resume
+from stream.core.epochs import continues, epoch_reason, first_epoch, next_epoch
+from stream.core.ledger import OffsetLedger, OpenCamera, SourceRef
+from stream.core.windowing import CameraWindows, WindowConfig
+from stream.dev.testing import solid_batch
+
+TP = ("frames", 0)
+RED = (230, 20, 20)
+
+
+def test_the_worked_example_of_the_module_docstring():
+    """Camera "a" sent offsets 10 (frames 0..15) and 11 (16..31); its oldest unfinished window
+    starts at 20: the point is offset 11 with a=20; once R passes 31 it is the next offset, 12."""
+    ledger = OffsetLedger()
+    for offset in (10, 11):
+        ledger.consumed(SourceRef(*TP, offset))
+    messages = deque([(10, 15), (11, 31)])
+    (point,) = ledger.commit_points([OpenCamera((TP, "a", 7), 20, messages)]).values()
+    assert point[0] == 11 and resume.decode(point[1]) == {"a": (20, 7)}
+    assert list(messages) == [(11, 31)]   # message 10 is no longer needed
+    (point,) = ledger.commit_points([OpenCamera((TP, "a", 7), 32, messages)]).values()
+    assert point[0] == 12 and not messages
+
+
+def test_a_commit_point_never_moves_back_and_a_dropped_partition_is_forgotten():
+    ledger = OffsetLedger()
+    ledger.consumed(SourceRef(*TP, 40))
+    assert ledger.commit_points([])[TP][0] == 41
+    # a camera that shows up holding an older message cannot pull the point back
+    assert ledger.commit_points([OpenCamera((TP, "b", 1), 0, deque([(5, 3)]))])[TP][0] == 41
+    ledger.drop(TP)
+    assert ledger.commit_points([]) == {} and ledger.partitions() == []
+
+
+def test_restored_hints_are_kept_until_forgotten():
+    ledger = OffsetLedger()
+    ledger.restore(TP, resume.encode([resume.ResumeEntry("a", 16, 99)])[0])
+    assert ledger.hint(TP, "a") == (16, 99) and ledger.hint(TP, "b") is None
+    ledger.consumed(SourceRef(*TP, 0))
+    assert resume.decode(ledger.commit_points([])[TP][1]) == {"a": (16, 99)}   # carried to the next commit
+    ledger.forget_hint(TP, "a")
+    assert ledger.hint(TP, "a") is None
+
+
+def windows_after(frames: int) -> CameraWindows:
+    w = CameraWindows("a", ClipSpec(num_frames=4, frame_stride=1), WindowConfig(window_stride=1, reorder_tolerance=0,
+                                                                             max_fill=0))
+    w.set_source_fps(25.0)
+    for seq in range(frames):
+        w.add(seq, 1_700_000_000_000_000_000 + seq * 40_000_000, None)
+    return w
+
+
+def test_epoch_rules_read_only_the_frames():
+    w = windows_after(40)
+    newest_ts = 1_700_000_000_000_000_000 + 39 * 40_000_000
+    rule = lambda batch: epoch_reason(w, fps=25.0, newest_ts=newest_ts, batch=batch, max_seq_jump=1000)
+    assert rule(solid_batch("a", 40, [RED] * 4)) is None                                   # goes on
+    assert rule(solid_batch("a", 40, [RED] * 4, fps=50.0)) == "fps_change"
+    assert rule(solid_batch("a", 5000, [RED] * 4)) == "seq_jump"                           # far ahead
+    assert rule(solid_batch("a", 0, [RED] * 4, t0_ns=newest_ts + 10**9)) == "restart"      # at 0, later
+    assert rule(solid_batch("a", 0, [RED] * 4)) is None                                    # at 0, earlier: late
+    later = windows_after(5000)
+    assert epoch_reason(later, fps=25.0, newest_ts=newest_ts, batch=solid_batch("a", 8, [RED] * 4),
+                        max_seq_jump=1000) == "seq_jump"                                   # far behind
+
+
+def test_epoch_numbers_are_capture_times_and_never_repeat_the_open_one():
+    batch = solid_batch("a", 0, [RED] * 4)
+    assert first_epoch(batch) == batch.capture_ts_ns[0]
+    assert next_epoch(7, batch) == batch.capture_ts_ns[0]
+    assert next_epoch(batch.capture_ts_ns[0], batch) == batch.capture_ts_ns[0] + 1
+    assert continues(batch, solid_batch("a", 4, [RED] * 4))
+    assert not continues(batch, solid_batch("a", 8, [RED] * 4)) and not continues(batch, solid_batch("a", 4, [RED] * 4,
+                                                                                                     fps=50.0))
