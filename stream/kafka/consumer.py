@@ -36,12 +36,17 @@ class FramesConsumer:
     """The service's consumer of the frames topic (manual commits, cooperative rebalancing).
 
     ``consumer``: a kafka-python ``KafkaConsumer`` built elsewhere (default: from ``config``).
+    ``monotonic``: the clock that spaces the broker requests of :meth:`lag`.
     """
 
-    def __init__(self, config: KafkaConfig, *, consumer: "KafkaConsumer | None" = None) -> None:
+    def __init__(self, config: KafkaConfig, *, consumer: "KafkaConsumer | None" = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._consumer = consumer if consumer is not None else make_consumer(config)
         self._paused = False
+        self._paused_ends: dict[Any, int] = {}   # end offsets of paused partitions, asked of the broker
+        self._ends_asked_at = float("-inf")
+        self._monotonic = monotonic
 
     # -- group --------------------------------------------------------------------------------
     def topic_exists(self, topic: str) -> bool:
@@ -151,15 +156,21 @@ class FramesConsumer:
         """High watermark minus position, per assigned partition. The high watermark is the one of
         the last fetch (no request), except for paused partitions: the client fetches nothing for
         them and that watermark would freeze, so their end offsets are asked of the broker (one
-        ListOffsets request, at most a second; on failure the fetched watermark stands)."""
+        ListOffsets request of at most a second, at most once a second; on failure the fetched
+        watermark stands)."""
         out: dict[TopicPartition, int] = {}
-        ends: dict[Any, int] = {}
         paused = [p for p in self._consumer.assignment() if p in self._consumer.paused()]
-        if paused:
+        # At most once a second and never during a rebalance: kafka-python serves the request on
+        # its IO thread, and asked every commit interval it starved the heartbeats and the join
+        # of a cooperative rebalance (a CI run saw one that never finished).
+        now = self._monotonic()
+        if paused and now - self._ends_asked_at >= 1.0 and not self.group_busy():
+            self._ends_asked_at = now
             try:
-                ends = self._consumer.end_offsets(paused, timeout_ms=1000)
+                self._paused_ends = self._consumer.end_offsets(paused, timeout_ms=1000)
             except Exception:   # broker slow or away: the fetched watermark stands this round
-                ends = {}
+                self._paused_ends = {}
+        ends = self._paused_ends if paused else {}
         for part in self._consumer.assignment():
             hw = ends.get(part) if ends.get(part) is not None else self._consumer.highwater(part)
             if hw is None:
