@@ -43,7 +43,7 @@ from torch.nn import functional as F
 
 from soccerkd.errors import ConfigError, WeightsError
 from soccerkd.models.registry import register_model, resolve_input_spec
-from soccerkd.models.tsm import DEFAULT_FRAMES, DEFAULT_STRIDE, TemporalShift
+from soccerkd.models.tsm import DEFAULT_FRAMES, DEFAULT_STRIDE, TemporalShift, clip_to_frames
 from soccerkd.models.weights import load_weights
 from soccerkd.spec import ClipSpec, InputSpec
 
@@ -161,15 +161,7 @@ class TSMEfficientNetLite(nn.Module):
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Per-frame logits ``B×T×num_classes`` (before the mean over frames)."""
-        if x.dim() != 5:
-            raise ValueError(f"expected a B×C×T×H×W clip batch, got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        if self.num_frames != 1 and t != self.num_frames:
-            raise ValueError(f"this model was built for {self.num_frames} frames, got a clip of {t}")
-        if self.rgb_diff:
-            diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
-            x, c = torch.cat([x, diff], dim=1), 2 * c
-        x = x.transpose(1, 2).reshape(b * t, c, h, w)
+        x, b, t = clip_to_frames(x, num_frames=self.num_frames, rgb_diff=self.rgb_diff)
         x = self.head(self.blocks(self.stem(x)))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.fc(self.dropout(x)).view(b, t, -1)

@@ -48,6 +48,21 @@ DEFAULT_FRAMES = 8
 DEFAULT_STRIDE = 3
 
 
+def clip_to_frames(x: torch.Tensor, *, num_frames: int, rgb_diff: bool) -> tuple[torch.Tensor, int, int]:
+    """A ``B×C×T×H×W`` clip batch as ``(B·T)×C'×H×W`` frames for a 2D trunk, with B and T; checked
+    against the model's ``num_frames`` (1: any length). With ``rgb_diff`` each frame gets its
+    difference to the previous one as C more channels (zero for the first frame)."""
+    if x.dim() != 5:
+        raise ValueError(f"expected a B×C×T×H×W clip batch, got shape {tuple(x.shape)}")
+    b, c, t, h, w = x.shape
+    if num_frames != 1 and t != num_frames:
+        raise ValueError(f"this model was built for {num_frames} frames, got a clip of {t}")
+    if rgb_diff:
+        diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
+        x, c = torch.cat([x, diff], dim=1), 2 * c
+    return x.transpose(1, 2).reshape(b * t, c, h, w), b, t
+
+
 class TemporalShift(nn.Module):
     """Shift ``1/fold_div`` of the channels one frame each way along time (zero-padded).
 
@@ -165,15 +180,7 @@ class TSMResNet(ResNet):
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Per-frame logits ``B×T×num_classes`` (before the mean over frames)."""
-        if x.dim() != 5:
-            raise ValueError(f"expected a B×C×T×H×W clip batch, got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        if self.num_frames != 1 and t != self.num_frames:
-            raise ValueError(f"this model was built for {self.num_frames} frames, got a clip of {t}")
-        if self.rgb_diff:
-            diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
-            x, c = torch.cat([x, diff], dim=1), 2 * c
-        x = x.transpose(1, 2).reshape(b * t, c, h, w)
+        x, b, t = clip_to_frames(x, num_frames=self.num_frames, rgb_diff=self.rgb_diff)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = torch.flatten(self.avgpool(x), 1)
