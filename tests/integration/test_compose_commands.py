@@ -24,12 +24,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_setup import get_json, need, query
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,31 +37,9 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "soccerkd.json"
 NOT_RUN_HERE = re.compile(r"\b(kafka_|kube_|keda_|soccerkd_shadow_)")
 
 
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{tool} is missing under CI (make tools)", pytrace=False)
-        pytest.skip(f"{tool} not installed")
-    return path
-
-
 def defaults(text: str) -> str:
     """Compose's ${VAR:-default} with every variable unset, as on a fresh clone, and $$ as $."""
     return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text).replace("$$", "$")
-
-
-def query(base: str, expr: str) -> list[dict]:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.load(resp)
 
 
 def test_compose_commands_reach_events_dashboard_and_alertmanager(tmp_path: Path) -> None:

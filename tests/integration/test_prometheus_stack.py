@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kafka_setup import fresh_kafka_config
+from prometheus_setup import get_json, need, query
 
 from soccerkd.config import dump_config
 from stream.config import BatchingConfig, ModelConfig, StreamConfig
@@ -35,29 +36,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "soccerkd.json"
-
-
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{tool} is missing under CI: install Debian's `prometheus` package (make tools)",
-                        pytrace=False)
-        pytest.skip(f"{tool} not installed (Debian package `prometheus`)")
-    return path
-
-
-def query(base: str, expr: str) -> list[dict]:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.load(resp)
 
 
 def dashboard_queries() -> list[str]:
@@ -137,8 +115,8 @@ def test_prometheus_scrapes_serve_and_every_query_returns_data(kafka_broker, tmp
     from stream.core.wire import encode_frame_batch
     from stream.dev.testing import solid_batch
 
-    prometheus = need("prometheus")
-    promtool = need("promtool")
+    prometheus = need("prometheus", package="prometheus")
+    promtool = need("promtool", package="prometheus")
 
     # 1. promtool on the real files.
     for args in (["check", "rules", "alerts.yml"], ["test", "rules", "tests/alerts_test.yml"]):
