@@ -44,3 +44,24 @@ def serving(service: Any, *, until: Callable[[], bool], timeout_s: float = 60.0,
     finally:
         service.stop()
         thread.join(30)
+
+
+def private_broker(data_dir: Any) -> Any:
+    """A started :class:`~stream.dev.broker.LocalBroker` of one test's own (the caller stops it).
+    One that cannot start fails the test under ``CI=true`` and skips it elsewhere, as the
+    session's ``kafka_broker`` fixture does."""
+    import os
+
+    import pytest
+
+    from stream.dev.broker import LocalBroker
+    from stream.errors import BrokerError
+
+    broker = LocalBroker(data_dir)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"could not start a local Kafka broker under CI: {exc}", pytrace=False)
+        pytest.skip(f"could not start a local Kafka broker: {exc}")
+    return broker

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from kafka_setup import private_broker
 
 from stream.config import BatchingConfig, StreamConfig
 from stream.core.smoothing import SmoothingConfig
@@ -69,8 +70,7 @@ class GatedPredictor:
 
 
 def test_liveness_follows_the_loop_and_readiness_follows_the_broker(tmp_path):
-    from stream.dev.broker import LocalBroker, free_port
-    from stream.errors import BrokerError
+    from stream.dev.broker import free_port
     from stream.kafka.connection import make_producer
     from stream.app.metrics import Metrics
     from stream.core.wire import encode_frame_batch
@@ -78,15 +78,7 @@ def test_liveness_follows_the_loop_and_readiness_follows_the_broker(tmp_path):
     from stream.dev.testing import solid_batch
     from prometheus_client import CollectorRegistry
 
-    broker = LocalBroker(tmp_path / "broker")
-    try:
-        broker.start()
-    except BrokerError as exc:
-        import os
-
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"could not start a local Kafka broker under CI: {exc}", pytrace=False)
-        pytest.skip(f"could not start a local Kafka broker: {exc}")
+    broker = private_broker(tmp_path / "broker")
     try:
         broker.create_topic("frames", 1)
         for name in ("events", "frames-dlq"):
