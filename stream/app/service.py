@@ -26,6 +26,7 @@ from stream.app.metrics import Metrics
 from stream.app.signals import install_stop_handlers
 from stream.config import StreamConfig
 from stream.core.ledger import SourceRef
+from stream.core.clocks import ReadingClock
 from stream.core.pipeline import Outputs, Pipeline
 from stream.core.ports import Predictor
 from stream.errors import FailStop
@@ -57,7 +58,9 @@ class StreamService:
         self.shadow = shadow
         self._owns_predictor = owns_predictor
         self._connect = connect
-        self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock)
+        self.reading_clock = ReadingClock()   # what idle eviction counts: see stream.core.clocks
+        self.pipeline = Pipeline(predictor, config=config.pipeline_config(), metrics=self.metrics, clock=clock,
+                                 idle_clock=self.reading_clock)
         self.health = LoopHealth(max_stall_s=config.liveness_timeout_s)  # /healthz: the loop ticks
         self.kafka: KafkaClients | None = None
         self.delivery: Delivery | None = None   # commits and rebalances, once connected
@@ -148,7 +151,8 @@ class StreamService:
         self.health.tick()
         # kafka-python abandons a join that does not finish within the poll timeout, and a busy
         # loop of short polls then rejoins forever: give rebalances a long poll.
-        if consumer.group_busy():
+        busy = consumer.group_busy()
+        if busy:
             wait_ms = 1000
         else:
             wait_ms = 0 if self.pipeline.due() else max(1, min(100, int(self.config.batching.max_wait_ms)))
@@ -156,9 +160,11 @@ class StreamService:
             records = consumer.poll(wait_ms)
         except BrokerUnreachable as exc:  # not ready, keep trying
             self.broker_ok = False
+            self.reading_clock.tick(reading=False)
             log.warning("poll: broker unreachable (%s); retrying", exc)
             self._stop.wait(0.5)
             return
+        self.reading_clock.tick(reading=self.broker_ok and not consumer.paused and not busy)
         records = self.delivery.after_poll(records)
         self.step_while_decoding(records)
         self.backpressure()

@@ -44,7 +44,7 @@ class Camera:
     key: CameraKey
     messages: deque[tuple[int, int]] = field(default_factory=deque)   # (offset, last seq), for the ledger
     pending_starts: deque[int] = field(default_factory=deque)   # start of each window waiting for inference
-    last_arrival: float = 0.0   # perf() when its last message was added
+    last_arrival: float = 0.0   # the pipeline's idle clock when its last message was added
     fps: float = 0.0            # pinned for the epoch
     newest_ts: int = 0          # capture time of the newest frame added
     newest_seq: int = -1        # highest sequence number added, and its capture time

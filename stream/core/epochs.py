@@ -12,7 +12,11 @@ own, and its events get ids of their own. A batch starts a new epoch when
   the next real batch starts another epoch, even when the forged one claimed a capture time
   far ahead);
 * all its frames lie before the open window yet it was captured after the newest frame (an
-  ingester restarted at 0: ``--start-seq`` is not needed).
+  ingester restarted at 0: ``--start-seq`` is not needed);
+* it was captured ``windows.epoch_gap_s`` or more after the epoch's newest frame (the camera was
+  silent). This gap is shorter than ``windows.idle_timeout_s``, so the idle eviction, which
+  follows the service's clock, only ever drops a camera whose next batch starts an epoch anyway:
+  eviction frees memory and the commit point, and decides no event id.
 
 The old epoch's open segment is closed at its last window once its waiting windows are run,
 then its state is dropped. Event ids include the epoch, and events carry it, so repeated
@@ -27,29 +31,31 @@ skipped as a replay, so it cannot open an epoch of its own and renumber what fol
 
 from __future__ import annotations
 
-from typing import Any
-
-from stream.core.windowing import CameraWindows
 from stream.core.wire import FrameBatch
 
-REASONS = ("fps_change", "seq_jump", "restart")
+REASONS = ("fps_change", "seq_jump", "restart", "gap")
 
 
-def epoch_reason(windows: CameraWindows[Any], *, fps: float, newest_ts: int, batch: FrameBatch,
-                 max_seq_jump: int) -> str | None:
-    """Why ``batch`` starts a new epoch of the camera whose epoch has ``windows``, pinned ``fps``
-    and newest capture time ``newest_ts`` (one of :data:`REASONS`), or None: it continues it."""
+def epoch_reason(*, fps: float, newest_seq: int | None, newest_ts: int, next_start: int | None,
+                 batch: FrameBatch, max_seq_jump: int, gap_ns: int) -> str | None:
+    """Why ``batch`` starts a new epoch of the camera whose open epoch has pinned ``fps``, the
+    highest sequence number ``newest_seq`` (replayed frames included: None before any frame)
+    captured at ``newest_ts``, and the open window at ``next_start`` (one of :data:`REASONS`), or
+    None: it continues it."""
     if abs(batch.source_fps - fps) > 1e-9 * fps:
         return "fps_change"
-    newest, next_start = windows.newest, windows.next_start
+    newest = newest_seq
     if newest is None:
         return None
     if batch.first_seq > newest + max_seq_jump:
         return "seq_jump"
-    if next_start is not None and batch.last_seq < next_start and min(batch.capture_ts_ns) > newest_ts:
+    if (next_start is not None and batch.last_seq < next_start and batch.last_seq <= newest
+            and min(batch.capture_ts_ns) > newest_ts):   # back below the newest: not a replay going on to R
         return "restart"
     if batch.last_seq + max_seq_jump < newest:   # far behind, whatever its time: not a late frame
         return "seq_jump"
+    if min(batch.capture_ts_ns) - newest_ts >= gap_ns:
+        return "gap"
     return None
 
 
@@ -59,10 +65,11 @@ def first_epoch(batch: FrameBatch) -> int:
     return batch.capture_ts_ns[0]
 
 
-def continues(previous: FrameBatch, batch: FrameBatch) -> bool:
-    """``batch`` carries on right after ``previous`` (the next sequence number, the same fps):
-    the one case where no epoch rule can fire between them."""
-    return batch.first_seq == previous.last_seq + 1 and batch.source_fps == previous.source_fps
+def continues(previous: FrameBatch, batch: FrameBatch, *, gap_ns: int) -> bool:
+    """``batch`` carries on right after ``previous`` (the next sequence number, the same fps, no
+    capture gap of ``gap_ns``): the one case where no epoch rule can fire between them."""
+    return (batch.first_seq == previous.last_seq + 1 and batch.source_fps == previous.source_fps
+            and min(batch.capture_ts_ns) - max(previous.capture_ts_ns) < gap_ns)
 
 
 def next_epoch(current: int, batch: FrameBatch) -> int:

@@ -9,12 +9,20 @@ less than the last point given out; the metadata stores every camera's R (:mod:`
 that, after a restart or rebalance, frames before R are skipped as replays rather than opening
 windows that were already handled.
 
+**A camera's newest message is always replayed** while its epoch is open, even when all its
+frames lie before R: a replay then knows where the epoch stands (its newest frame, capture time
+and fps) before the next batch arrives, so the epoch rules (:mod:`stream.core.epochs`) decide
+that batch as they did the first time. Without it, a camera with nothing to replay was resumed
+from R alone, and a restart at sequence 0 right after the commit was skipped as a replay. A
+silent camera stops holding its partition back when it is evicted as idle.
+
 Worked example: camera ``a`` on partition 0 sent messages at offsets 10 (frames 0..15) and 11
 (frames 16..31), and its oldest unfinished window starts at frame 20. Message 10 holds only
 frames below 20, so it is dropped from the camera's message list; message 11 holds frame 20, so
 the partition's point is offset 11, with metadata ``a=14`` (20 in hex). Once every window of
-``a`` up to frame 31 is final, R moves past 31, message 11 is dropped too, and the point becomes
-the next offset consumed (12).
+``a`` up to frame 31 is final, R moves past 31, but message 11 is the camera's newest and stays:
+the point remains 11 until ``a`` sends another message (or is evicted as idle, or the
+partition's next commit finds the camera's epoch ended).
 """
 
 from __future__ import annotations
@@ -107,7 +115,7 @@ class OffsetLedger:
             for key, r, messages in sorted(by_tp.get(tp, ()), key=lambda c: c.key[2], reverse=True):
                 if r is None:
                     continue
-                while messages and messages[0][1] < r:
+                while len(messages) > 1 and messages[0][1] < r:   # the newest stays: see the module doc
                     messages.popleft()
                 if messages:
                     offset = min(offset, min(o for o, _ in messages))

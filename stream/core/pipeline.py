@@ -85,12 +85,14 @@ class Pipeline:
 
     def __init__(self, predictor: Predictor, *, config: PipelineConfig = PipelineConfig(),
                  metrics: PipelineMetrics | None = None, clock: Callable[[], float] = time.time,
-                 perf: Callable[[], float] = time.perf_counter) -> None:
+                 perf: Callable[[], float] = time.perf_counter, idle_clock: Callable[[], float] | None = None) -> None:
         self.predictor = predictor
         self.config = config
         self.metrics = metrics or NullMetrics()
         self.clock = clock
         self.perf = perf
+        # the clock a camera's silence is measured in (the service's stops while it cannot read)
+        self.idle_clock = idle_clock or perf
         self.spec = predictor.input_spec
         self.class_names = tuple(self.spec.class_names)
         self.model_id = model_id(predictor.model_name, predictor.checkpoint_sha256)
@@ -182,7 +184,7 @@ class Pipeline:
         if abs(max(batch.capture_ts_ns) / 1e9 - self.clock()) > self.config.limits.max_clock_skew_s:
             self.metrics.add_timestamp_anomaly("clock_skew", len(batch.frames))   # counted, kept
         now = self.perf()
-        added = cam.add(batch, ref.offset, payloads, now=now)
+        added = cam.add(batch, ref.offset, payloads, now=self.idle_clock())
         for w in added.windows:
             self._pending.append((now, cam.key, w))
         if added.backwards:
@@ -236,12 +238,14 @@ class Pipeline:
 
     def close_idle(self) -> Outputs:
         """Close and evict every camera that has had no message for ``windows.idle_timeout_s``
-        and has no window waiting for inference: its open segment ends at its last window and
-        is returned as an event (the same frame range, so the same id, on a replay), its
-        incomplete window is dropped, and it no longer holds its partition's commit point back."""
+        (on the idle clock) and has no window waiting for inference: its open segment ends at its
+        last window and is returned as an event, its incomplete window is dropped, and it no
+        longer holds its partition's commit point back. Its next batch, captured at least
+        ``windows.epoch_gap_s`` later, starts an epoch anyway (:mod:`stream.core.epochs`), so
+        the eviction changes no event id."""
         out = Outputs()
         timeout = self.config.window.idle_timeout_s
-        now = self.perf()
+        now = self.idle_clock()
         idle = [cam.key for cam in self.cameras if now - cam.last_arrival >= timeout and not cam.pending_starts]
         for key in idle:
             out.events += self._finish_epoch(key)
@@ -291,11 +295,13 @@ class Pipeline:
         """``batch`` follows ``previous`` in one offer and may start an epoch: the offer ends
         before it, so its epoch is decided once ``previous`` was added, as in separate polls."""
         cam = self.cameras.current(tp, batch.camera_id)
-        return cam is None or not continues(previous, batch) or self._reason(cam, batch) is not None
+        gap_ns = self.config.window.epoch_gap_ns
+        return cam is None or not continues(previous, batch, gap_ns=gap_ns) or self._reason(cam, batch) is not None
 
     def _reason(self, cam: Camera, batch: FrameBatch) -> str | None:
-        return epoch_reason(cam.windows, fps=cam.fps, newest_ts=cam.newest_ts, batch=batch,
-                            max_seq_jump=self.config.window.max_seq_jump)
+        return epoch_reason(fps=cam.fps, newest_seq=cam.newest_seq if cam.newest_seq >= 0 else None,
+                            newest_ts=cam.newest_ts, next_start=cam.windows.next_start, batch=batch,
+                            max_seq_jump=self.config.window.max_seq_jump, gap_ns=self.config.window.epoch_gap_ns)
 
     def _camera(self, batch: FrameBatch, tp: TopicPartition) -> tuple[Camera | None, str | None]:
         """The camera epoch ``batch`` belongs to, and why it opens (None: it is the open one): the

@@ -95,12 +95,18 @@ class WindowConfig:
     max_gap_s: float = 2.0          # no event spans a capture-time gap longer than this
     idle_timeout_s: float = 30.0    # a camera with no frames for this long is closed and evicted
     max_seq_jump: int = 10_000      # a forward jump in sequence numbers beyond this starts a new epoch
+    # A capture-time gap this long starts a new epoch (None: idle_timeout_s / 3). Below
+    # idle_timeout_s, so an idle eviction never decides an event id: see docs/delivery.md.
+    epoch_gap_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.max_gap_s > 0:
             raise ConfigError(f"windows.max_gap_s must be > 0, got {self.max_gap_s!r}")
         if not self.idle_timeout_s > 0:
             raise ConfigError(f"windows.idle_timeout_s must be > 0, got {self.idle_timeout_s!r}")
+        if self.epoch_gap_s is not None and not 0 < self.epoch_gap_s <= self.idle_timeout_s:
+            raise ConfigError(f"windows.epoch_gap_s must be > 0 and <= windows.idle_timeout_s "
+                              f"({self.idle_timeout_s!r}), got {self.epoch_gap_s!r}")
         if self.max_seq_jump < 1:
             raise ConfigError(f"windows.max_seq_jump must be >= 1, got {self.max_seq_jump!r}")
         if self.window_stride < 1:
@@ -109,6 +115,12 @@ class WindowConfig:
             raise ConfigError(f"reorder_tolerance must be >= 0, got {self.reorder_tolerance!r}")
         if self.max_fill < 0:
             raise ConfigError(f"max_fill must be >= 0, got {self.max_fill!r}")
+
+    @property
+    def epoch_gap_ns(self) -> int:
+        """The capture-time gap (ns) that starts a new stream epoch."""
+        gap = self.idle_timeout_s / 3 if self.epoch_gap_s is None else self.epoch_gap_s
+        return int(gap * 1e9)
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Event ids are a function of the frames alone: whatever the poll boundaries, and whatever
-committed point a replay starts from, the same messages give the same set of event ids (the
-rules: stream.core.epochs). A Hypothesis property over generated camera streams (restarts at
-sequence 0, fps changes, several cameras on one partition), plus fixed regressions of the cases
-measured on 5428071."""
+"""Event ids are a function of the frames alone: whatever the poll boundaries, whatever
+committed point a replay starts from, and whenever idle cameras are evicted, the same messages
+give the same set of event ids (the rules: stream.core.epochs). Hypothesis properties over
+generated camera streams (restarts at sequence 0, fps changes, silences, several cameras on one
+partition), plus fixed regressions of the cases measured on 5428071."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def replay_from_any_commit_gives_the_same_ids(items, crash, cuts):
     assert replay <= full and seen | replay == full
 
 
-# -- the property -------------------------------------------------------------------------------
+# -- the properties -----------------------------------------------------------------------------
 @st.composite
 def camera_streams(draw):
     """Messages of 1 or 2 cameras on one partition, interleaved, as ``(camera, first seq, red,
@@ -168,6 +168,77 @@ def test_any_poll_split_and_any_replay_give_the_ids_of_one_uninterrupted_pass(st
     assert ids_of(run_polls(Pipeline(ScriptedPredictor(), config=CFG), items, cuts)) == full
     replay_from_any_commit_gives_the_same_ids(items, data.draw(st.integers(1, len(items)), label="crash after"),
                                               cuts)
+
+
+def in_capture_order(stream):
+    """The messages of ``stream`` as a live partition receives them: in capture order."""
+    return sorted(stream, key=lambda m: m[4] + int(m[1] * 1e9 / m[3]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=camera_streams(), data=st.data())
+def test_idle_evictions_at_any_time_change_no_id(stream, data):
+    """The serve loop evicts a camera after windows.idle_timeout_s (30 s) without a message, on
+    its own clock; a pass with evictions wherever that clock allows gives the ids of a pass with
+    none (a replay at full speed never evicts). Holds while a message's delay (capture to poll)
+    grows by less than idle_timeout_s - epoch_gap_s (20 s) from one message of a camera to the
+    next: here up to 5 s of transit jitter and polls spanning up to 5 s."""
+    items = messages(in_capture_order(stream))
+    stream = in_capture_order(stream)
+    end_clock = FakeClock(0.0)
+    uninterrupted = Pipeline(ScriptedPredictor(), config=CFG, idle_clock=end_clock)
+    events = run_polls(uninterrupted, items, cuts=[])
+    end_clock.advance(100.0)   # the streams end: their open segments close
+    full = ids_of(events + uninterrupted.close_idle().events)
+    arrival, t = [], 0.0
+    for cam, seq, red, fps, t0 in stream:   # seconds since T0 that each message reaches a poll
+        t = max(t, (t0 - T0) / 1e9 + seq / fps + data.draw(st.floats(0, 5), label="jitter"))
+        arrival.append(t)
+    clock = FakeClock(0.0)
+    pipe = Pipeline(ScriptedPredictor(), config=CFG, idle_clock=clock)
+    events, start = [], 0
+    while start < len(items):
+        end = start + 1
+        while end < len(items) and arrival[end] - arrival[start] <= 5.0 and data.draw(st.booleans(), label="same poll"):
+            end += 1
+        clock.now = arrival[end - 1]
+        pipe.offer_messages(items[start:end])
+        events += pipe.drain().events
+        for _ in range(data.draw(st.integers(0, 2), label="empty polls")):   # idle checks between polls
+            later = arrival[end] if end < len(items) else arrival[-1] + 100.0
+            clock.now = data.draw(st.floats(clock.now, later), label="check at")
+            events += pipe.close_idle().events
+        start = end
+    clock.now += 100.0
+    assert ids_of(events + pipe.close_idle().events) == full
+
+
+# A window stride longer than the clip: a camera's resume point R lies past its newest frame, so
+# a commit leaves none of its frames to replay. The replay used to resume it from R alone and took
+# an ingester restart right after the commit for a replay (16 of 16 frames dropped), an fps change
+# or a silence for the open epoch going on.
+SKIPPING = dataclasses.replace(CFG, window=WindowConfig(window_stride=4, reorder_tolerance=0, max_fill=0))
+
+
+@pytest.mark.parametrize("change", ["restart", "fps", "gap"])
+def test_a_replay_decides_the_batch_after_a_commit_as_the_first_pass_did(change):
+    unsure = ScriptedPredictor(lambda w: [0.5, 0.5])   # no active segment: nothing holds R back
+    first = [solid_batch("a", s, [RED] * 4) for s in range(0, 16, 4)]
+    after = {"restart": [solid_batch("a", s, [RED] * 4, t0_ns=T0 + 60 * 10**9) for s in range(0, 16, 4)],
+             "fps": [solid_batch("a", s, [RED] * 4, fps=50.0) for s in range(16, 32, 4)],
+             "gap": [solid_batch("a", s, [RED] * 4, t0_ns=T0 + 60 * 10**9) for s in range(16, 32, 4)]}[change]
+    items = [(encode_frame_batch(b), SourceRef("frames", 0, i)) for i, b in enumerate(first + after)]
+    once = Pipeline(unsure, config=SKIPPING)
+    run_polls(once, items, cuts=range(len(items)))
+    before = Pipeline(unsure, config=SKIPPING)
+    run_polls(before, items[:4], cuts=[])
+    (offset, meta), = before.commit_points().values()
+    assert offset == 3   # the camera's newest message is replayed
+    again = Pipeline(unsure, config=SKIPPING)
+    again.restore(("frames", 0), meta)
+    run_polls(again, items[offset:], cuts=[])
+    assert [c.key[2] for c in again.cameras] == [c.key[2] for c in once.cameras] != [T0]
+    assert again.cameras.stats()["a"].frames_accepted == 16
 
 
 @pytest.mark.parametrize("fps", [25.0, 50.0])

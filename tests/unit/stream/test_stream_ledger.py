@@ -19,7 +19,8 @@ RED = (230, 20, 20)
 
 def test_the_worked_example_of_the_module_docstring():
     """Camera "a" sent offsets 10 (frames 0..15) and 11 (16..31); its oldest unfinished window
-    starts at 20: the point is offset 11 with a=20; once R passes 31 it is the next offset, 12."""
+    starts at 20: the point is offset 11 with a=20; once R passes 31 it stays 11, the camera's
+    newest message, which a replay needs to know where the epoch stands."""
     ledger = OffsetLedger()
     for offset in (10, 11):
         ledger.consumed(SourceRef(*TP, offset))
@@ -28,7 +29,11 @@ def test_the_worked_example_of_the_module_docstring():
     assert point[0] == 11 and resume.decode(point[1]) == {"a": (20, 7)}
     assert list(messages) == [(11, 31)]   # message 10 is no longer needed
     (point,) = ledger.commit_points([OpenCamera((TP, "a", 7), 32, messages)]).values()
-    assert point[0] == 12 and not messages
+    assert point[0] == 11 and list(messages) == [(11, 31)]
+    ledger.consumed(SourceRef(*TP, 12))
+    messages.append((12, 47))
+    (point,) = ledger.commit_points([OpenCamera((TP, "a", 7), 48, messages)]).values()
+    assert point[0] == 12 and list(messages) == [(12, 47)]
 
 
 def test_a_commit_point_never_moves_back_and_a_dropped_partition_is_forgotten():
@@ -60,18 +65,25 @@ def windows_after(frames: int) -> CameraWindows:
     return w
 
 
+GAP = WindowConfig().epoch_gap_ns   # 10 s: a third of idle_timeout_s
+
+
 def test_epoch_rules_read_only_the_frames():
     w = windows_after(40)
     newest_ts = 1_700_000_000_000_000_000 + 39 * 40_000_000
-    rule = lambda batch: epoch_reason(w, fps=25.0, newest_ts=newest_ts, batch=batch, max_seq_jump=1000)
+    rule = lambda batch: epoch_reason(fps=25.0, newest_seq=w.newest, newest_ts=newest_ts, next_start=w.next_start,
+                                      batch=batch, max_seq_jump=1000, gap_ns=GAP)
     assert rule(solid_batch("a", 40, [RED] * 4)) is None                                   # goes on
     assert rule(solid_batch("a", 40, [RED] * 4, fps=50.0)) == "fps_change"
     assert rule(solid_batch("a", 5000, [RED] * 4)) == "seq_jump"                           # far ahead
     assert rule(solid_batch("a", 0, [RED] * 4, t0_ns=newest_ts + 10**9)) == "restart"      # at 0, later
     assert rule(solid_batch("a", 0, [RED] * 4)) is None                                    # at 0, earlier: late
+    silent = newest_ts - 40 * 40_000_000   # t0 (of seq 0) that puts seq 40 at newest_ts + the gap
+    assert rule(solid_batch("a", 40, [RED] * 4, t0_ns=silent + GAP - 1)) is None           # silent, < the gap
+    assert rule(solid_batch("a", 40, [RED] * 4, t0_ns=silent + GAP)) == "gap"               # silent for the gap
     later = windows_after(5000)
-    assert epoch_reason(later, fps=25.0, newest_ts=newest_ts, batch=solid_batch("a", 8, [RED] * 4),
-                        max_seq_jump=1000) == "seq_jump"                                   # far behind
+    assert epoch_reason(fps=25.0, newest_seq=later.newest, newest_ts=newest_ts, next_start=later.next_start,
+                        batch=solid_batch("a", 8, [RED] * 4), max_seq_jump=1000, gap_ns=GAP) == "seq_jump"                       # far behind
 
 
 def test_epoch_numbers_are_capture_times_and_never_repeat_the_open_one():
@@ -79,6 +91,7 @@ def test_epoch_numbers_are_capture_times_and_never_repeat_the_open_one():
     assert first_epoch(batch) == batch.capture_ts_ns[0]
     assert next_epoch(7, batch) == batch.capture_ts_ns[0]
     assert next_epoch(batch.capture_ts_ns[0], batch) == batch.capture_ts_ns[0] + 1
-    assert continues(batch, solid_batch("a", 4, [RED] * 4))
-    assert not continues(batch, solid_batch("a", 8, [RED] * 4)) and not continues(batch, solid_batch("a", 4, [RED] * 4,
-                                                                                                     fps=50.0))
+    assert continues(batch, solid_batch("a", 4, [RED] * 4), gap_ns=GAP)
+    assert not continues(batch, solid_batch("a", 8, [RED] * 4), gap_ns=GAP)
+    assert not continues(batch, solid_batch("a", 4, [RED] * 4, fps=50.0), gap_ns=GAP)
+    assert not continues(batch, solid_batch("a", 4, [RED] * 4, t0_ns=batch.capture_ts_ns[0] + GAP), gap_ns=GAP)
