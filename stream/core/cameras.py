@@ -103,17 +103,22 @@ class Camera:
 
 
 class CameraTable:
-    """Every open camera epoch, and each camera's newest one."""
+    """Every camera epoch: the open ones, one per (partition, camera), and the retired ones (an
+    epoch that a newer one ended, kept until its waiting windows are run). A retired epoch is
+    held apart because a new epoch can carry the same number (a batch sent again after the fps
+    flapped): keyed together, the new one took the old one's place and its waiting windows were
+    run against the wrong state (``IndexError`` in ``step``, on every replay)."""
 
     def __init__(self) -> None:
         self._cameras: dict[CameraKey, Camera] = {}
         self._current: dict[tuple[TopicPartition, str], CameraKey] = {}
+        self._retired: list[Camera] = []
 
     def __getitem__(self, key: CameraKey) -> Camera:
         return self._cameras[key]
 
     def __iter__(self) -> Iterator[Camera]:
-        return iter(list(self._cameras.values()))
+        return iter([*self._cameras.values(), *self._retired])
 
     def current(self, tp: TopicPartition, camera_id: str) -> Camera | None:
         key = self._current.get((tp, camera_id))
@@ -124,20 +129,29 @@ class CameraTable:
         self._current[cam.key[:2]] = cam.key
         return cam
 
-    def pop(self, key: CameraKey) -> Camera:
-        cam = self._cameras.pop(key)
-        if self._current.get(key[:2]) == key:
-            del self._current[key[:2]]
-        return cam
+    def retire(self, cam: Camera) -> None:
+        """``cam`` was ended by a newer epoch but still has windows waiting for inference."""
+        self.remove(cam)
+        self._retired.append(cam)
+
+    def remove(self, cam: Camera) -> None:
+        if self._cameras.get(cam.key) is cam:
+            del self._cameras[cam.key]
+            if self._current.get(cam.key[:2]) == cam.key:
+                del self._current[cam.key[:2]]
+        else:
+            self._retired = [c for c in self._retired if c is not cam]
 
     def drop_partition(self, tp: TopicPartition) -> None:
-        for key in [k for k in self._cameras if k[0] == tp]:
-            self.pop(key).windows.clear()
+        for cam in [c for c in self if c.key[0] == tp]:
+            self.remove(cam)
+            cam.windows.clear()
 
     def stats(self) -> dict[str, WindowStats]:
         """Window counters per camera (summed over partitions and epochs)."""
         out: dict[str, WindowStats] = {}
-        for (_, cam_id, _), cam in self._cameras.items():
+        for cam in self:
+            cam_id = cam.key[1]
             if cam_id in out:
                 total = out[cam_id]
                 out[cam_id] = WindowStats(**{f: getattr(total, f) + getattr(cam.windows.stats, f)

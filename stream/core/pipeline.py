@@ -98,7 +98,7 @@ class Pipeline:
         self.model_id = model_id(predictor.model_name, predictor.checkpoint_sha256)
         self.cameras = CameraTable()   # every open camera epoch (read-only outside)
         self._ended: list[EmittedEvent] = []   # events of ended epochs, returned by the next step()
-        self._pending: deque[tuple[float, CameraKey, ClipWindow[Any]]] = deque()
+        self._pending: deque[tuple[float, Camera, ClipWindow[Any]]] = deque()
         self.ledger = OffsetLedger()
 
     # -- input --------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class Pipeline:
         now = self.perf()
         added = cam.add(batch, ref.offset, payloads, now=self.idle_clock())
         for w in added.windows:
-            self._pending.append((now, cam.key, w))
+            self._pending.append((now, cam, w))
         if added.backwards:
             self.metrics.add_timestamp_anomaly("backwards", added.backwards)
         self.metrics.add_frames(len(batch.frames))
@@ -222,8 +222,8 @@ class Pipeline:
             self.predictor.release(window.frames)
         self.metrics.observe_batch(len(take))
         self.metrics.add_windows(len(take))
-        for (_, key, window), p in zip(taken, probs):
-            cam = self.cameras[key]
+        for (_, cam, window), p in zip(taken, probs):
+            key = cam.key
             cam.pending_starts.popleft()
             ref = _window_ref(window)
             if self.config.raw_predictions:
@@ -231,7 +231,7 @@ class Pipeline:
             for seg in cam.smoother.push(ref, [float(v) for v in p]):
                 out.events.append(_event(key, seg, self.predictor, self.model_id, self.clock()))
             if cam.ended and not cam.pending_starts:
-                out.events += self._finish_epoch(key)
+                out.events += self._finish_epoch(cam)
         out.windows = len(take)
         self.metrics.set_inflight(len(self._pending))
         return out
@@ -246,10 +246,10 @@ class Pipeline:
         out = Outputs()
         timeout = self.config.window.idle_timeout_s
         now = self.idle_clock()
-        idle = [cam.key for cam in self.cameras if now - cam.last_arrival >= timeout and not cam.pending_starts]
-        for key in idle:
-            out.events += self._finish_epoch(key)
-            self.ledger.forget_hint(*key[:2])
+        idle = [cam for cam in self.cameras if now - cam.last_arrival >= timeout and not cam.pending_starts]
+        for cam in idle:
+            out.events += self._finish_epoch(cam)
+            self.ledger.forget_hint(*cam.key[:2])
         if idle:
             self.metrics.add_idle_evictions(len(idle))
         return out
@@ -261,11 +261,11 @@ class Pipeline:
             total.extend(self.step(force=True))
         return total
 
-    def _finish_epoch(self, key: CameraKey) -> list[EmittedEvent]:
+    def _finish_epoch(self, cam: Camera) -> list[EmittedEvent]:
         """Close a camera epoch's open segment at its last window and drop its state."""
-        cam = self.cameras.pop(key)
+        self.cameras.remove(cam)
         cam.windows.clear()
-        return [_event(key, seg, self.predictor, self.model_id, self.clock()) for seg in cam.smoother.close()]
+        return [_event(cam.key, seg, self.predictor, self.model_id, self.clock()) for seg in cam.smoother.close()]
 
     # -- offsets, rebalance -------------------------------------------------------------------
     def commit_points(self) -> CommitPoints:
@@ -282,10 +282,10 @@ class Pipeline:
         """Forget every camera of ``tp`` (open windows, waiting windows, smoother), and only those.
         Returns the number of waiting windows dropped; the new owner rebuilds them from the
         commit point."""
-        dropped = [w for _, key, w in self._pending if key[0] == tp]
+        dropped = [w for _, cam, w in self._pending if cam.key[0] == tp]
         for window in dropped:
             self.predictor.release(window.frames)
-        self._pending = deque(item for item in self._pending if item[1][0] != tp)
+        self._pending = deque(item for item in self._pending if item[1].key[0] != tp)
         self.cameras.drop_partition(tp)
         self.ledger.drop(tp)
         self.metrics.set_inflight(len(self._pending))
@@ -328,7 +328,9 @@ class Pipeline:
             old.ended = True
             old.windows.clear()   # its open window will not complete
             if not old.pending_starts:
-                self._ended += self._finish_epoch(old.key)
+                self._ended += self._finish_epoch(old)
+            else:
+                self.cameras.retire(old)
         self.cameras.add(cam)
 
     def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None = None) -> Camera:
