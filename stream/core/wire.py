@@ -27,7 +27,7 @@ import json
 import math
 import re
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from stream.errors import StreamError
@@ -349,8 +349,33 @@ class ActionEvent:
 
     @classmethod
     def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "ActionEvent":
+        """The event in ``data``; ``ValueError`` naming the field when one is missing, unknown or
+        of the wrong type (a well-formed JSON event with ``"emitted_at": "soon"`` or a confidence
+        of ``1e300`` must not reach a reader's arithmetic)."""
         d = json.loads(data) if isinstance(data, (bytes, str)) else dict(data)
+        if not isinstance(d, dict):
+            raise ValueError(f"an event is a JSON object, got {type(d).__name__}")
+        for name, value in d.items():
+            kind = _EVENT_FIELDS.get(name)
+            if kind is None:
+                raise ValueError(f"unknown event field {str(name)[:40]!r}")
+            if kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            else:
+                ok = isinstance(value, kind) and not isinstance(value, bool)
+            if not ok:
+                raise ValueError(f"event field {name!r} must be {'a finite number' if kind is float else kind.__name__}, "
+                                 f"got {str(value)[:40]!r}")
+        if "confidence" in d and not 0.0 <= d["confidence"] <= 1.0:
+            raise ValueError(f"event field 'confidence' must be within [0, 1], got {d['confidence']!r}")
+        if "emitted_at" in d and not 0.0 <= d["emitted_at"] < 1e11:   # seconds: within year 5138
+            raise ValueError(f"event field 'emitted_at' must be a Unix time in seconds, got {d['emitted_at']!r}")
         return cls(**d)
+
+
+# each field's type, from the annotations (strings here: ``from __future__ import annotations``)
+_EVENT_FIELDS: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)]
+                                  for f in fields(ActionEvent)}
 
 
 @dataclass(frozen=True)

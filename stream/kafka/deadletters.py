@@ -25,19 +25,39 @@ def dlq_headers(ref: SourceRef, error: BaseException, *, record: Any = None, gro
 
     from stream import __version__
 
-    reason = getattr(error, "reason", "processing_error")
+    reason = str(getattr(error, "reason", "processing_error"))
     stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))[-2000:]
-    original = [(k, v.decode("utf-8", "replace")) for k, v in (getattr(record, "headers", None) or [])]
     headers = [("source_topic", ref.topic), ("source_partition", str(ref.partition)),
-               ("source_offset", str(ref.offset)), ("reason", reason), ("error", str(error)[:1000]),
+               ("source_offset", str(ref.offset)), ("reason", reason), ("error", _text(error)[:1000]),
                ("error_class", type(error).__name__), ("error_stack", stack),
-               ("source_timestamp_ms", str(getattr(record, "timestamp", "") or "")),
-               ("source_headers", json.dumps(original)[:2000]), ("consumer_group", group),
+               ("source_timestamp_ms", _text(getattr(record, "timestamp", "") or "")),
+               ("source_headers", json.dumps(_original_headers(record))[:2000]), ("consumer_group", group),
                ("service_version", __version__),
                ("dlq_time", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))]
     if replaced is not None:
         headers.append(("value_replaced", f"the {replaced}-byte value was over the dead-letter topic's limit"))
     return [(k, v.encode("utf-8", "replace")) for k, v in headers]
+
+
+def _text(value: Any) -> str:
+    """``value`` as text, whatever it is: bytes are decoded (bad UTF-8 replaced), None is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    try:
+        return str(value)
+    except Exception:   # a __str__ that raises must not stop the dead letter
+        return f"<{type(value).__name__}>"
+
+
+def _original_headers(record: Any) -> list[tuple[str, str | None]]:
+    """The rejected record's own headers, for any shape Kafka clients produce: a null value (Java,
+    librdkafka) stays null; a header list that is not one is reported as such."""
+    try:
+        return [(_text(k), None if v is None else _text(v)) for k, v in (getattr(record, "headers", None) or [])]
+    except (TypeError, ValueError):
+        return [("unreadable_headers", _text(getattr(record, "headers", None))[:200])]
 
 
 class DeadLetters:
