@@ -132,10 +132,10 @@ class Pipeline:
                 offer.refs, offer.rest = offer.refs[:n], list(items[n:])   # decided once the rest is added
                 break
             cam, opens = self._camera(batch, ref.tp)
-            previous[key] = None if opens else batch   # after an epoch opens here, the camera waits
-            if cam is None:   # frames of an epoch that ended before the committed one: a replay
-                self.metrics.add_dropped("replayed", len(batch.frames))
+            if cam is None:   # frames of an epoch that is over: a replay, or late for the open one
+                self.metrics.add_dropped(opens or "replayed", len(batch.frames))
                 continue
+            previous[key] = None if opens else batch   # after an epoch opens here, the camera waits
             todo = cam.needed_frames(batch)
             jobs.extend(FrameJob(batch.frames[i], batch.width, batch.height) for i in todo)
             offer.accepted.append((batch, ref, cam, todo, opens))
@@ -307,16 +307,21 @@ class Pipeline:
         """The camera epoch ``batch`` belongs to, and why it opens (None: it is the open one): the
         first, resumed from the committed hint if there is one ("first"), or a new one (an epoch
         rule's reason). An epoch opens (:meth:`_open`) only once the batch's frames decode, so a
-        dead-lettered message never ends or starts one. (None, None): a finished epoch's replay."""
+        dead-lettered message never ends or starts one. (None, why): a batch captured wholly before
+        the epoch it would join began belongs to one that is over, and is dropped: "replayed" (a
+        replay from a commit naming a later epoch) or "late" (it came after the epoch started);
+        the same test both ways, so a replay drops what the first pass dropped."""
         cam = self.cameras.current(tp, batch.camera_id)
         if cam is None:
             hint = self.ledger.hint(tp, batch.camera_id)
             if hint is not None and max(batch.capture_ts_ns) < hint.epoch:   # see stream.core.epochs
-                return None, None
+                return None, "replayed"
             return self._new_camera(tp, batch, hint.epoch if hint else first_epoch(batch),
                                     hint.seq if hint else None), "first"
         reason = self._reason(cam, batch)
-        return (cam, None) if reason is None else (self._new_camera(tp, batch, next_epoch(cam.key[2], batch)), reason)
+        if reason is not None:
+            return self._new_camera(tp, batch, next_epoch(cam.key[2], batch)), reason
+        return (None, "late") if max(batch.capture_ts_ns) < cam.key[2] else (cam, None)
 
     def _open(self, cam: Camera, reason: str) -> None:
         """Install a camera epoch; a new one ends the camera's open epoch (closed once its waiting

@@ -78,7 +78,7 @@ def test_max_wait_controls_batching():
 def test_corrupt_message_leaves_state_and_counts_offset():
     pipe = Pipeline(ScriptedPredictor(), config=CFG)
     good = solid_batch("a", 0, [RED] * 4)
-    bad = FrameBatch(camera_id="a", first_seq=4, capture_ts_ns=(1,), width=16, height=12, source_fps=25.0,
+    bad = FrameBatch(camera_id="a", first_seq=4, capture_ts_ns=(T0 + 160_000_000,), width=16, height=12, source_fps=25.0,
                      frames=(b"\xff\xd8garbage",))
     pipe.offer_bytes(encode_frame_batch(good), SourceRef("frames", 0, 0))
     with pytest.raises(CorruptFrameError):
