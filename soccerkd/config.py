@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -137,6 +138,36 @@ def dump_config(obj: Any, path: str | Path | None = None) -> str:
     return text
 
 
+SECRET_MASK = "***"
+
+
+def _is_secret_key(key: str) -> bool:
+    return "password" in key.rsplit(".", 1)[-1].lower()
+
+
+def _shown(key: str, value: Any) -> str:
+    """``value`` for an error message; never the value of a ``*password*`` key (often the
+    password itself, typed where a variable's or a file's name belongs)."""
+    return "a value (not shown)" if _is_secret_key(key) else repr(value)
+
+
+def mask_secrets(doc: Any) -> Any:
+    """``doc`` (the :func:`to_dict` form) with the value of every ``*password*`` key replaced by
+    ``***``, except a ``*_env`` holding a variable's name and a ``*_file`` holding a path."""
+    if isinstance(doc, list):
+        return [mask_secrets(v) for v in doc]
+    if not isinstance(doc, dict):
+        return doc
+    out = {}
+    for k, v in doc.items():
+        name = str(k).lower()
+        keep = (v is None or not _is_secret_key(name)
+                or (name.endswith("_env") and isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v))
+                or name.endswith("_file"))
+        out[k] = mask_secrets(v) if keep else SECRET_MASK
+    return out
+
+
 def _coerce(tp: Any, value: Any, key: str) -> Any:
     origin = get_origin(tp)
     args = get_args(tp)
@@ -151,47 +182,47 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 return _coerce(option, value, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {_shown(key, value)} matches none of {tp}")
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
+            raise ConfigError(f"{key}: {_shown(key, value)} is not one of {', '.join(map(repr, args))}")
         return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value if value is not None else {}, prefix=f"{key}.")
     if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {_shown(key, value)}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
         if origin is tuple and args:
             if len(args) != len(value):
-                raise ConfigError(f"{key}: expected {len(args)} items, got {value!r}")
+                raise ConfigError(f"{key}: expected {len(args)} items, got {_shown(key, value)}")
             return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         items = [_coerce(args[0], v, f"{key}[{i}]") if args else v for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {_shown(key, value)}")
         vt = args[1] if args else Any
         return {str(k): _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{key}: expected true/false, got {_shown(key, value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {_shown(key, value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {_shown(key, value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {_shown(key, value)}")
         return value
     if tp is Path:
         if not isinstance(value, (str, Path)):
-            raise ConfigError(f"{key}: expected a path, got {value!r}")
+            raise ConfigError(f"{key}: expected a path, got {_shown(key, value)}")
         return Path(value)
     return value

@@ -51,17 +51,16 @@ def config_class_for(path: Path) -> type:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from soccerkd.config import dump_config, load_config
+    from soccerkd.config import load_config, mask_secrets, to_dict
 
     if not args.path.is_file():
         raise ConfigError(f"config file {str(args.path)!r} does not exist")
     cfg = load_config(config_class_for(args.path), args.path, args.overrides)
+    doc = mask_secrets(to_dict(cfg))   # a password never reaches the terminal, even one typed in the wrong key
     if args.json:
         import json
 
-        from soccerkd.config import to_dict
-
-        print(json.dumps(to_dict(cfg), indent=2))
+        print(json.dumps(doc, indent=2))
     else:
-        print(dump_config(cfg), end="")
+        print(yaml.safe_dump(doc, sort_keys=False), end="")
     return 0

@@ -15,6 +15,11 @@ frames go through a bounded buffer (``live_buffer_frames``) that drops the oldes
 frame sent; after a reconnect the numbering starts again at 0. The service sees a batch that
 starts before its open window but was captured later, and starts a new stream epoch
 (:mod:`stream.core.pipeline`), so no window or event spans the outage.
+
+**Camera credentials** stay out of logs, errors and the process arguments: every message shows a
+URL as ``rtsp://***@host/...``, and the password can come from an environment variable
+(``password_env``) or a file (``password_file``, first line) instead of the URL; it is put into
+the URL (``rtsp://user@host/...``) only in memory, when the source is opened.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ from typing import Any, Callable, Iterator, Literal
 from soccerkd.errors import DataError
 
 from stream.core.wire import FrameBatch, encode_frame_batch
-from stream.errors import StreamError
+from stream.errors import StreamError, is_env_name, not_env_name, redact_url
 from stream.inference.images import encode_image
 from stream.kafka.publisher import Sends
 
 log = logging.getLogger("soccerkd.ingest")
+USERINFO_SAFE = "!$&'()*+,;=:"   # what a URL's password may hold as is (RFC 3986); the rest is %-encoded
+CREDENTIAL_KEYS = ("password_env", "password_file")
 RECONNECTED = "reconnected"   # yielded by a live source's frames between an outage and its next frame
 
 
@@ -59,6 +66,8 @@ class IngestOptions:
     encode_threads: int = 2                # downscale + JPEG encode threads per camera
     read_timeout_s: float = 5.0            # URL sources: longest wait to open, or for a frame, before reconnecting
     outage_gap_s: float = 2.0              # live sources: a longer wait between frames counts as an outage
+    password_env: str | None = None        # URL sources: environment variable holding the password...
+    password_file: Path | None = None      # ...or a file whose first line is it (never the URL itself)
 
     def __post_init__(self) -> None:
         if self.frames_per_batch < 1:
@@ -81,6 +90,24 @@ class IngestOptions:
             raise StreamError(f"encode_threads must be >= 1, got {self.encode_threads!r}")
         if self.live_buffer_frames < 1:
             raise StreamError(f"live_buffer_frames must be >= 1, got {self.live_buffer_frames!r}")
+        self._check_password_source()
+
+    def _check_password_source(self) -> None:
+        if self.password_env is None and self.password_file is None:
+            return
+        if self.password_env is not None and self.password_file is not None:
+            raise StreamError("give password_env or password_file, not both")
+        if self.password_env is not None and not is_env_name(self.password_env):
+            raise StreamError(not_env_name("password_env", self.password_env))
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.source) if "://" in self.source else None
+        if parts is None or not parts.username:
+            raise StreamError(f"password_env and password_file need a URL source with a user name "
+                              f"(rtsp://USER@host/...), got {redact_url(self.source)!r}")
+        if parts.password is not None:
+            raise StreamError(f"the source URL {redact_url(self.source)!r} holds a password already, and "
+                              f"password_env or password_file another: drop the one in the URL")
 
 
 @dataclass
@@ -107,6 +134,32 @@ class OpenedSource:
     live: bool
 
 
+def source_url(options: IngestOptions) -> str:
+    """The source to open: ``options.source`` with the password from ``password_env`` or
+    ``password_file`` put into its URL (characters a URL cannot hold there are %-encoded). Only
+    this string holds the password; never log it, log ``options.source``."""
+    import os
+    from urllib.parse import quote
+
+    if options.password_env is not None:
+        password = os.environ.get(options.password_env)
+        if not password:
+            raise StreamError(f"camera {options.camera_id}: password_env names ${options.password_env}, "
+                              f"which is not set or empty")
+    elif options.password_file is not None:
+        try:
+            password = Path(options.password_file).read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise StreamError(f"camera {options.camera_id}: password_file {str(options.password_file)!r} cannot "
+                              f"be read or is empty") from exc
+    else:
+        return options.source
+    scheme, rest = options.source.split("://", 1)
+    authority, slash, path = rest.partition("/")
+    user, _, host = authority.rpartition("@")
+    return f"{scheme}://{user}:{quote(password, safe=USERINFO_SAFE)}@{host}{slash}{path}"
+
+
 def is_live(source: str) -> bool:
     return source.isdigit() or source.lower().startswith(("rtsp://", "rtmp://", "http://", "https://", "udp://"))
 
@@ -119,13 +172,14 @@ def open_source(source: str, *, folder_fps: float = 25.0, loop: bool = False,
     sources reconnect as ``options`` say (see the module docstring)."""
     import cv2
 
+    shown = redact_url(source)   # what messages say; ``source`` may hold a password
     path = Path(source)
     if path.is_dir():
         from soccerkd.data.decode import list_frame_files
 
         files = list_frame_files(path)
         if not files:
-            raise DataError(f"frame folder {source!r} holds no images")
+            raise DataError(f"frame folder {shown!r} holds no images")
 
         def folder() -> Iterator[tuple[Any, int | None]]:
             k = 0
@@ -143,14 +197,14 @@ def open_source(source: str, *, folder_fps: float = 25.0, loop: bool = False,
     live = is_live(source)
     if not live and not path.is_file():
         what = "does not exist" if not path.exists() else "is not a video file, frame folder, URL or webcam index"
-        raise DataError(f"source {source!r} {what}")
+        raise DataError(f"source {shown!r} {what}")
     target: Any = int(source) if source.isdigit() else source
     if live:
-        return _open_live(source, target, options or IngestOptions(source=source, camera_id="camera"),
+        return _open_live(shown, target, options or IngestOptions(source=source, camera_id="camera"),
                           stop or threading.Event(), on_reconnect, on_drop)
     cap = cv2.VideoCapture(target)
     if not cap.isOpened():
-        raise DataError(f"OpenCV cannot open source {source!r}")
+        raise DataError(f"OpenCV cannot open source {shown!r}")
     fps = _fps(cap)
 
     def video() -> Iterator[tuple[Any, int | None]]:
@@ -178,10 +232,11 @@ def _fps(cap: Any) -> float:
     return fps if 0 < fps < 1000 else 25.0
 
 
-def _open_live(source: str, target: Any, options: IngestOptions, stop: threading.Event,
+def _open_live(shown: str, target: Any, options: IngestOptions, stop: threading.Event,
                on_reconnect: Callable[[], None], on_drop: Callable[[int], None]) -> OpenedSource:
     """A live source read by a capture thread into a bounded buffer (see :class:`LiveBuffer`),
-    reconnecting after any failed open or read."""
+    reconnecting after any failed open or read. ``shown`` names it in messages (no password), ``target``
+    is what OpenCV opens."""
     import cv2
 
     def open_capture() -> Any:
@@ -210,7 +265,7 @@ def _open_live(source: str, target: Any, options: IngestOptions, stop: threading
                             yield RECONNECTED
                     elif now - last_frame > options.outage_gap_s:   # a source that stalls (UDP) without failing
                         log.warning("camera %s: no frame from %s for %.1f s; the frames after it start a new "
-                                    "stream epoch", options.camera_id, source, now - last_frame)
+                                    "stream epoch", options.camera_id, shown, now - last_frame)
                         yield RECONNECTED
                     last_frame = now
                     if got == 0:
@@ -223,13 +278,13 @@ def _open_live(source: str, target: Any, options: IngestOptions, stop: threading
             if stop.is_set():
                 return
             if options.max_reconnects is not None and reconnects >= options.max_reconnects:
-                raise StreamError(f"live source {source!r} failed and {reconnects} reconnect(s) did not bring it "
+                raise StreamError(f"live source {shown!r} failed and {reconnects} reconnect(s) did not bring it "
                                   f"back (--max-reconnects {options.max_reconnects})")
             delay = min(options.reconnect_backoff_max_s, options.reconnect_backoff_s * 2 ** failures)
             failures += 1
             reconnects += 1
             log.warning("camera %s: live source %s %s; reconnecting in %.1f s (attempt %d)", options.camera_id,
-                        source, "ended or failed" if got else "cannot be opened or read", delay, reconnects)
+                        shown, "ended or failed" if got else "cannot be opened or read", delay, reconnects)
             on_reconnect()
             stop.wait(delay)
 
@@ -425,7 +480,7 @@ def run_camera(options: IngestOptions, producer: Any, stats: IngestStats, *, sto
         if metrics is not None:
             metrics.frames.labels(camera=cam, outcome="dropped").inc(n)
 
-    opened = open_source(options.source, folder_fps=options.folder_fps, loop=options.loop, options=options,
+    opened = open_source(source_url(options), folder_fps=options.folder_fps, loop=options.loop, options=options,
                          stop=stop, on_reconnect=reconnecting, on_drop=dropped)
     if metrics is not None:
         opened = OpenedSource(_observed(opened.frames, cam, metrics), opened.fps, opened.live)
@@ -504,7 +559,8 @@ class CameraResult:
 
 def load_cameras(path: Path, defaults: dict[str, Any]) -> list[IngestOptions]:
     """A cameras file: ``cameras: [{camera_id, source, options: {...}}]``; ``options`` takes any
-    :class:`IngestOptions` field and overrides ``defaults`` (the command line's) for that camera."""
+    :class:`IngestOptions` field and overrides ``defaults`` (the command line's) for that camera.
+    A camera's ``password_env`` or ``password_file`` may also sit next to its ``source``."""
     import dataclasses
 
     import yaml
@@ -526,8 +582,8 @@ def load_cameras(path: Path, defaults: dict[str, Any]) -> list[IngestOptions]:
     for i, entry in enumerate(entries):
         where = f"cameras file {str(path)!r}, camera {i + 1}"
         if not isinstance(entry, dict) or not entry.get("camera_id") or not entry.get("source"):
-            raise ConfigError(f"{where}: needs camera_id and source, got {entry!r}")
-        unknown = set(entry) - {"camera_id", "source", "options"}
+            raise ConfigError(f"{where}: needs camera_id and source, got {redact_url(repr(entry))}")
+        unknown = set(entry) - {"camera_id", "source", "options", *CREDENTIAL_KEYS}
         options = entry.get("options") or {}
         unknown |= set(options) - fields if isinstance(options, dict) else {"options (not a mapping)"}
         if unknown:
@@ -537,7 +593,9 @@ def load_cameras(path: Path, defaults: dict[str, Any]) -> list[IngestOptions]:
             raise ConfigError(f"{where}: camera_id {camera_id!r} appears twice")
         seen.add(camera_id)
         try:
-            cameras.append(IngestOptions(camera_id=camera_id, source=str(entry["source"]), **{**defaults, **options}))
+            credentials = {k: entry[k] for k in CREDENTIAL_KEYS if k in entry}
+            cameras.append(IngestOptions(camera_id=camera_id, source=str(entry["source"]),
+                                         **{**defaults, **options, **credentials}))
         except (StreamError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from exc
     return cameras
@@ -566,7 +624,7 @@ def ingest_many(cameras: list[IngestOptions], *, producer: Any = None, metrics: 
             run_camera(options, producer, result.stats, stop=stop, metrics=metrics,
                        progress=progress and len(cameras) == 1)
         except Exception as exc:   # one bad source never stops the others
-            result.error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            result.error = redact_url(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
             log.error("camera %s stopped: %s", options.camera_id, result.error)
             if metrics is not None:
                 metrics.errors.labels(camera=options.camera_id).inc()

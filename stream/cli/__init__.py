@@ -17,7 +17,7 @@ from soccerkd.cli import add_commands
 from soccerkd.config_cli import add_config_kind
 from soccerkd.errors import SoccerKDError
 
-from stream.errors import FailStop
+from stream.errors import FailStop, redact_url
 
 # Modules whose ``register(subparsers)`` adds service subcommands, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = redact_url(" ".join(str(exc).split()))   # no camera credentials on the terminal
     return text or type(exc).__name__
 
 

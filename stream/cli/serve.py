@@ -17,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "capped exponential backoff, and their frames after it start a new stream epoch.")
     ing.add_argument("--source", help="video file, frame folder, rtsp:// rtmp:// http(s):// udp:// URL, or webcam index")
     ing.add_argument("--camera-id", help="camera id (message key; one camera = one ordered stream)")
+    secret = ing.add_mutually_exclusive_group()
+    secret.add_argument("--source-password-env", default=None, metavar="VAR",
+                        help="environment variable holding the password of --source rtsp://USER@host/..., so "
+                             "that it is in no process argument; with --sources set password_env per camera")
+    secret.add_argument("--source-password-file", type=Path, default=None, metavar="PATH",
+                        help="file whose first line is the password of --source rtsp://USER@host/...")
     ing.add_argument("--sources", type=Path, default=None, metavar="CAMERAS_YAML",
                      help="many cameras in one process, one shared producer; a bad source never stops the others")
     ing.add_argument("--metrics-port", type=int, default=None,
@@ -80,13 +86,16 @@ def _ingest(args: argparse.Namespace) -> int:
 
     from stream.kafka import admin as topics
     from stream.cli import Interrupted
-    from stream.errors import StreamError
+    from stream.errors import StreamError, redact_url
     from stream.app.ingest import IngestOptions, ingest_many, load_cameras
     from stream.app.http import MetricsServer
     from stream.app.metrics import IngestMetrics
 
     if (args.sources is None) == (args.source is None) or (args.source is not None) != (args.camera_id is not None):
         raise StreamError("give either --source and --camera-id (one camera) or --sources CAMERAS_YAML (many)")
+    if args.sources is not None and (args.source_password_env or args.source_password_file):
+        raise StreamError("--source-password-env and --source-password-file go with --source; in a cameras file "
+                          "give each camera its own password_env or password_file")
     kafka, security = kafka_client(args, connect_timeout_s=args.connect_timeout)
     bootstrap = kafka.bootstrap
     shared = dict(bootstrap=bootstrap, topic=args.topic, frames_per_batch=args.frames_per_batch,
@@ -97,7 +106,8 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.sources is not None:
         cameras = load_cameras(args.sources, shared)
     else:
-        cameras = [IngestOptions(source=args.source, camera_id=args.camera_id, **shared)]
+        cameras = [IngestOptions(source=args.source, camera_id=args.camera_id, password_env=args.source_password_env,
+                                 password_file=args.source_password_file, **shared)]
     for topic in sorted({c.topic for c in cameras}):
         if not topics.exists(bootstrap, topic, timeout_s=args.connect_timeout, security=security):
             raise StreamError(topics.missing_topic_message(topic, bootstrap, "--topic"))
@@ -117,7 +127,7 @@ def _ingest(args: argparse.Namespace) -> int:
         state = "failed" if r.error else "interrupted" if s.interrupted else "done"
         print(f"{r.camera_id}: {state}: {s.frames} frames in {s.batches} batches, {s.bytes / 1e6:.1f} MB, "
               f"{s.fps:.1f} fps" + (f", {s.dropped} dropped" if s.dropped else "")
-              + (f", {s.reconnects} reconnects" if s.reconnects else "") + (f" ({r.error})" if r.error else ""))
+              + (f", {s.reconnects} reconnects" if s.reconnects else "") + (f" ({redact_url(r.error)})" if r.error else ""))
     if any(r.stats.interrupted for r in results):
         raise Interrupted()
     failed = [r for r in results if r.error]

@@ -11,6 +11,8 @@ from typing import Literal, Optional
 
 from soccerkd.errors import ConfigError
 
+from stream.errors import is_env_name, not_env_name
+
 
 @dataclass(frozen=True)
 class KafkaConfig:
@@ -76,6 +78,11 @@ class KafkaConfig:
         if self.sasl_mechanism not in (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
             raise ConfigError(f"kafka.sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, "
                               f"got {self.sasl_mechanism!r}")
+        # A password typed where its variable's name belongs must not reach `config show` or an error.
+        for name in ("sasl_password_env", "ssl_password_env"):
+            value = getattr(self, name)
+            if (value is not None or name == "sasl_password_env") and not is_env_name(value):
+                raise ConfigError(not_env_name(f"kafka.{name}", value))
         for name in ("connect_timeout_s", "commit_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"kafka.{name} must be > 0, got {getattr(self, name)!r}")

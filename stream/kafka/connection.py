@@ -12,10 +12,14 @@ membership (a restarted instance takes its partitions back without a rebalance).
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 from stream.kafka.config import KafkaConfig
+
+log = logging.getLogger("soccerkd.kafka")
+_warned: set[str] = set()   # each insecure setting is said once a process, not once a client
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, KafkaProducer
@@ -31,6 +35,7 @@ def client_security(cfg: KafkaConfig) -> dict[str, Any]:
 
     if cfg.security_protocol == "PLAINTEXT":
         return {}
+    warn_insecure(cfg)
     out: dict[str, Any] = {"security_protocol": cfg.security_protocol}
     if cfg.security_protocol.endswith("SSL"):
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
@@ -60,6 +65,18 @@ def client_security(cfg: KafkaConfig) -> dict[str, Any]:
         out.update(sasl_mechanism=cfg.sasl_mechanism, sasl_plain_username=cfg.sasl_username,
                    sasl_plain_password=password)
     return out
+
+
+def warn_insecure(cfg: KafkaConfig) -> None:
+    """One WARNING a process for each setting that weakens the security the config asks for."""
+    if cfg.security_protocol.endswith("SSL") and not cfg.ssl_check_hostname and "hostname" not in _warned:
+        _warned.add("hostname")
+        log.warning("kafka.ssl_check_hostname is false: the brokers' certificates are not matched to their "
+                    "host names, so anyone with a certificate from the same CA can pose as a broker")
+    if cfg.security_protocol == "SASL_PLAINTEXT" and cfg.sasl_mechanism == "PLAIN" and "plain" not in _warned:
+        _warned.add("plain")
+        log.warning("kafka.security_protocol SASL_PLAINTEXT with sasl_mechanism PLAIN sends the password in "
+                    "clear text to %s; use SASL_SSL, or a SCRAM mechanism", cfg.bootstrap)
 
 
 def _check_client_certificate(cfg: KafkaConfig, password: str | None) -> None:
