@@ -113,6 +113,11 @@ class CameraTable:
         self._cameras: dict[CameraKey, Camera] = {}
         self._current: dict[tuple[TopicPartition, str], CameraKey] = {}
         self._retired: list[Camera] = []
+        self._open_per_partition: dict[TopicPartition, int] = {}   # cameras with an open epoch
+
+    def open_cameras(self, tp: TopicPartition) -> int:
+        """How many cameras of ``tp`` have an open epoch (the limit on camera states counts these)."""
+        return self._open_per_partition.get(tp, 0)
 
     def __getitem__(self, key: CameraKey) -> Camera:
         return self._cameras[key]
@@ -125,6 +130,8 @@ class CameraTable:
         return None if key is None else self._cameras[key]
 
     def add(self, cam: Camera) -> Camera:
+        if cam.key[:2] not in self._current:
+            self._open_per_partition[cam.key[0]] = self.open_cameras(cam.key[0]) + 1
         self._cameras[cam.key] = cam
         self._current[cam.key[:2]] = cam.key
         return cam
@@ -139,6 +146,11 @@ class CameraTable:
             del self._cameras[cam.key]
             if self._current.get(cam.key[:2]) == cam.key:
                 del self._current[cam.key[:2]]
+                left = self._open_per_partition[cam.key[0]] - 1
+                if left:
+                    self._open_per_partition[cam.key[0]] = left
+                else:
+                    del self._open_per_partition[cam.key[0]]
         else:
             self._retired = [c for c in self._retired if c is not cam]
 

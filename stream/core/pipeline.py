@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from stream.core.cameras import Camera, CameraTable
-from stream.core.epochs import continues, epoch_reason, first_epoch, next_epoch
+from stream.core.routing import CameraRouter
 from stream.core.ledger import CameraKey, CommitPoints, OffsetLedger, OpenCamera, SourceRef, TopicPartition
 from stream.core.limits import LimitsConfig, parse_message
 from stream.core.ports import FrameJob, NullMetrics, PipelineMetrics, Predictor
 from stream.core.smoothing import Segment, SmoothingConfig, WindowRef
 from stream.core.windowing import ClipWindow, WindowConfig
-from stream.core.wire import (ActionEvent, EnvelopeError, FrameBatch, ProcessingError, WindowPrediction,
-                              make_event_id, model_id)
+from stream.core.wire import (ActionEvent, EnvelopeError, FrameBatch, LimitExceededError, ProcessingError,
+                              WindowPrediction, make_event_id, model_id)
 
 log = logging.getLogger("soccerkd.pipeline")
 
@@ -100,6 +100,8 @@ class Pipeline:
         self._ended: list[EmittedEvent] = []   # events of ended epochs, returned by the next step()
         self._pending: deque[tuple[float, Camera, ClipWindow[Any]]] = deque()
         self.ledger = OffsetLedger()
+        self.router = CameraRouter(self.cameras, self.ledger, predictor, window=config.window,
+                                   smoothing=config.smoothing, limits=config.limits)
 
     # -- input --------------------------------------------------------------------------------
     def offer_messages(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Rejected]:
@@ -118,7 +120,7 @@ class Pipeline:
         previous: dict[tuple[TopicPartition, str], FrameBatch | None] = {}   # each camera's last one here
         for n, (value, ref) in enumerate(items):
             try:
-                batch = parse_message(value, ref.key, self.config.limits)
+                batch = parse_message(value, ref.key, self.config.limits, window_stride=self.config.window.window_stride)
             except EnvelopeError as exc:
                 offer.rejected.append(Rejected(ref, exc))
                 continue
@@ -128,10 +130,16 @@ class Pipeline:
                 offer.rejected.append(Rejected(ref, ProcessingError(f"{type(exc).__name__}: {exc}")))
                 continue
             key = (ref.tp, batch.camera_id)
-            if key in previous and (previous[key] is None or self._may_start_epoch(previous[key], batch, ref.tp)):
+            if key not in previous and self.router.refused(batch, ref.tp):
+                offer.rejected.append(Rejected(ref, LimitExceededError(
+                    f"partition {ref.partition} already holds {self.cameras.open_cameras(ref.tp)} cameras, "
+                    f"limits.max_cameras_per_partition={self.config.limits.max_cameras_per_partition}; "
+                    f"camera {batch.camera_id[:64]!r} is new")))
+                continue
+            if key in previous and (previous[key] is None or self.router.may_start_epoch(previous[key], batch, ref.tp)):
                 offer.refs, offer.rest = offer.refs[:n], list(items[n:])   # decided once the rest is added
                 break
-            cam, opens = self._camera(batch, ref.tp)
+            cam, opens = self.router.route(batch, ref.tp)
             if cam is None:   # frames of an epoch that is over: a replay, or late for the open one
                 self.metrics.add_dropped(opens or "replayed", len(batch.frames))
                 continue
@@ -291,38 +299,6 @@ class Pipeline:
         self.metrics.set_inflight(len(self._pending))
         return len(dropped)
 
-    def _may_start_epoch(self, previous: FrameBatch, batch: FrameBatch, tp: TopicPartition) -> bool:
-        """``batch`` follows ``previous`` in one offer and may start an epoch: the offer ends
-        before it, so its epoch is decided once ``previous`` was added, as in separate polls."""
-        cam = self.cameras.current(tp, batch.camera_id)
-        gap_ns = self.config.window.epoch_gap_ns
-        return cam is None or not continues(previous, batch, gap_ns=gap_ns) or self._reason(cam, batch) is not None
-
-    def _reason(self, cam: Camera, batch: FrameBatch) -> str | None:
-        return epoch_reason(fps=cam.fps, newest_seq=cam.newest_seq if cam.newest_seq >= 0 else None,
-                            newest_ts=cam.newest_ts, next_start=cam.windows.next_start, batch=batch,
-                            max_seq_jump=self.config.window.max_seq_jump, gap_ns=self.config.window.epoch_gap_ns)
-
-    def _camera(self, batch: FrameBatch, tp: TopicPartition) -> tuple[Camera | None, str | None]:
-        """The camera epoch ``batch`` belongs to, and why it opens (None: it is the open one): the
-        first, resumed from the committed hint if there is one ("first"), or a new one (an epoch
-        rule's reason). An epoch opens (:meth:`_open`) only once the batch's frames decode, so a
-        dead-lettered message never ends or starts one. (None, why): a batch captured wholly before
-        the epoch it would join began belongs to one that is over, and is dropped: "replayed" (a
-        replay from a commit naming a later epoch) or "late" (it came after the epoch started);
-        the same test both ways, so a replay drops what the first pass dropped."""
-        cam = self.cameras.current(tp, batch.camera_id)
-        if cam is None:
-            hint = self.ledger.hint(tp, batch.camera_id)
-            if hint is not None and max(batch.capture_ts_ns) < hint.epoch:   # see stream.core.epochs
-                return None, "replayed"
-            return self._new_camera(tp, batch, hint.epoch if hint else first_epoch(batch),
-                                    hint.seq if hint else None), "first"
-        reason = self._reason(cam, batch)
-        if reason is not None:
-            return self._new_camera(tp, batch, next_epoch(cam.key[2], batch)), reason
-        return (None, "late") if max(batch.capture_ts_ns) < cam.key[2] else (cam, None)
-
     def _open(self, cam: Camera, reason: str) -> None:
         """Install a camera epoch; a new one ends the camera's open epoch (closed once its waiting
         windows are run)."""
@@ -338,9 +314,6 @@ class Pipeline:
                 self.cameras.retire(old)
         self.cameras.add(cam)
 
-    def _new_camera(self, tp: TopicPartition, batch: FrameBatch, epoch: int, resume_at: int | None = None) -> Camera:
-        return Camera.open((tp, batch.camera_id, epoch), batch, self.spec, self.config.window, self.config.smoothing,
-                           self.predictor, resume_at=resume_at)
 
 
 def _window_ref(window: ClipWindow[Any]) -> WindowRef:

@@ -293,6 +293,50 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     raise CorruptFrameError(f"{len(data)}-byte JPEG has no frame header (SOF) before its scan data")
 
 
+_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+
+def jpeg_scans(data: bytes, *, limit: int) -> int:
+    """How many scans a progressive JPEG holds (counted up to ``limit + 1``, then it stops), or 1
+    for any other frame (a baseline scan codes every block, so its cost is bounded by its bytes;
+    a malformed frame is left to :func:`jpeg_header_error`). Each progressive scan makes the
+    decoder walk the whole coefficient buffer again, so hundreds of 23-byte scans are a
+    "scan bomb": a 62 KB 4K frame that takes seconds to decode. Walks markers and finds each
+    scan's end with ``bytes.find``, decoding nothing."""
+    if data[:2] != b"\xff\xd8":
+        return 1
+    pos, n, scans, progressive = 2, len(data), 0, False
+    while pos + 4 <= n and scans <= limit:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xD9:
+            break
+        if marker in _SOF_MARKERS:
+            progressive = marker in _PROGRESSIVE
+            if not progressive:
+                return 1
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker != 0xDA:
+            continue
+        scans += 1
+        while True:   # the scan's entropy-coded data runs to the next marker that is not RSTn or a stuffed 0xFF00
+            pos = data.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= n:
+                return scans if progressive else 1
+            follower = data[pos + 1]
+            if follower == 0 or 0xD0 <= follower <= 0xD7:
+                pos += 2
+            elif follower == 0xFF:
+                pos += 1
+            else:
+                break
+    return scans if progressive else 1
+
+
 def jpeg_header_error(data: bytes, width: int, height: int) -> EnvelopeError | None:
     """The frame's own JPEG header against the envelope's ``width`` x ``height``, before any
     decoding: not a JPEG, no frame header, or another size (a 600-byte "65000x65000" bomb) is
