@@ -18,6 +18,30 @@ def lying_header(w: int, h: int) -> bytes:
     return bytes(data)
 
 
+def progressive(w: int = 64, h: int = 48, *, extra_scans: int = 0, claims: tuple[int, int] | None = None) -> bytes:
+    """A real progressive JPEG (libjpeg's 10-scan script), its smallest scan repeated
+    ``extra_scans`` more times before the end: the shape of a "scan bomb", each scan one more
+    walk of the whole coefficient buffer for the decoder. ``claims``: its frame header (SOF2)
+    says that size instead."""
+    import cv2
+    import numpy as np
+
+    from stream.core.wire import jpeg_scans
+
+    img = (np.indices((h, w)).sum(0) % 256).astype(np.uint8)
+    data = bytearray(cv2.imencode(".jpg", np.dstack([img] * 3), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes())
+    assert jpeg_scans(bytes(data), limit=100) == 10
+    if extra_scans:
+        sos = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xDA]
+        ends = sos[1:] + [len(data) - 2]   # each scan runs to the next one; the last to EOI
+        start, end = min(zip(sos, ends), key=lambda se: se[1] - se[0])
+        data[-2:-2] = bytes(data[start:end]) * extra_scans
+    if claims is not None:
+        sof = data.index(b"\xff\xc2")
+        data[sof + 5:sof + 9] = struct.pack(">HH", claims[1], claims[0])
+    return bytes(data)
+
+
 def bad_input_corpus() -> dict[str, tuple[bytes | None, bytes, str]]:
     """``{kind: (value, record key, dead-letter reason)}``: every kind of bad frames message the
     service documents (tests/unit/stream/test_stream_badinput.py, the soak, the fuzzer)."""
@@ -67,4 +91,9 @@ def bad_input_corpus() -> dict[str, tuple[bytes | None, bytes, str]]:
         "aspect_1x65000": (envelope(width=1, height=65000, frames=[lying_header(1, 65000)]), b"cam-1", "limit_exceeded"),
         "decoded_bytes_over_limit": (envelope(width=3840, height=2160, frames=[lying_header(3840, 2160)] * 30),
                                      b"cam-1", "limit_exceeded"),
+        # round two (issue 22): a scan bomb, decoding work over the budget, many tiny frames
+        "progressive_scan_bomb": (envelope(frames=[progressive(extra_scans=300)]), b"cam-1", "corrupt_frame"),
+        "decode_work_over_limit": (envelope(width=4096, height=2304, frames=[progressive(claims=(4096, 2304))] * 12),
+                                   b"cam-1", "limit_exceeded"),
+        "tiny_frames_4096": (envelope(width=16, height=16, frames=[jpeg(16, 16)] * 4096), b"cam-1", "limit_exceeded"),
     }

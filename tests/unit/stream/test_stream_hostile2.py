@@ -71,3 +71,72 @@ def test_unknown_fields_and_non_objects_are_refused():
 def test_a_good_event_still_reads_and_prints():
     ev = ActionEvent.from_json(json.dumps(GOOD))
     assert ev == ActionEvent(**GOOD) and "kick" in format_row(ev)
+
+
+# -- limits a message cannot pass -------------------------------------------------------------------
+def offer_one(pipe, batch_or_value, offset=0):
+    from stream.core.wire import encode_frame_batch
+
+    value = batch_or_value if isinstance(batch_or_value, bytes) else encode_frame_batch(batch_or_value)
+    return [r.error for r in pipe.offer_messages([(value, SourceRef("frames", 0, offset))])]
+
+
+def test_many_tiny_frames_in_one_message_are_refused_before_any_decode():
+    """At 5428071 a 2.63 MB message of 4,096 frames of 16x16 was accepted: the frame store grew
+    from 256 to 4,352 slots and 1,019 windows queued against max_pending_windows 128."""
+    from stream.core.pipeline import Pipeline
+    from stream.dev.testing import ScriptedPredictor, envelope, jpeg
+
+    pred = ScriptedPredictor()
+    pipe = Pipeline(pred)
+    errors = offer_one(pipe, envelope(camera=b"cam-1", width=16, height=16, frames=[jpeg(16, 16)] * 4096))
+    assert [e.reason for e in errors] == ["limit_exceeded"] and "max_frames_per_message" in str(errors[0])
+    assert pred.preprocessed == 0 and pipe.pending == 0
+
+
+def test_windows_per_message_are_capped_at_the_window_stride():
+    from stream.core.limits import LimitsConfig
+    from stream.core.pipeline import Pipeline, PipelineConfig
+    from stream.core.windowing import WindowConfig
+    from stream.dev.testing import ScriptedPredictor, solid_batch
+
+    cfg = PipelineConfig(window=WindowConfig(window_stride=1), limits=LimitsConfig(max_windows_per_message=16))
+    pipe = Pipeline(ScriptedPredictor(), config=cfg)
+    errors = offer_one(pipe, solid_batch("a", 0, [(200, 0, 0)] * 17))
+    assert [e.reason for e in errors] == ["limit_exceeded"] and "max_windows_per_message" in str(errors[0])
+    assert offer_one(pipe, solid_batch("a", 0, [(200, 0, 0)] * 16), offset=1) == []
+
+
+def test_a_progressive_frame_is_accepted_and_a_scan_bomb_is_not():
+    from stream.core.limits import LimitsConfig, parse_message
+    from stream.dev.badinput import progressive
+    from stream.dev.testing import envelope
+
+    assert parse_message(envelope(frames=[progressive()] * 4), None, LimitsConfig()).frames
+    with pytest.raises(CorruptFrameError, match="max_jpeg_scans"):
+        parse_message(envelope(frames=[progressive(extra_scans=23)]), None, LimitsConfig())
+
+
+def test_a_flood_of_camera_ids_is_capped_per_partition():
+    """At 5428071 commit_points() took 0.33-0.62 s at 20,000 cameras, once a second and on the
+    IO thread at revoke. Camera states are now capped per partition; other partitions go on."""
+    from stream.core.limits import LimitsConfig
+    from stream.core.pipeline import Pipeline, PipelineConfig
+    from stream.core.wire import encode_frame_batch
+    from stream.dev.testing import ScriptedPredictor, solid_batch
+
+    pipe = Pipeline(ScriptedPredictor(), config=PipelineConfig(limits=LimitsConfig(max_cameras_per_partition=3)))
+    items = [(encode_frame_batch(solid_batch(f"cam-{i}", 0, [(200, 0, 0)] * 4)), SourceRef("frames", 0, i))
+             for i in range(5)]
+    rejected = pipe.offer_messages(items[:3])
+    assert rejected == [] and pipe.cameras.open_cameras(("frames", 0)) == 3
+    rejected = pipe.offer_messages(items[3:])
+    assert [r.ref.offset for r in rejected] == [3, 4]
+    assert all("max_cameras_per_partition" in str(r.error) for r in rejected)
+    more = [(encode_frame_batch(solid_batch("cam-0", 4, [(200, 0, 0)] * 4)), SourceRef("frames", 0, 5)),
+            (encode_frame_batch(solid_batch("cam-9", 0, [(200, 0, 0)] * 4)), SourceRef("frames", 1, 0))]
+    assert pipe.offer_messages(more) == []   # a known camera, and another partition
+    pipe.drain()
+    pipe.idle_clock = lambda: 1e9   # every camera idle: evicted, the count goes back to 0
+    pipe.close_idle()
+    assert pipe.cameras.open_cameras(("frames", 0)) == 0
