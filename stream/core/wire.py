@@ -27,7 +27,7 @@ import json
 import math
 import re
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Mapping
 
 from stream.errors import StreamError
@@ -410,6 +410,9 @@ class ActionEvent:
             if not ok:
                 raise ValueError(f"event field {name!r} must be {'a finite number' if kind is float else kind.__name__}, "
                                  f"got {str(value)[:40]!r}")
+        missing = [name for name in _EVENT_REQUIRED if name not in d]
+        if missing:
+            raise ValueError(f"event field(s) missing: {', '.join(missing)}")
         if "confidence" in d and not 0.0 <= d["confidence"] <= 1.0:
             raise ValueError(f"event field 'confidence' must be within [0, 1], got {d['confidence']!r}")
         if "emitted_at" in d and not 0.0 <= d["emitted_at"] < 1e11:   # seconds: within year 5138
@@ -420,6 +423,7 @@ class ActionEvent:
 # each field's type, from the annotations (strings here: ``from __future__ import annotations``)
 _EVENT_FIELDS: dict[str, type] = {f.name: {"str": str, "int": int, "float": float}[str(f.type)]
                                   for f in fields(ActionEvent)}
+_EVENT_REQUIRED = tuple(f.name for f in fields(ActionEvent) if f.default is MISSING)
 
 
 @dataclass(frozen=True)

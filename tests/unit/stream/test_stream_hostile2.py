@@ -66,6 +66,9 @@ def test_unknown_fields_and_non_objects_are_refused():
         ActionEvent.from_json(json.dumps({**GOOD, "surprise": 1}))
     with pytest.raises(ValueError, match="JSON object"):
         ActionEvent.from_json("[1, 2]")
+    # found by benchmarks/fuzz_coverage.py: a missing field raised TypeError from the constructor
+    with pytest.raises(ValueError, match="missing: label, confidence"):
+        ActionEvent.from_json(json.dumps({k: v for k, v in GOOD.items() if k not in ("label", "confidence")}))
 
 
 def test_a_good_event_still_reads_and_prints():
