@@ -10,6 +10,7 @@ already run (e.g. ``soccerkd broker start``); otherwise the session starts its o
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -67,3 +68,26 @@ def kafka_broker():
 def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name unique to this test (topics are never shared between tests)."""
     return f"{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:8]}"
+
+
+# -- no secret in what the suite writes (issue 22) --------------------------------------------------
+# The passwords the tests use (tests/integration/test_kafka_security.py, test_stream_secrets.py, the
+# local broker's throw-away keystores) and any URL with a password in it. Every test's captured
+# stdout, stderr and log lines are read after it runs; one that holds a secret fails the session.
+SECRET_PATTERNS = re.compile(r"s3cret-Pw|hunter2 !x|cam-pa55|soccerkd-client|soccerkd-local"
+                             r"|[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@")
+_LEAKS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, text in report.sections:
+        match = SECRET_PATTERNS.search(text)
+        if match:
+            _LEAKS.append(f"{report.nodeid} ({report.when}, {name}): ...{text[max(0, match.start() - 60):match.end()]}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _LEAKS:
+        print("\nsecrets in the output of the test suite (stream/errors.redact_url, the logging formatter):",
+              *_LEAKS[:20], sep="\n  ")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
