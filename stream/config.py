@@ -28,6 +28,13 @@ class ModelConfig:
     # CPU decode of large frames at 1/2, 1/4 or 1/8 size (libjpeg's scaled IDCT) while the result
     # stays >= 2x the model's resize: 2-3x faster, input change below JPEG noise (stream.inference.preprocess).
     jpeg_draft: bool = True
+    # The decoded-frame store's budget: frames past it in one poll are dead-lettered
+    # (limit_exceeded). 2 GiB is 57,000 frames at 112 px, 14,000 at 224 px.
+    frame_store_mb: float = 2048.0
+
+    def __post_init__(self) -> None:
+        if not self.frame_store_mb > 0:
+            raise ConfigError(f"model.frame_store_mb must be > 0, got {self.frame_store_mb!r}")
 
 
 @dataclass(frozen=True)

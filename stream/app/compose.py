@@ -25,7 +25,8 @@ def build_service(config: StreamConfig, *, predictor: Predictor | None = None, m
         m = config.model
         predictor = TorchPredictor.from_checkpoint(m.checkpoint, device=m.device, amp=m.amp,
                                                    cpu_threads=m.cpu_threads, decode=m.decode,
-                                                   decode_threads=config.decode_threads, jpeg_draft=m.jpeg_draft)
+                                                   decode_threads=config.decode_threads, jpeg_draft=m.jpeg_draft,
+                                                   frame_store_mb=m.frame_store_mb)
     service: StreamService | None = None
     shadow = None
     if config.shadow.enabled:   # the teacher on a sample of windows, on spare capacity only

@@ -9,25 +9,35 @@ then takes whatever layout the model wants (channels-last on the GPU).
 
 A slot is reference-counted: one reference for the camera's window buffer, one for every emitted
 window that holds it. It is free again when the last one is released. The store grows (doubles)
-when every slot is taken; the service's backpressure bounds how far.
+when every slot is taken, up to ``max_bytes`` (``model.frame_store_mb``): one poll of hostile
+messages (16 of 128 tiny frames) must not grow it without bound, and the service's backpressure
+bounds the rest. Past the budget :meth:`alloc` raises :class:`FrameStoreFull`; the predictor
+dead-letters the frames that did not fit (``limit_exceeded``).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterable
 
 from stream.errors import StreamError
 
 
+class FrameStoreFull(StreamError):
+    """The store is at its budget (``model.frame_store_mb``)."""
+
+
 class FrameStore:
     """Slots of ``3×size×size`` uint8 frames on ``device``; ``alloc``/``retain``/``release`` by slot."""
 
-    def __init__(self, size: int, *, device: Any = "cpu", capacity: int = 256) -> None:
+    def __init__(self, size: int, *, device: Any = "cpu", capacity: int = 256, max_bytes: int | None = None) -> None:
         import torch
 
         if size < 1 or capacity < 1:
             raise StreamError(f"frame store needs size >= 1 and capacity >= 1, got {size!r} and {capacity!r}")
         self.size = size
+        # the most slots the budget allows (at least the initial capacity)
+        self.max_capacity = None if max_bytes is None else max(capacity, max_bytes // (3 * size * size))
         self.device = torch.device(device)
         self.tensor = torch.empty((capacity, 3, size, size), dtype=torch.uint8, device=self.device)
         self._refs = [0] * capacity
@@ -41,9 +51,20 @@ class FrameStore:
     def in_use(self) -> int:
         return len(self._refs) - len(self._free)
 
+    @property
+    def available(self) -> int:
+        """Slots that :meth:`alloc` can still give, growing up to the budget (no budget: any)."""
+        if self.max_capacity is None:
+            return sys.maxsize
+        return len(self._free) + self.max_capacity - self.capacity
+
     def alloc(self, n: int) -> list[int]:
-        """``n`` free slots, each with one reference."""
+        """``n`` free slots, each with one reference; :class:`FrameStoreFull` past the budget."""
         if n > len(self._free):
+            need = self.capacity + n - len(self._free)
+            if self.max_capacity is not None and need > self.max_capacity:
+                raise FrameStoreFull(f"the frame store holds {self.capacity} frames, {self.in_use} in use; {n} more "
+                                     f"would pass model.frame_store_mb ({self.max_capacity} frames of {self.size} px)")
             self._grow(self.capacity + n)
         taken = self._free[len(self._free) - n:]
         del self._free[len(self._free) - n:]
@@ -76,6 +97,8 @@ class FrameStore:
 
         old = self.capacity
         new = max(need, 2 * old)
+        if self.max_capacity is not None:
+            new = min(new, self.max_capacity)
         bigger = torch.empty((new, 3, self.size, self.size), dtype=torch.uint8, device=self.device)
         bigger[:old] = self.tensor
         self.tensor = bigger

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 from soccerkd.spec import InputSpec
 
 from stream.core.ports import FrameJob
-from stream.core.wire import EnvelopeError
+from stream.core.wire import EnvelopeError, LimitExceededError
 from stream.errors import StreamError
 
 
@@ -53,7 +53,7 @@ class TorchPredictor:
     def __init__(self, model: Any, spec: InputSpec, *, model_name: str, checkpoint_sha256: str = "",
                  device: str = "auto", amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
                  channels_last: bool = True, cpu_threads: int | None = None, decode: DecodeMode = "auto",
-                 decode_threads: int = 1, jpeg_draft: bool = True) -> None:
+                 decode_threads: int = 1, jpeg_draft: bool = True, frame_store_mb: float | None = None) -> None:
         import torch
 
         from soccerkd.models import memory_format_for
@@ -86,7 +86,8 @@ class TorchPredictor:
         self.model = model.to(self.device).eval()
         if self.channels_last:
             self.model = self.model.to(memory_format=self.memory_format)
-        self.store = FrameStore(spec.size, device=self.device)
+        self.store = FrameStore(spec.size, device=self.device,
+                                max_bytes=None if frame_store_mb is None else int(frame_store_mb * 2**20))
         self.decoder = (NvJpegDecoder(spec, device=self.device) if decode == "gpu"
                         else CpuJpegDecoder(spec, threads=decode_threads, draft=jpeg_draft))
         # (x - 255·mean) / (255·std) as x·scale + shift, in place
@@ -100,7 +101,8 @@ class TorchPredictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto",
                         amp: Literal["auto", "fp16", "bf16", "none"] = "auto",
                         cpu_threads: int | None = None, decode: DecodeMode = "auto",
-                        decode_threads: int = 1, jpeg_draft: bool = True) -> "TorchPredictor":
+                        decode_threads: int = 1, jpeg_draft: bool = True,
+                        frame_store_mb: float | None = None) -> "TorchPredictor":
         """Load a ``soccerkd train`` checkpoint (via :func:`soccerkd.train.checkpoint.load_model`);
         ``path`` may also be a shipped name such as ``demo`` (:func:`stream.inference.artifacts.resolve_checkpoint`)."""
         from soccerkd.train.checkpoint import load_model
@@ -110,19 +112,22 @@ class TorchPredictor:
         model, spec, meta = load_model(resolve_checkpoint(path), device="cpu")
         return cls(model, spec, model_name=meta["model_name"], checkpoint_sha256=meta["checkpoint_sha256"],
                    device=device, amp=amp, cpu_threads=cpu_threads, decode=decode, decode_threads=decode_threads,
-                   jpeg_draft=jpeg_draft)
+                   jpeg_draft=jpeg_draft, frame_store_mb=frame_store_mb)
 
     # -- frames ---------------------------------------------------------------------------------
     def start_prepare(self, jobs: Sequence[FrameJob]) -> Callable[[], list[Any]]:
-        slots = self.store.alloc(len(jobs))
-        wait = self.decoder.start(jobs, self.store, slots)
+        fit = min(len(jobs), self.store.available)   # the rest: over the store's budget
+        full = [LimitExceededError(f"frame store full: {len(jobs) - fit} of {len(jobs)} frames of this poll over "
+                                   f"model.frame_store_mb ({self.store.max_capacity} frames)")] * (len(jobs) - fit)
+        slots = self.store.alloc(fit)
+        wait = self.decoder.start(jobs[:fit], self.store, slots)
 
         def finish() -> list[Any]:
             errors = wait()
             bad = [s for s, e in zip(slots, errors) if e is not None]
             if bad:
                 self.store.release(bad)
-            return [s if e is None else e for s, e in zip(slots, errors)]
+            return [s if e is None else e for s, e in zip(slots, errors)] + full
 
         return finish
 

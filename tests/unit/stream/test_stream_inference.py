@@ -226,3 +226,25 @@ def test_gpu_decode_matches_cpu_decode():
     assert np.array_equal(pc.argmax(1), pg.argmax(1)) and np.allclose(pc, pg, atol=2e-2)
     bad = gpu.prepare([FrameJob(b"\xff\xd8garbage", 64, 48), data[0]])
     assert isinstance(bad[0], CorruptFrameError) and isinstance(bad[1], int)
+
+
+def test_the_frame_store_stops_at_its_budget_and_the_frames_past_it_are_refused():
+    """At 5428071 one message of 4,096 tiny frames grew the store from 256 to 4,352 slots. The
+    store now stops at model.frame_store_mb; a poll's frames past it come back as limit_exceeded
+    (their messages are dead-lettered) and the rest are served."""
+    from stream.core.wire import LimitExceededError
+    from stream.inference.framestore import FrameStore, FrameStoreFull
+
+    budget_mb = 300 * 3 * 32 * 32 / 2**20   # 300 frames of 32 px
+    pred = TorchPredictor(TinyNet(), SPEC, model_name="tiny", device="cpu", frame_store_mb=budget_mb)
+    assert pred.store.max_capacity == 300
+    out = pred.prepare([FrameJob(d, 64, 48) for d in jpegs(8)] * 50)   # 400 frames
+    assert sum(isinstance(p, int) for p in out) == 300 and pred.store.capacity == 300
+    refused = [p for p in out if not isinstance(p, int)]
+    assert len(refused) == 100 and all(isinstance(p, LimitExceededError) for p in refused)
+    assert "model.frame_store_mb" in str(refused[0])
+    pred.release([p for p in out if isinstance(p, int)])
+    assert pred.store.in_use == 0 and pred.store.available == 300
+    store = FrameStore(8, capacity=4, max_bytes=10 * 3 * 8 * 8)
+    with pytest.raises(FrameStoreFull, match="frame_store_mb"):
+        store.alloc(11)
