@@ -220,7 +220,11 @@ class _RequestReader:
         if len(words) != 3 or not words[2].startswith(b"HTTP/"):
             _answer_now(p.conn, 400, b"bad request\n")
             return
-        self._dispatch(p.conn, words[0].decode("latin-1"), words[1].decode("latin-1"))
+        try:
+            self._dispatch(p.conn, words[0].decode("latin-1"), words[1].decode("latin-1"))
+        except Exception as exc:   # e.g. no thread could be started: this request only, never the reader
+            p.conn.close()
+            self._drops.count(f"not dispatched: {type(exc).__name__}: {exc}")
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -283,7 +287,8 @@ class MetricsServer:
         self._probes = _Slots(probe_handlers)
         self.drops = _DropLog()
         try:
-            self._listener = socket.create_server((host, port), backlog=128)
+            self._listener = socket.create_server((host, port), backlog=128,
+                                                  family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         except OSError as exc:   # typically EADDRINUSE: name the port, not errno 98
             from stream.errors import StreamError
 

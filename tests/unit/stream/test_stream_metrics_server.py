@@ -176,3 +176,21 @@ def test_garbage_and_oversized_requests_are_answered_or_closed_without_a_traceba
         server.stop()
     assert server.drops.totals == {"request too large": 1}
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_request_that_cannot_be_dispatched_costs_that_request_only(monkeypatch):
+    server = MetricsServer(Metrics(CollectorRegistry()), port=0, host="127.0.0.1").start()
+    calls = []
+
+    def no_thread(fn, *args):
+        calls.append(fn)
+        raise RuntimeError("can't start new thread")
+
+    try:
+        monkeypatch.setattr(server._probes, "run", no_thread)
+        assert get(server.port, "/healthz")[0] == -1
+        monkeypatch.undo()
+        assert get(server.port, "/healthz")[0] == 200 and len(calls) == 1
+    finally:
+        server.stop()
+    assert list(server.drops.totals) == ["not dispatched: RuntimeError: can't start new thread"]
