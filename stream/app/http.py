@@ -1,19 +1,30 @@
 """The HTTP endpoint of ``serve`` and ``ingest``: ``/metrics`` serves the registry in the text
 exposition format, ``/healthz`` (liveness) answers 200 while the main loop keeps ticking
 (:class:`LoopHealth`) and 503 once it has stalled longer than its bound, and ``/readyz``
-answers 200 only when the readiness callback says so and 503 with the reason otherwise."""
+answers 200 only when the readiness callback says so and 503 with the reason otherwise.
+
+Hostile or slow clients cannot starve the probes: one thread reads every request with a total
+deadline (not a thread per connection, not a timeout per read), and the probes are answered from
+slots of their own that scrapes never take (:class:`MetricsServer`)."""
 
 from __future__ import annotations
 
+import logging
+import selectors
+import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections import OrderedDict
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
     from stream.app.metrics import IngestMetrics, Metrics
+
+log = logging.getLogger(__name__)
+PROBES = ("/healthz", "/readyz")
 
 
 class LoopHealth:
@@ -57,102 +68,287 @@ class LoopHealth:
         return True, f"ok (last tick {age:.1f} s ago)"
 
 
-class _BoundedHTTPServer(ThreadingHTTPServer):
-    """A thread per request, at most ``max_handlers`` at once: a connection beyond them is closed
-    at once instead of starting another thread (a scrape flood cannot exhaust the process)."""
+class _DropLog:
+    """Counts connections the endpoint closed without serving them, and says so in one line at
+    most every ``every_s`` (the first at once): a flood of slow or surplus clients must not flood
+    the log, and never with a traceback per connection."""
 
-    daemon_threads = True
+    def __init__(self, *, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.totals: dict[str, int] = {}
+        self._window: dict[str, int] = {}
+        self._every_s = every_s
+        self._clock = clock
+        self._next = 0.0
+        self._lock = threading.Lock()
 
-    def __init__(self, address: tuple[str, int], handler: type, *, max_handlers: int) -> None:
-        self._slots = threading.BoundedSemaphore(max_handlers)
-        self.max_handlers = max_handlers
-        super().__init__(address, handler)
+    def count(self, reason: str) -> None:
+        with self._lock:
+            self.totals[reason] = self.totals.get(reason, 0) + 1
+            self._window[reason] = self._window.get(reason, 0) + 1
+            now = self._clock()
+            if now < self._next:
+                return
+            window, self._window, self._next = self._window, {}, now + self._every_s
+        log.warning("metrics endpoint: closed %d connection(s) without serving them (%s); at most one such line "
+                    "every %g s", sum(window.values()), ", ".join(f"{k}: {v}" for k, v in sorted(window.items())),
+                    self._every_s)
+
+
+class _Slots:
+    """At most ``size`` calls running at once, each on a thread of its own; a call beyond them is refused."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"a handler pool needs at least 1 slot, got {size!r}")
+        self.size = size
+        self._free = threading.BoundedSemaphore(size)
 
     @property
     def busy(self) -> int:
-        """Handlers running now."""
-        return self.max_handlers - self._slots._value   # type: ignore[attr-defined]
+        return self.size - self._free._value   # type: ignore[attr-defined]
 
-    def process_request(self, request: object, client_address: object) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
+    def run(self, fn: Callable[..., None], *args: object) -> bool:
+        if not self._free.acquire(blocking=False):
+            return False
+
+        def body() -> None:
+            try:
+                fn(*args)
+            finally:
+                self._free.release()
+
+        try:
+            threading.Thread(target=body, name="metrics-http-handler", daemon=True).start()
+        except BaseException:
+            self._free.release()
+            raise
+        return True
+
+
+class _Pending:
+    __slots__ = ("conn", "deadline", "data")
+
+    def __init__(self, conn: socket.socket, deadline: float) -> None:
+        self.conn, self.deadline, self.data = conn, deadline, bytearray()
+
+
+class _RequestReader:
+    """Accepts connections and reads each request line and headers on one thread, without a thread
+    per connection, and hands each complete request to ``dispatch(conn, method, path)``.
+
+    A request must arrive whole within ``deadline_s`` of its connection (a total, not per read:
+    one byte every few seconds does not keep a connection), in at most ``max_bytes``. At most
+    ``max_pending`` connections wait for their request; one more closes the one that has waited
+    longest. A probe's request arrives with its connection and is read within milliseconds, so
+    slow clients cannot crowd it out: they only push each other out."""
+
+    def __init__(self, listener: socket.socket, dispatch: Callable[[socket.socket, str, str], None], *,
+                 deadline_s: float, max_pending: int, drops: _DropLog, max_bytes: int = 8192) -> None:
+        if not deadline_s > 0:
+            raise ValueError(f"the request deadline must be > 0 s, got {deadline_s!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+        self._listener = listener
+        self._dispatch = dispatch
+        self.deadline_s, self.max_pending, self.max_bytes = deadline_s, max_pending, max_bytes
+        self._drops = drops
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()   # in accept order: oldest first
+        self._sel = selectors.DefaultSelector()
+
+    @property
+    def pending(self) -> int:
+        """Connections whose request has not arrived whole yet."""
+        return len(self._pending)
+
+    def serve(self, stop: threading.Event) -> None:
+        self._listener.setblocking(False)
+        self._sel.register(self._listener, selectors.EVENT_READ)
+        try:
+            while not stop.is_set():
+                for key, _ in self._sel.select(timeout=0.1):
+                    if key.fileobj is self._listener:
+                        self._accept()
+                    else:
+                        self._read(key.fd)
+                self._expire()
+        finally:
+            for fd in list(self._pending):
+                self._drop(fd, None)
+            self._sel.close()
+
+    def _accept(self) -> None:
+        for _ in range(64):   # a burst of connections does not starve the reads
+            try:
+                conn, _addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:   # e.g. EMFILE: the next select tries again
+                self._drops.count("accept failed")
+                return
+            conn.setblocking(False)
+            if len(self._pending) >= self.max_pending:
+                self._drop(next(iter(self._pending)), "evicted by a newer connection")
+            fd = conn.fileno()
+            self._pending[fd] = _Pending(conn, time.monotonic() + self.deadline_s)
+            self._sel.register(conn, selectors.EVENT_READ)
+            self._read(fd)   # a probe's request is usually there already
+
+    def _read(self, fd: int) -> None:
+        p = self._pending.get(fd)
+        if p is None:
             return
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: object, client_address: object) -> None:
+            chunk = p.conn.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(fd, None)
+            return
+        if not chunk:   # the client hung up before its request was whole
+            self._drop(fd, None)
+            return
+        p.data += chunk
+        end = p.data.find(b"\r\n\r\n")
+        if end < 0:
+            end = p.data.find(b"\n\n")
+        if end < 0:
+            if len(p.data) > self.max_bytes:
+                self._drop(fd, "request too large")
+            return
+        self._release(fd)
+        words = bytes(p.data[:end]).split(b"\n", 1)[0].split()
+        if len(words) != 3 or not words[2].startswith(b"HTTP/"):
+            _answer_now(p.conn, 400, b"bad request\n")
+            return
         try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+            self._dispatch(p.conn, words[0].decode("latin-1"), words[1].decode("latin-1"))
+        except Exception as exc:   # e.g. no thread could be started: this request only, never the reader
+            p.conn.close()
+            self._drops.count(f"not dispatched: {type(exc).__name__}: {exc}")
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self._pending:
+            fd, p = next(iter(self._pending.items()))
+            if p.deadline > now:
+                return
+            self._drop(fd, "request not complete in time")
+
+    def _release(self, fd: int) -> socket.socket:
+        p = self._pending.pop(fd)
+        self._sel.unregister(p.conn)
+        return p.conn
+
+    def _drop(self, fd: int, reason: str | None) -> None:
+        conn = self._release(fd)
+        conn.close()
+        if reason is not None:
+            self._drops.count(reason)
+
+
+def _response(code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", *, head: bool = False) -> bytes:
+    status = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\n"
+    headers = f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return (status + headers).encode("latin-1") + (b"" if head else body)
+
+
+def _answer_now(conn: socket.socket, code: int, body: bytes) -> None:
+    """A short answer from the reader thread: one non-blocking send (it fits any socket buffer), then close."""
+    try:
+        conn.send(_response(code, body))
+    except OSError:
+        pass
+    finally:
+        conn.close()
 
 
 class MetricsServer:
-    """Serves ``/metrics``, ``/healthz`` and ``/readyz`` on a background thread.
+    """Serves ``/metrics``, ``/healthz`` and ``/readyz`` on background threads.
 
     ``host`` is the bind address (``metrics_bind``: 0.0.0.0 so that Prometheus and the kubelet
-    reach it in a container; 127.0.0.1 keeps it on the machine). A client gets ``timeout_s`` to
-    send its request and read the answer, and at most ``max_handlers`` requests run at once."""
+    reach it in a container; 127.0.0.1 keeps it on the machine). A client has ``timeout_s`` in
+    all, from its connection, to send its request line and headers, and again ``timeout_s`` in all
+    to take the answer. At most ``max_pending`` connections wait for their request (one more
+    closes the one that has waited longest); at most ``max_handlers`` scrapes and, apart from
+    them, ``probe_handlers`` probes are answered at once. A request beyond its slots gets a 503 at
+    once. Connections closed without an answer are logged in one line at most every 10 s."""
 
     def __init__(self, metrics: "Metrics | IngestMetrics", *, port: int, host: str = "0.0.0.0",
                  ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
                  alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
-                 timeout_s: float = 5.0, max_handlers: int = 8) -> None:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = timeout_s   # a slow or silent client is dropped, not waited for
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, metrics.exposition(), CONTENT_TYPE_LATEST)
-                elif path == "/healthz":
-                    ok, why = owner.alive()
-                    self._send(200 if ok else 503, (why + "\n").encode())
-                elif path == "/readyz":
-                    ok, why = owner.ready()
-                    self._send(200 if ok else 503, (why + "\n").encode())
-                else:
-                    self._send(404, b"not found\n")
-
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+                 timeout_s: float = 5.0, max_handlers: int = 8, probe_handlers: int = 2,
+                 max_pending: int = 64) -> None:
+        self.metrics = metrics
         self.ready = ready
         self.alive = alive
+        self.timeout_s = timeout_s
+        self.max_handlers = max_handlers
+        self._scrapes = _Slots(max_handlers)
+        self._probes = _Slots(probe_handlers)
+        self.drops = _DropLog()
         try:
-            self._server = _BoundedHTTPServer((host, port), Handler, max_handlers=max_handlers)
+            self._listener = socket.create_server((host, port), backlog=128,
+                                                  family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         except OSError as exc:   # typically EADDRINUSE: name the port, not errno 98
             from stream.errors import StreamError
 
             raise StreamError(f"cannot serve metrics on {host}:{port} (--metrics-port / metrics_port): "
                               f"{exc.strerror or exc}; pick another port or stop what holds it") from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
+        self._reader = _RequestReader(self._listener, self._dispatch, deadline_s=timeout_s, max_pending=max_pending,
+                                      drops=self.drops)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._reader.serve, args=(self._stop,), name="metrics-http",
+                                        daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._listener.getsockname()[1])
 
     @property
     def busy_handlers(self) -> int:
-        """Requests being handled now (at most ``max_handlers``)."""
-        return self._server.busy
+        """Scrapes being answered now (at most ``max_handlers``)."""
+        return self._scrapes.busy
+
+    @property
+    def pending_requests(self) -> int:
+        """Connections whose request has not arrived whole yet (at most ``max_pending``)."""
+        return self._reader.pending
 
     def start(self) -> "MetricsServer":
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._listener.close()
+
+    def _dispatch(self, conn: socket.socket, method: str, target: str) -> None:
+        path = target.split("?", 1)[0]
+        if method not in ("GET", "HEAD"):
+            _answer_now(conn, 405, b"method not allowed\n")
+        elif path not in PROBES and path != "/metrics":
+            _answer_now(conn, 404, b"not found\n")
+        elif not (self._probes if path in PROBES else self._scrapes).run(self._answer, conn, path, method == "HEAD"):
+            self.drops.count("all probe slots busy" if path in PROBES else "all scrape slots busy")
+            _answer_now(conn, 503, b"busy\n")
+
+    def _answer(self, conn: socket.socket, path: str, head: bool) -> None:
+        try:
+            if path == "/metrics":
+                answer = _response(200, self.metrics.exposition(), CONTENT_TYPE_LATEST, head=head)
+            else:
+                ok, why = (self.alive if path == "/healthz" else self.ready)()
+                answer = _response(200 if ok else 503, (why + "\n").encode(), head=head)
+        except Exception as exc:   # a bug in a callback: one line, not a traceback per request
+            self.drops.count(f"{path} failed: {type(exc).__name__}: {exc}")
+            answer = _response(500, b"internal error\n", head=head)
+        try:
+            conn.setblocking(True)
+            conn.settimeout(self.timeout_s)   # a total for sendall, not per send
+            conn.sendall(answer)
+        except OSError:
+            self.drops.count("answer not taken in time")
+        finally:
+            conn.close()

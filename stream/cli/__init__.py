@@ -23,6 +23,7 @@ from stream.errors import FailStop, redact_url
 COMMAND_MODULES: tuple[str, ...] = (
     "stream.cli.broker",
     "stream.cli.topics",
+    "stream.cli.dlq",
     "stream.cli.serve",
     "stream.cli.demo",
     "stream.cli.predict",
@@ -40,6 +41,10 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
                 or action.option_strings == [] or isinstance(action, argparse._HelpAction)):
             return text
         return f"{text} (default: %(default)s)"
+
+
+class RawDescriptionDefaultsHelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """:class:`DefaultsHelpFormatter` that keeps a description's paragraphs and line breaks."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -82,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     for leaf in _leaf_parsers(parser):
-        leaf.formatter_class = DefaultsHelpFormatter   # help shows every default
+        if not issubclass(leaf.formatter_class, DefaultsHelpFormatter):   # a command may keep its own layout
+            leaf.formatter_class = DefaultsHelpFormatter   # help shows every default
         _add_common(leaf, top=False)
     return parser
 

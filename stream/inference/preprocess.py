@@ -31,6 +31,7 @@ from stream.core.ports import FrameJob
 from stream.core.wire import (CorruptFrameError, EnvelopeError, FrameSizeMismatchError, ProcessingError,
                               jpeg_header_error)
 from stream.inference.framestore import FrameStore
+from stream.inference.images import IGNORE_ORIENTATION
 
 
 Errors = list[EnvelopeError | None]
@@ -93,8 +94,10 @@ class CpuJpegDecoder:
         import cv2
 
         self._rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)   # OpenCV >= 4.10 decodes straight to RGB
-        self._flags = {1: self._rgb_flag or cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
-                       4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}   # the reduced ones give BGR
+        flags = {1: self._rgb_flag or cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}   # the reduced ones give BGR
+        # EXIF orientation ignored, as by the nvJPEG path (stream.inference.images.IGNORE_ORIENTATION)
+        self._flags = {k: v | cv2.IMREAD_IGNORE_ORIENTATION for k, v in flags.items()}
         self.draft = draft
         if threads < 1:
             raise ValueError(f"decode threads must be >= 1, got {threads!r}")
@@ -212,13 +215,15 @@ class NvJpegDecoder:
         from torchvision.io import ImageReadMode, decode_jpeg
 
         try:
-            return list(decode_jpeg(views, mode=ImageReadMode.RGB, device=self.device))
+            return list(decode_jpeg(views, mode=ImageReadMode.RGB, device=self.device,
+                                    apply_exif_orientation=not IGNORE_ORIENTATION))
         except RuntimeError:
             pass   # a corrupt frame fails the whole batch: decode one by one to find it
         out = []
         for i, view in zip(todo, views):
             try:
-                out.append(decode_jpeg(view, mode=ImageReadMode.RGB, device=self.device))
+                out.append(decode_jpeg(view, mode=ImageReadMode.RGB, device=self.device,
+                                       apply_exif_orientation=not IGNORE_ORIENTATION))
             except RuntimeError as exc:
                 errors[i] = CorruptFrameError(f"{view.numel()}-byte frame does not decode as JPEG: {exc}")
                 out.append(None)
