@@ -72,6 +72,7 @@ class OffsetLedger:
         self._next_offset: dict[TopicPartition, int] = {}
         self._floor: dict[TopicPartition, int] = {}
         self._hints: dict[TopicPartition, dict[str, resume.ResumePoint]] = {}
+        self._left_out: dict[TopicPartition, int] = {}   # cameras the last metadata had no room for
 
     def consumed(self, ref: SourceRef) -> None:
         """A message was handled (its frames taken, or it was dead-lettered)."""
@@ -89,7 +90,7 @@ class OffsetLedger:
         self._hints.get(tp, {}).pop(camera_id, None)
 
     def drop(self, tp: TopicPartition) -> None:
-        for table in (self._next_offset, self._hints, self._floor):
+        for table in (self._next_offset, self._hints, self._floor, self._left_out):
             table.pop(tp, None)
 
     def partitions(self) -> list[TopicPartition]:
@@ -117,12 +118,16 @@ class OffsetLedger:
                     continue
                 while len(messages) > 1 and messages[0][1] < r:   # the newest stays: see the module doc
                     messages.popleft()
-                if messages:
-                    offset = min(offset, min(o for o, _ in messages))
+                if messages:   # held in the order consumed: the first is the oldest
+                    offset = min(offset, messages[0][0])
                 entries[key[1]] = resume.ResumeEntry(key[1], r, key[2], replay=bool(messages))
             offset = max(offset, self._floor.get(tp, 0))
             self._floor[tp] = offset
             meta, evicted = resume.encode(list(entries.values()))
+            if len(evicted) != self._left_out.get(tp, 0):   # once per change, not every commit
+                self._left_out[tp] = len(evicted)
+            else:
+                evicted = []
             if evicted:
                 log.warning("commit metadata of %s[%d] is full: %d camera(s) left out (first %r); a replay "
                             "from this commit may republish their open segments", tp[0], tp[1], len(evicted),

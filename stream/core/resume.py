@@ -49,6 +49,9 @@ def encode(entries: list[ResumeEntry], *, max_bytes: int = MAX_METADATA_BYTES) -
     order = sorted(entries, key=lambda e: (not e.live, not e.replay, e.camera_id))
     parts, size, evicted = [VERSION], len(VERSION), []
     for e in order:
+        if evicted:   # full: the rest are left out in order, unencoded (thousands of cameras cost no time)
+            evicted.append(e.camera_id)
+            continue
         item = f"{quote(e.camera_id, safe=_SAFE)}={e.resume:x}" + (f"@{e.epoch:x}" if e.epoch else "")
         if size + 1 + len(item.encode()) > max_bytes:
             evicted.append(e.camera_id)

@@ -95,3 +95,19 @@ def test_epoch_numbers_are_capture_times_and_never_repeat_the_open_one():
     assert not continues(batch, solid_batch("a", 8, [RED] * 4), gap_ns=GAP)
     assert not continues(batch, solid_batch("a", 4, [RED] * 4, fps=50.0), gap_ns=GAP)
     assert not continues(batch, solid_batch("a", 4, [RED] * 4, t0_ns=batch.capture_ts_ns[0] + GAP), gap_ns=GAP)
+
+
+def test_a_full_metadata_is_logged_once_per_change_not_every_commit(caplog):
+    """A flood of camera ids (issue 22) filled a partition's commit metadata and the warning was
+    written at every commit, once a second per partition."""
+    ledger = OffsetLedger()
+    ledger.consumed(SourceRef(*TP, 0))
+    cams = [OpenCamera((TP, f"camera-{i:05d}", 1), 0, deque([(0, 3)])) for i in range(400)]
+    with caplog.at_level("WARNING", logger="soccerkd.pipeline"):
+        for _ in range(5):
+            (point,) = ledger.commit_points(cams).values()
+        assert len(caplog.records) == 1 and "left out" in caplog.records[0].getMessage()
+        ledger.commit_points(cams[:10])   # fits again
+        ledger.commit_points(cams)        # full again: a change, logged
+    assert len(caplog.records) == 2
+    assert len(point[1].encode()) <= resume.MAX_METADATA_BYTES
