@@ -19,9 +19,10 @@ from typing import Any
 from stream.app.metrics import Metrics
 from stream.core.ledger import SourceRef, TopicPartition
 from stream.core.pipeline import Pipeline
+from stream.core.wire import UnreadableRecordError
 from stream.errors import FailStop
 from stream.kafka.clients import KafkaClients
-from stream.kafka.consumer import kafka_offsets
+from stream.kafka.consumer import UnreadableRecord, kafka_offsets
 from stream.kafka.publisher import PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
@@ -122,7 +123,17 @@ class Delivery:
             records = [(ref, rec) for ref, rec in records if ref.tp not in rewound]
         self._lost = False
         self.restore_new()
-        return records
+        return [(ref, rec) for ref, rec in records if not self._unreadable(ref, rec)]
+
+    def _unreadable(self, ref: SourceRef, record: Any) -> bool:
+        """Dead-letter a record the Kafka client could not parse (stream.kafka.consumer)."""
+        if not isinstance(record, UnreadableRecord):
+            return False
+        self.pipeline.skip(ref)
+        error = UnreadableRecordError(f"the Kafka client could not parse the record: {record.error[:300]}")
+        self.metrics.dead_lettered(self.kafka.dead_letters.send(record, ref, error))
+        log.warning("dead-lettered %s[%d]@%d (unreadable_record): %s", ref.topic, ref.partition, ref.offset, error)
+        return True
 
     def _rewind(self) -> list[TopicPartition]:
         """After an aborted transaction: forget every partition's state and read each again from

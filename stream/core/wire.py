@@ -141,6 +141,13 @@ class ProcessingError(EnvelopeError):
     reason = "processing_error"
 
 
+class UnreadableRecordError(EnvelopeError):
+    """The Kafka client could not parse the record itself (a header key that is not UTF-8): its
+    key, value and headers are unknown; the dead letter names where it was."""
+
+    reason = "unreadable_record"
+
+
 class FrameSizeMismatchError(EnvelopeError):
     """A decoded frame's size differs from the width/height in the header."""
 

@@ -32,6 +32,18 @@ class BrokerUnreachable(StreamError):
     """A poll found no broker to talk to; the caller reports it and polls again."""
 
 
+class UnreadableRecord:
+    """Stands for a record the client could not parse: only where it was is known (its dead
+    letter has an empty value: a Kafka record needs a key or a value)."""
+
+    key = timestamp = None
+    value = b""
+    headers: list = []
+
+    def __init__(self, topic: str, partition: int, offset: int, error: str) -> None:
+        self.topic, self.partition, self.offset, self.error = topic, partition, offset, error
+
+
 class FramesConsumer:
     """The service's consumer of the frames topic (manual commits, cooperative rebalancing).
 
@@ -86,14 +98,36 @@ class FramesConsumer:
     def poll(self, timeout_ms: int) -> list[tuple[SourceRef, Any]]:
         """One poll's records, each with where it came from (its key travels with the ref: a
         record not keyed by its camera id is dead-lettered). Raises :class:`BrokerUnreachable`."""
-        from kafka.errors import KafkaConnectionError
+        from kafka.errors import CorruptRecordError, KafkaConnectionError
 
         try:
             records = self._consumer.poll(timeout_ms=timeout_ms)
         except KafkaConnectionError as exc:
             raise BrokerUnreachable(str(exc)) from exc
+        except CorruptRecordError as exc:
+            return self._skip_unreadable(exc)
         return [(SourceRef(r.topic, r.partition, r.offset, key=r.key if r.key is not None else b""), r)
                 for recs in records.values() for r in recs]
+
+    def _skip_unreadable(self, exc: Exception) -> list[tuple[SourceRef, Any]]:
+        """A record kafka-python cannot parse (3.0.12: a header key that is not UTF-8, which
+        librdkafka producers can write) raises from every poll, and the poll after it hung for
+        minutes (benchmarks/repro_header_key.py). Its partition and offset are read from the
+        fetcher (kafka-python internals, guarded), the consumer seeks past it, and it comes back
+        as an :class:`UnreadableRecord` for the dead-letter topic. Unknown position: re-raised.
+        kafka-python parses a producer batch from its start, so the records after it in the same
+        batch raise the same error and are dead-lettered the same way, one by one (they stay in
+        the frames topic for a client that can read them)."""
+        part = getattr(getattr(self._consumer, "_fetcher", None), "_next_partition_records", None)
+        tp, offset = getattr(part, "topic_partition", None), getattr(part, "next_fetch_offset", None)
+        if tp is None or not isinstance(offset, int):
+            raise exc
+        part.drain()
+        if offset != self._consumer.position(tp):   # a fetch from before an earlier skip: fetched again
+            return []
+        self._consumer.seek(tp, offset + 1)
+        return [(SourceRef(tp.topic, tp.partition, offset, key=b""), UnreadableRecord(tp.topic, tp.partition, offset,
+                                                                                   str(exc)))]
 
     @property
     def paused(self) -> bool:

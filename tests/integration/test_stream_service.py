@@ -511,6 +511,48 @@ def test_bad_messages_through_the_broker_are_dead_lettered_with_context_and_the_
     assert {e.camera_id for e in events} == set(goods)
 
 
+def test_a_record_the_kafka_client_cannot_parse_is_dead_lettered_and_the_partition_goes_on(
+        kafka_broker, checkpoint):
+    """A header key that is not UTF-8 (librdkafka producers can write one): kafka-python 3.0.12
+    raises CorruptRecordError from poll() at that record and its next poll hangs for minutes
+    (benchmarks/repro_header_key.py), so the service crashed on it, on every restart. Now the
+    record is dead-lettered as unreadable_record with its position, and the cameras after it on
+    the same partition get their events."""
+    from kafka import KafkaProducer
+
+    from stream.dev.testing import solid_batch
+
+    class NotUtf8(str):
+        def encode(self, *args, **kwargs):
+            return b"\xff\xfetrace"
+
+    cfg = make_config(kafka_broker, checkpoint)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for cam in ("before", "poison", "after"):   # each in a batch of its own (see the README)
+        producer.send(cfg.kafka.frames_topic, partition=0, key=cam.encode(),
+                      value=encode_frame_batch(solid_batch(cam, 0, [(200, 30, 30)] * 12)),
+                      headers=[(NotUtf8("trace"), b"1")] if cam == "poison" else [])
+        producer.flush()
+    producer.close()
+    service, thread, _ = run_in_thread(cfg)
+    try:
+        dlq = []
+        for rec in iter_records(kafka_broker.bootstrap, cfg.kafka.dlq_topic, timeout_s=60,
+                                should_stop=lambda: bool(dlq)):
+            dlq.append(rec)
+        events = read_events(cfg.kafka.bootstrap, cfg.kafka.events_topic, timeout_s=60, idle_s=None,
+                             until=lambda evs: {"before", "after"} <= {e.camera_id for e in evs})
+    finally:
+        service.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    (letter,) = dlq
+    headers = dict(letter.headers)
+    assert headers["reason"] == b"unreadable_record" and headers["source_offset"] == b"1", headers
+    assert b"UnicodeDecodeError" in headers["error"]
+    assert {"before", "after"} <= {e.camera_id for e in events}
+
+
 def test_a_frozen_broker_makes_serve_fail_stop_within_the_commit_timeout(checkpoint, tmp_path):
     """The broker stops answering (SIGSTOP: a hung JVM or a network partition) while serve has
     predictions in flight. The producer flush wedges; serve gives up after kafka.commit_timeout_s,
