@@ -10,7 +10,9 @@ The jars come from Maven Central through ``mvn dependency:copy-dependencies`` (t
         KafkaProducer(bootstrap_servers=broker.bootstrap, ...)
 
 The broker listens on 127.0.0.1 only, on free ports, with automatic topic creation off and
-``message.max.bytes`` sized for multi-megabyte frame batches.
+``message.max.bytes`` sized for multi-megabyte frame batches. ``LocalBroker(brokers=3)`` returns a
+:class:`stream.dev.cluster.LocalCluster` of three such nodes instead (each a :class:`LocalBroker`
+with a :class:`ClusterMember`).
 """
 
 from __future__ import annotations
