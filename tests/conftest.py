@@ -1,6 +1,7 @@
 """Test tiers: ``tests/unit`` (no Kafka, no GPU), ``tests/integration`` (a real local Kafka
 broker started once per session), ``tests/chaos`` (marker ``chaos``: kills and a broker restart
-against a broker of their own), and the ``gpu`` marker (skipped without CUDA).
+against a broker of their own, broker faults against a 3-node cluster of their own), and the
+``gpu`` marker (skipped without CUDA).
 
 Set ``SOCCERKD_KAFKA_BOOTSTRAP=host:port`` to run the integration tier against a broker you
 already run (e.g. ``soccerkd broker start``); otherwise the session starts its own. Under CI

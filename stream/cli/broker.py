@@ -3,7 +3,9 @@
 ``start`` listens on 127.0.0.1:9092 (``--port``), creates the service's topics (``--topics``)
 and records ``state.json`` (pid, bootstrap, data dir) in the state directory; ``stop`` ends
 exactly that process, after checking that its command line is the broker we started. Every
-client command finds the broker with :func:`resolve_bootstrap`.
+client command finds the broker with :func:`resolve_bootstrap`. ``start --brokers 3`` starts a
+3-node KRaft cluster instead (ports 9092-9094, topics replicated 3 times with
+``min.insync.replicas`` 2), recorded and stopped as one.
 """
 
 from __future__ import annotations
@@ -109,7 +111,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--data-dir", type=Path, default=None,
                        help="keep the broker's data (topics, offsets) here across restarts; by default it "
                             "lives in the state dir and `broker stop` deletes it")
-    start.add_argument("--heap-mb", type=int, default=512, help="JVM heap in MiB")
+    start.add_argument("--brokers", type=int, default=1,
+                       help="1: one broker; 3 (or more): a KRaft cluster of combined broker+controller nodes on "
+                            "consecutive ports, topics with replication 3 and min.insync.replicas 2")
+    start.add_argument("--heap-mb", type=int, default=None,
+                       help="JVM heap in MiB per node (default: 512 for one broker, 384 per cluster node)")
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
     start.set_defaults(handler=_start)
     status = sub.add_parser("status", parents=[common], help="report whether the recorded broker is up, and its topics")
@@ -132,8 +138,9 @@ def _recorded_broker_alive(state_dir: Path):
     if not path.is_file():
         return None
     state = BrokerState.load(path)
-    ours = str(Path(state.data_dir) / "server.properties")
-    if pid_alive(state.pid) and ours in pid_cmdline(state.pid):
+    ours = str(Path(state.data_dir)) + os.sep   # a node's server.properties lies in its data dir
+    if all(pid_alive(pid) and ours in pid_cmdline(pid) and "server.properties" in pid_cmdline(pid)
+           for pid in state.all_pids):
         return state
     return None
 
@@ -156,12 +163,19 @@ def _start(args: argparse.Namespace) -> int:
         data_dir = state_dir / "data"
         shutil.rmtree(data_dir, ignore_errors=True)  # a stale, stopped broker's data is not reused
     state_dir.mkdir(parents=True, exist_ok=True)
-    broker = LocalBroker(data_dir, heap_mb=args.heap_mb, detach=True, port=args.port)
+    if args.brokers < 1:
+        raise BrokerError(f"--brokers must be >= 1, got {args.brokers!r}")
+    heap = {} if args.heap_mb is None else {"heap_mb": args.heap_mb}
+    broker = LocalBroker(data_dir, detach=True, port=args.port, brokers=args.brokers, **heap)
     broker.start(timeout=args.timeout, quiet=False)
-    broker.state().save(_state_file(state_dir))
-    print(f"Kafka {broker.version} started in {broker.startup_seconds:.1f} s (pid {broker.process.pid}); "
+    state = broker.state()
+    state.save(_state_file(state_dir))
+    print(f"Kafka {broker.version} ({args.brokers} node{'s' if args.brokers > 1 else ''}) started in "
+          f"{broker.startup_seconds:.1f} s (pid {', '.join(map(str, state.all_pids))}); "
           f"data: {data_dir}; log: {broker.log_path}")
-    for name, outcome in topics.create(broker.bootstrap, specs):
+    replication = getattr(broker, "replication_factor", 1)
+    for name, outcome in topics.create(broker.bootstrap, specs, replication_factor=replication,
+                                       min_insync_replicas=replication - 1 if replication > 1 else None):
         print(f"topic {name}: {outcome}")
     print(broker.bootstrap)
     return 0
@@ -178,7 +192,7 @@ def _status(args: argparse.Namespace) -> int:
 
     reachable = admin_ping(state.bootstrap)
     uptime = time.time() - state.started_at
-    print(f"running: pid {state.pid}, bootstrap {state.bootstrap}, Kafka {state.version}, "
+    print(f"running: pid {', '.join(map(str, state.all_pids))}, bootstrap {state.bootstrap}, Kafka {state.version}, "
           f"up {uptime:.0f} s, data {state.data_dir}, admin {'reachable' if reachable else 'NOT reachable'}")
     if reachable:
         for info in topics.list_topics(state.bootstrap):
@@ -197,8 +211,9 @@ def _stop(args: argparse.Namespace) -> int:
     if state is None:
         print(f"pid {recorded.pid} is no longer our broker; cleaning up its state")
     else:
-        stop_process(state.pid)
-        print(f"stopped broker pid {state.pid}")
+        for pid in state.all_pids:
+            stop_process(pid)
+        print(f"stopped broker pid {', '.join(map(str, state.all_pids))}")
     path.unlink()
     # data the user placed with --data-dir is theirs to keep; the state dir's own is deleted
     if not args.keep_data and Path(recorded.data_dir) == args.state_dir / "data":

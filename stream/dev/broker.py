@@ -10,7 +10,9 @@ The jars come from Maven Central through ``mvn dependency:copy-dependencies`` (t
         KafkaProducer(bootstrap_servers=broker.bootstrap, ...)
 
 The broker listens on 127.0.0.1 only, on free ports, with automatic topic creation off and
-``message.max.bytes`` sized for multi-megabyte frame batches.
+``message.max.bytes`` sized for multi-megabyte frame batches. ``LocalBroker(brokers=3)`` returns a
+:class:`stream.dev.cluster.LocalCluster` of three such nodes instead (each a :class:`LocalBroker`
+with a :class:`ClusterMember`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from stream.dev.certificates import make_broker_certificate, make_client_certificate
 from stream.errors import BrokerError, StreamError
@@ -122,6 +125,19 @@ def random_cluster_id() -> str:
 
 
 @dataclass(frozen=True)
+class ClusterMember:
+    """What makes a :class:`LocalBroker` one node of a :class:`~stream.dev.cluster.LocalCluster`."""
+
+    node_id: int
+    voters: str            # controller.quorum.voters: "1@127.0.0.1:PORT,2@...,3@..."
+    cluster_id: str        # the same for every node, given to the storage format
+    replication_factor: int = 3
+    min_insync_replicas: int = 2
+    replica_lag_time_ms: int = 6000
+    session_timeout_ms: int = 6000
+
+
+@dataclass(frozen=True)
 class BrokerState:
     """What ``soccerkd broker start`` records so that ``status``/``stop`` find exactly that process."""
 
@@ -130,6 +146,11 @@ class BrokerState:
     data_dir: str
     version: str
     started_at: float
+    pids: tuple[int, ...] = ()   # every node's JVM of a cluster (``pid`` is the first); () for one broker
+
+    @property
+    def all_pids(self) -> tuple[int, ...]:
+        return self.pids or (self.pid,)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -137,7 +158,8 @@ class BrokerState:
     @classmethod
     def load(cls, path: Path) -> "BrokerState":
         try:
-            return cls(**json.loads(path.read_text()))
+            fields = json.loads(path.read_text())
+            return cls(**{**fields, "pids": tuple(fields.get("pids", ()))})
         except (OSError, ValueError, TypeError) as exc:
             raise BrokerError(f"broker state file {str(path)!r} is unreadable: {exc}") from exc
 
@@ -149,10 +171,18 @@ class LocalBroker:
     the JVM in its own session so it outlives this Python process (used by the CLI).
     """
 
+    def __new__(cls, *args: Any, brokers: int = 1, **kwargs: Any) -> Any:
+        if brokers != 1:   # LocalBroker(brokers=3): a cluster of combined nodes (stream.dev.cluster)
+            from stream.dev.cluster import LocalCluster
+
+            return LocalCluster(*args, brokers=brokers, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, data_dir: str | Path | None = None, *, version: str = KAFKA_VERSION,
                  heap_mb: int = DEFAULT_HEAP_MB, message_max_bytes: int = MESSAGE_MAX_BYTES,
                  detach: bool = False, port: int = 0, tls: bool = False,
-                 scram_users: dict[str, str] | None = None, mtls: bool = False) -> None:
+                 scram_users: dict[str, str] | None = None, mtls: bool = False, brokers: int = 1,
+                 member: ClusterMember | None = None, controller_port: int = 0) -> None:
         if heap_mb < 128:
             raise BrokerError(f"heap_mb must be >= 128, got {heap_mb!r}")
         if message_max_bytes < 1024 * 1024:
@@ -174,6 +204,8 @@ class LocalBroker:
         self.mtls = mtls
         self.tls = tls or bool(self.scram_users) or mtls
         self.ssl_port = self.sasl_ssl_port = self.mtls_port = 0
+        self.member = member   # None: a cluster of its own (node 1, a standalone quorum)
+        self._controller_port = controller_port
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
 
@@ -201,8 +233,7 @@ class LocalBroker:
             raise BrokerError(f"port {self.port} on 127.0.0.1 is already in use (another Kafka? "
                               f"`soccerkd broker status` shows ours); pick another with --port, or 0 for any free one")
         self.port = self.port or free_port()
-        self._controller_port = (getattr(self, "_controller_port", 0) or self._recorded_controller_port()
-                                 or free_port())
+        self._controller_port = self._controller_port or self._recorded_controller_port() or free_port()
         if self.tls:
             self.ssl_port = self.ssl_port or free_port()
             keytool = require_tool("keytool", "apt-get install -y openjdk-17-jre-headless")
@@ -220,8 +251,10 @@ class LocalBroker:
         if not (self.data_dir / "kraft-logs" / "meta.properties").exists():   # a restart keeps its cluster
             fmt = subprocess.run(
                 [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", log4j, "-cp", classpath, "kafka.tools.StorageTool",
-                 "format", "--standalone", "-t", random_cluster_id(), "-c", str(self.properties_path),
-                 "--ignore-formatted", *self._scram_format_args()], capture_output=True, text=True)
+                 "format", *(["--standalone", "-t", random_cluster_id()] if self.member is None
+                             else ["-t", self.member.cluster_id]),   # members: the voters are in the config
+                 "-c", str(self.properties_path), "--ignore-formatted", *self._scram_format_args()],
+                capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise BrokerError(f"formatting KRaft storage in {self.data_dir} failed: "
                                   f"{fmt.stdout[-1500:]}{fmt.stderr[-1500:]}")
@@ -325,51 +358,7 @@ class LocalBroker:
     def _write_config(self, controller_port: int) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2)
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir / "kraft-logs"),
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            "message.max.bytes": str(self.message_max_bytes),
-            "replica.fetch.max.bytes": str(self.message_max_bytes),
-            # explicit: the service caps its commit metadata below this (stream.core.resume)
-            "offset.metadata.max.bytes": "4096",
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "num.partitions": "1",
-        }
-        if self.tls:
-            extra = ([("SSL", "SSL", self.ssl_port)]
-                     + ([("SASL_SSL", "SASL_SSL", self.sasl_ssl_port)] if self.scram_users else [])
-                     + ([("MTLS", "SSL", self.mtls_port)] if self.mtls else []))
-            for key in ("listeners", "advertised.listeners"):
-                props[key] += "".join(f",{name}://127.0.0.1:{port}" for name, _, port in extra)
-            props["listener.security.protocol.map"] += "".join(f",{name}:{protocol}" for name, protocol, _ in extra)
-            props.update({"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(self.data_dir / "tls" / "broker.p12"),
-                          "ssl.keystore.password": self.KEYSTORE_PASSWORD, "ssl.key.password": self.KEYSTORE_PASSWORD})
-        if self.mtls:   # only this listener asks clients for a certificate, checked against the truststore
-            props.update({"listener.name.mtls.ssl.client.auth": "required",
-                          "listener.name.mtls.ssl.truststore.type": "PKCS12",
-                          "listener.name.mtls.ssl.truststore.location": str(self.data_dir / "tls" / "clients.p12"),
-                          "listener.name.mtls.ssl.truststore.password": self.KEYSTORE_PASSWORD})
-        if self.scram_users:
-            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
-            for mech in ("scram-sha-256", "scram-sha-512"):
-                props[f"listener.name.sasl_ssl.{mech}.sasl.jaas.config"] = \
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        props = server_properties(self, controller_port)
         self.properties_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     def _wait_ready(self, deadline: float) -> None:
@@ -387,6 +376,76 @@ class LocalBroker:
                 return
             time.sleep(0.25)
         raise BrokerError(f"the Kafka broker did not answer within the start timeout; log tail:\n{tail(self.log_path)}")
+
+
+def server_properties(broker: LocalBroker, controller_port: int) -> dict[str, str]:
+    """The ``server.properties`` of ``broker``: a standalone node, or a member of a
+    :class:`~stream.dev.cluster.LocalCluster` (``broker.member``)."""
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://127.0.0.1:{controller_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(broker.data_dir / "kraft-logs"),
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "message.max.bytes": str(broker.message_max_bytes),
+        "replica.fetch.max.bytes": str(broker.message_max_bytes),
+        # explicit: the service caps its commit metadata below this (stream.core.resume)
+        "offset.metadata.max.bytes": "4096",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "num.partitions": "1",
+    }
+    member = broker.member
+    if member is not None:   # one node of a cluster: a static voter set, replicated internal topics
+        del props["controller.quorum.bootstrap.servers"]
+        rf, isr = str(member.replication_factor), str(member.min_insync_replicas)
+        props.update({
+            "node.id": str(member.node_id), "controller.quorum.voters": member.voters,
+            "default.replication.factor": rf, "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf, "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr, "transaction.state.log.num.partitions": "3",
+            "share.coordinator.state.topic.replication.factor": rf, "share.coordinator.state.topic.min.isr": isr,
+            "unclean.leader.election.enable": "false",
+            # test-speed failure detection: a lagging follower leaves the ISR after this long, a
+            # silent broker is fenced after the session timeout, and leadership moves back to a
+            # restarted preferred leader within seconds (production: 30 s, 9 s and 300 s)
+            "replica.lag.time.max.ms": str(member.replica_lag_time_ms),
+            "broker.session.timeout.ms": str(member.session_timeout_ms),
+            "broker.heartbeat.interval.ms": str(max(500, member.session_timeout_ms // 4)),
+            "leader.imbalance.check.interval.seconds": "10",
+        })
+    if broker.tls:
+        extra = ([("SSL", "SSL", broker.ssl_port)]
+                 + ([("SASL_SSL", "SASL_SSL", broker.sasl_ssl_port)] if broker.scram_users else [])
+                 + ([("MTLS", "SSL", broker.mtls_port)] if broker.mtls else []))
+        for key in ("listeners", "advertised.listeners"):
+            props[key] += "".join(f",{name}://127.0.0.1:{port}" for name, _, port in extra)
+        props["listener.security.protocol.map"] += "".join(f",{name}:{protocol}" for name, protocol, _ in extra)
+        props.update({"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(broker.data_dir / "tls" / "broker.p12"),
+                      "ssl.keystore.password": broker.KEYSTORE_PASSWORD, "ssl.key.password": broker.KEYSTORE_PASSWORD})
+    if broker.mtls:   # only this listener asks clients for a certificate, checked against the truststore
+        props.update({"listener.name.mtls.ssl.client.auth": "required",
+                      "listener.name.mtls.ssl.truststore.type": "PKCS12",
+                      "listener.name.mtls.ssl.truststore.location": str(broker.data_dir / "tls" / "clients.p12"),
+                      "listener.name.mtls.ssl.truststore.password": broker.KEYSTORE_PASSWORD})
+    if broker.scram_users:
+        props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
+        for mech in ("scram-sha-256", "scram-sha-512"):
+            props[f"listener.name.sasl_ssl.{mech}.sasl.jaas.config"] = \
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return props
 
 
 class ExternalBroker:
@@ -418,14 +477,15 @@ def admin_ping(bootstrap: str, timeout_ms: int = 2000) -> bool:
 
 
 def create_topic(bootstrap: str, name: str, *, partitions: int = 1, config: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> None:
-    """Create ``name`` (replication 1) and wait until its metadata is visible; existing is fine
-    (:func:`stream.kafka.admin.create`, as ``soccerkd topics create`` does)."""
+                 timeout: float = 30.0, replication_factor: int = 1, min_insync_replicas: int | None = None) -> None:
+    """Create ``name`` (replication 1 unless told) and wait until its metadata is visible; existing
+    is fine (:func:`stream.kafka.admin.create`, as ``soccerkd topics create`` does)."""
     from stream.kafka.admin import TopicSpec, create
 
     if partitions < 1:
         raise BrokerError(f"partitions must be >= 1, got {partitions!r}")
-    create(bootstrap, [TopicSpec(name, partitions, dict(config or {}))], timeout_s=timeout)
+    create(bootstrap, [TopicSpec(name, partitions, dict(config or {}))], timeout_s=timeout,
+           replication_factor=replication_factor, min_insync_replicas=min_insync_replicas)
 
 
 def pid_alive(pid: int) -> bool:

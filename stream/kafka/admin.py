@@ -155,12 +155,19 @@ def _config_values(described: Any) -> dict[str, dict[str, str]]:
 
 
 def create(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 10.0,
-           security: dict[str, Any] | None = None) -> list[tuple[str, str]]:
-    """Create each topic (replication 1); returns ``(name, "created" | "exists")`` pairs. An
-    existing topic is left as it is."""
+           security: dict[str, Any] | None = None, replication_factor: int = 1,
+           min_insync_replicas: int | None = None) -> list[tuple[str, str]]:
+    """Create each topic with ``replication_factor`` replicas (1: a single broker; production: 3,
+    with ``min_insync_replicas=2``, which sets the topic's ``min.insync.replicas`` unless its
+    spec does); returns ``(name, "created" | "exists")`` pairs. An existing topic is left as it is."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    if replication_factor < 1 or (min_insync_replicas is not None
+                                  and not 1 <= min_insync_replicas <= replication_factor):
+        raise StreamError(f"replication_factor must be >= 1 and min_insync_replicas between 1 and it, got "
+                          f"{replication_factor!r} and {min_insync_replicas!r}")
+    isr = {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
     results = []
     with admin(bootstrap, timeout_s=timeout_s, security=security) as client:
         existing = set(client.list_topics())
@@ -169,7 +176,8 @@ def create(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 10.0,
                 results.append((spec.name, "exists"))
                 continue
             try:
-                client.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=dict(spec.config))])
+                client.create_topics([NewTopic(spec.name, spec.partitions, replication_factor,
+                                               topic_configs={**isr, **spec.config})])
                 results.append((spec.name, "created"))
             except TopicAlreadyExistsError:
                 results.append((spec.name, "exists"))

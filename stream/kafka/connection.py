@@ -13,8 +13,9 @@ membership (a restarted instance takes its partitions back without a rebalance).
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from stream.kafka.config import KafkaConfig
 
@@ -154,3 +155,23 @@ def make_producer(cfg: KafkaConfig, *, client_id: str = "soccerkd", transactiona
         if transactional:
             producer.init_transactions()   # fences an older producer of the same transactional id
         return producer
+
+
+def partitions_for_topic(consumer: Any, topic: str, *, within_s: float, sleep: Callable[[float], None] = time.sleep,
+                         monotonic: Callable[[], float] = time.monotonic) -> set[int]:
+    """``consumer.partitions_for_topic(topic)``, asked again for up to ``within_s`` while the
+    metadata request fails to connect. kafka-python 3.0.12 sends it to one broker of its
+    (possibly stale) metadata and raises ``KafkaConnectionError`` when that one is down, instead
+    of asking another: for a few seconds after a broker of a cluster dies (until it is fenced), a
+    service starting up then crashed on a topic that exists
+    (``benchmarks/repro_coordinator_failover.py``)."""
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+
+    deadline = monotonic() + within_s
+    while True:
+        try:
+            return consumer.partitions_for_topic(topic) or set()
+        except (KafkaConnectionError, NodeNotReadyError, KafkaTimeoutError):
+            if monotonic() >= deadline:
+                raise
+            sleep(0.5)

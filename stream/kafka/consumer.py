@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from stream.core.ledger import CommitPoints, SourceRef, TopicPartition
 from stream.errors import StreamError
 from stream.kafka.config import KafkaConfig
-from stream.kafka.connection import make_consumer
+from stream.kafka.connection import make_consumer, partitions_for_topic
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
@@ -62,7 +62,7 @@ class FramesConsumer:
 
     # -- group --------------------------------------------------------------------------------
     def topic_exists(self, topic: str) -> bool:
-        return bool(self._consumer.partitions_for_topic(topic))
+        return bool(partitions_for_topic(self._consumer, topic, within_s=self.config.connect_timeout_s))
 
     def subscribe(self, topic: str, *, assigned: Callback, revoked: Callback, lost: Callback) -> None:
         self._consumer.subscribe([topic], listener=make_listener(revoked=revoked, assigned=assigned, lost=lost))
@@ -338,3 +338,4 @@ def fetch_state(consumer: "KafkaConsumer", tp: TopicPartition) -> str:
     except Exception as exc:   # private state of another version: say so, do not fail the watchdog
         return f"kafka-python state unreadable ({type(exc).__name__}: {exc})"
     return " ".join(f"{k}={v}" for k, v in flags.items())
+

@@ -25,6 +25,8 @@ def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, tim
     from kafka import KafkaConsumer
     from kafka.structs import TopicPartition
 
+    from stream.kafka.connection import partitions_for_topic
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
                              max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level=isolation,
                              **(security or {}))
@@ -32,7 +34,7 @@ def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, tim
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         parts = None
         while parts is None:
-            found = consumer.partitions_for_topic(topic)
+            found = partitions_for_topic(consumer, topic, within_s=30.0)
             if found:
                 parts = [TopicPartition(topic, p) for p in sorted(found)]
             elif deadline is not None and time.monotonic() > deadline:
