@@ -9,8 +9,8 @@ Stages (``--stages``, default all, in this order; finished runs are reused, as i
    ``soccerkd.data.synth.generate_match_clips``), cut into 24-frame labelled clips, split by match,
    into ``--data`` (skipped when its manifest exists). The demo's windows come from such a match.
 1. ``teacher``: ``configs/train/demo_v3_teacher.yaml`` (seed ``--seed``), on the whole training split.
-2. ``grid``: ``configs/train/demo_v3_kd.yaml`` for every α × T (``--alphas`` × ``--temperatures``),
-   seed ``--seed``, distilled from that teacher. The cell with the best **val** video accuracy (ties:
+2. ``grid``: ``configs/train/demo_v3_kd.yaml`` for each (α, T) of ``--cells`` (default α 0.5, T 4 and
+   α 0.9, T 8: the old demo's cell and the CPU recipe's choice; two cells fit the CPU time), seed ``--seed``, distilled from that teacher. The cell with the best **val** video accuracy (ties:
    lower val loss) is chosen; test is not read for the choice.
 3. ``ship``: the chosen cell's ``best.pt`` compacted to int8 (``soccerkd.compact``) and written to
    ``--ship`` (default the shipped asset); its test figures (read once, after the choice), its size
@@ -50,17 +50,25 @@ def _best_val(run_dir: Path) -> tuple[float, float, int]:
     return best["val_video_acc"], best["val_loss"], best["epoch"]
 
 
-def choose_cell(out: Path, alphas: list[float], temperatures: list[float], seed: int) -> dict[str, Any]:
-    """The α × T cell with the best val video accuracy (ties: lower val loss); val only."""
+def _cells(text: str) -> list[tuple[float, float]]:
+    """``"0.5:4,0.9:8"`` -> [(0.5, 4.0), (0.9, 8.0)]."""
+    out = []
+    for item in text.split(","):
+        a, _, t = item.partition(":")
+        out.append((float(a), float(t)))
+    return out
+
+
+def choose_cell(out: Path, cells_at: list[tuple[float, float]], seed: int) -> dict[str, Any]:
+    """The (α, T) cell with the best val video accuracy (ties: lower val loss); val only."""
     cells = []
-    for a in alphas:
-        for t in temperatures:
-            run = out / KD.stem / f"a{a:g}_T{t:g}" / f"seed{seed}"
-            if not (run / "metrics.json").is_file():
-                raise SystemExit(f"grid cell {run} has not run yet; run --stages grid first")
-            acc, loss, epoch = _best_val(run)
-            cells.append({"alpha": a, "temperature": t, "val_video_acc": acc, "val_loss": loss, "best_epoch": epoch,
-                          "run": str(run)})
+    for a, t in cells_at:
+        run = out / KD.stem / f"a{a:g}_T{t:g}" / f"seed{seed}"
+        if not (run / "metrics.json").is_file():
+            raise SystemExit(f"grid cell {run} has not run yet; run --stages grid first")
+        acc, loss, epoch = _best_val(run)
+        cells.append({"alpha": a, "temperature": t, "val_video_acc": acc, "val_loss": loss, "best_epoch": epoch,
+                      "run": str(run)})
     return {"chosen": max(cells, key=lambda c: (c["val_video_acc"], -c["val_loss"])), "cells": cells, "seed": seed}
 
 
@@ -148,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", type=int, default=3, help="generator version of the matches")
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--alphas", type=_floats, default=[0.5, 0.9])
-    ap.add_argument("--temperatures", type=_floats, default=[4.0, 8.0])
+    ap.add_argument("--cells", type=_cells, default=[(0.5, 4.0), (0.9, 8.0)], metavar="A:T,A:T",
+                    help="the (α, T) cells of the KD sweep (default 0.5:4,0.9:8)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run (e.g. epochs=1 for a smoke run)")
     ap.add_argument("--ship", type=Path, default=SHIPPED, help="where the compact student goes")
@@ -173,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     if "teacher" in stages:
         run_sweep([TEACHER], seeds=[args.seed], out=out, overrides=args.overrides)
     if "grid" in stages:
-        run_sweep([KD], seeds=[args.seed], out=out, alphas=args.alphas, temperatures=args.temperatures,
-                  overrides=args.overrides)
+        for a, t in args.cells:
+            run_sweep([KD], seeds=[args.seed], out=out, alphas=[a], temperatures=[t], overrides=args.overrides)
     if "ship" in stages:
-        choice = choose_cell(out, args.alphas, args.temperatures, args.seed)
+        choice = choose_cell(out, args.cells, args.seed)
         print_report(ship(out, choice, args.ship, threads=args.threads, rounds=args.rounds))
     return 0
 
