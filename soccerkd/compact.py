@@ -22,7 +22,7 @@ WEIGHTS_FORMAT = "int8-per-channel"
 _MIN_QUANT_NUMEL = 4096
 # What a deployed model needs; optimizer/scheduler/history are training-only.
 _KEEP = ("model_name", "model_kwargs", "input_spec", "class_names", "run", "epoch", "metrics",
-         "config", "manifest_sha256", "heldout_sha256", "train_videos", "format_version")
+         "config", "manifest_sha256", "heldout_sha256", "train_videos", "synth", "format_version")
 
 
 def quantize_state_dict(state: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,9 @@ at a kick's swing, with the foot on the ball's side; knocked into space or rolli
 classes, never at their feint. What is left to tell the classes apart needs several frames: speed
 and cadence, touches locked to the stride, the plant and the ball leaving at the swing.
 ``soccerkd.data.probe`` measures it.
-``render_match`` (the demo) stays on v2.
+``render_match`` takes the version too (default 2, the bytes it always rendered); the demo renders
+the version its student was trained on (the checkpoint's ``synth`` record,
+``soccerkd.train.checkpoint.synth_version``).
 
 Determinism: each clip draws from :func:`clip_rng` (v3 mixes the frame size, length, fps and version
 into the seed; v2 used ``[seed, class_index, clip_index]``) and is rendered with fixed-order
@@ -98,6 +100,9 @@ LEAVE_T_V3 = (0.4, 0.62)
 LEAVE_GAP_S_V3 = 0.16
 VERSIONS = (2, 3)
 DEFAULT_VERSION = 3
+# render_match's default: matches rendered before the version was selectable were v2, and a call
+# that does not name a version still renders those bytes.
+MATCH_DEFAULT_VERSION = 2
 # Target height as a fraction of the frame height (the camera zooms to this). v2: was (0.2, 0.42),
 # which left the target ~14-30 px tall in 64 px training crops: too small to learn from.
 PLAYER_FRAC = (0.34, 0.5)
@@ -949,16 +954,21 @@ def generate_dataset(out: str | Path, *, clips_per_class: int, seed: int = 0, cf
 
 
 def render_match(path: str | Path, timeline: Sequence[tuple[str, int]], *, size: tuple[int, int] = (320, 240),
-                 fps: float = 25.0, seed: int = 0, gt_path: str | Path | None = None) -> dict[str, Any]:
+                 fps: float = 25.0, seed: int = 0, gt_path: str | Path | None = None,
+                 version: int = MATCH_DEFAULT_VERSION) -> dict[str, Any]:
     """Render one broadcast-style video in which the camera-followed player acts out ``timeline``.
 
     ``timeline`` is a list of ``(label, num_frames)`` segments; transitions between them are
     smooth (gait blends over ~0.35 s, the ball is passed in for dribble/kick segments). Writes
     the mp4 to ``path`` and the ground truth to ``gt_path`` (default: ``path`` with ``.json``)::
 
-        {"fps": 25.0, "width": 320, "height": 240, "num_frames": 250, "seed": 0,
+        {"fps": 25.0, "width": 320, "height": 240, "num_frames": 250, "seed": 0, "version": 3,
          "segments": [{"label": "walk", "start_frame": 0, "end_frame": 50}, ...]}   # end exclusive
 
+    ``version`` is the generator version (``VERSIONS``) of the scene: render the version the
+    model that watches the match was trained on (the demo reads it from the checkpoint's
+    ``synth`` record). The default stays 2, so a call without it renders the same bytes as
+    before versions were selectable; the same seed, size and version give the same video.
     Returns that ground-truth dict.
     """
     if not timeline:
@@ -971,9 +981,8 @@ def render_match(path: str | Path, timeline: Sequence[tuple[str, int]], *, size:
         if int(n) < 2:
             raise ConfigError(f"timeline segment {label!r} needs >= 2 frames, got {n!r}")
         segments.append(Segment(label, int(n), kick_at=0.55))
-    # Matches stay on generator v2: the demo's shipped student was trained on v2 clips.
     cfg = SynthConfig(width=size[0], height=size[1], num_frames=sum(s.num_frames for s in segments), fps=fps,
-                      version=2)
+                      version=version)
     rng = np.random.default_rng([int(seed), 9999])
     camera, players, ball, look = _scene(segments, cfg, rng, clip_mode=False)
     path = Path(path)
@@ -983,7 +992,106 @@ def render_match(path: str | Path, timeline: Sequence[tuple[str, int]], *, size:
     for s in segments:
         gt.append({"label": s.label, "start_frame": start, "end_frame": start + s.num_frames})
         start += s.num_frames
-    truth = {"fps": fps, "width": size[0], "height": size[1], "num_frames": n, "seed": seed, "segments": gt}
+    truth = {"fps": fps, "width": size[0], "height": size[1], "num_frames": n, "seed": seed, "version": version,
+             "segments": gt}
     gt_path = Path(gt_path) if gt_path is not None else path.with_suffix(".json")
     gt_path.write_text(json.dumps(truth, indent=1) + "\n")
     return truth
+
+
+# --------------------------------------------------------------------------- clips cut from matches
+
+# Random match timelines for :func:`generate_match_clips`: segment lengths in frames (at 25 fps) and
+# how often each label comes next (kicks are short, so they come more often to balance the classes).
+MATCH_SEGMENT_FRAMES = {"walk": (60, 130), "run": (60, 130), "dribble": (70, 130), "kick": (36, 48)}
+MATCH_NEXT_P = {"walk": 0.22, "run": 0.22, "dribble": 0.22, "kick": 0.34}
+MATCH_KICK_AT = 0.55   # as render_match
+
+
+def random_timeline(rng: np.random.Generator, num_segments: int) -> list[tuple[str, int]]:
+    """A match timeline of ``num_segments`` segments: labels drawn by ``MATCH_NEXT_P`` with no label
+    twice in a row, lengths uniform in ``MATCH_SEGMENT_FRAMES``."""
+    out: list[tuple[str, int]] = []
+    labels = list(MATCH_NEXT_P)
+    for _ in range(num_segments):
+        choices = [lab for lab in labels if not out or lab != out[-1][0]]
+        p = np.array([MATCH_NEXT_P[lab] for lab in choices])
+        label = choices[int(rng.choice(len(choices), p=p / p.sum()))]
+        lo, hi = MATCH_SEGMENT_FRAMES[label]
+        out.append((label, int(rng.integers(lo, hi + 1))))
+    return out
+
+
+def _match_clip_job(job: tuple[Path, int, int, SynthConfig, int, dict[str, int]]) -> list[tuple[str, str]]:
+    out, seed, index, cfg, num_segments, strides = job
+    rng = np.random.default_rng([int(seed), 7777, int(index)])   # never render_match's [seed, 9999] stream
+    timeline = random_timeline(rng, num_segments)
+    segments = [Segment(label, n, kick_at=MATCH_KICK_AT) for label, n in timeline]
+    mcfg = SynthConfig(width=cfg.width, height=cfg.height, num_frames=sum(n for _, n in timeline), fps=cfg.fps,
+                       version=cfg.version)
+    camera, players, ball, look = _scene(segments, mcfg, rng, clip_mode=False)
+    frames = list(_render_frames(mcfg, camera, players, ball, look, rng))
+    written, start = [], 0
+    for label, n in timeline:
+        for k, s in enumerate(range(start, start + n - cfg.num_frames + 1, strides[label])):
+            rel = f"{label}/m{index:04d}_{k:02d}_{s:04d}.mp4"
+            _write_video(out / rel, frames[s:s + cfg.num_frames], cfg.fps, (cfg.width, cfg.height))
+            written.append((rel, label))
+        start += n
+    return written
+
+
+def generate_match_clips(out: str | Path, *, matches: int, seed: int = 0, cfg: SynthConfig = SynthConfig(),
+                         num_segments: int = 10, strides: dict[str, int] | None = None,
+                         fractions: Sequence[float] = (0.7, 0.15, 0.15), workers: int = 1,
+                         progress: bool = True) -> dict[str, Any]:
+    """Labelled clips cut from ``matches`` procedural matches (``render_match``'s scene, generator
+    ``cfg.version``, random timelines of ``num_segments`` segments), for a model that watches such
+    matches: the windows the service classifies come from continuous footage (gait blends, the
+    ball passed in, a kicked ball rolling on into the next segment), which single clips never show.
+
+    Every ``cfg.num_frames``-frame clip lies inside one segment and takes its label; clip starts
+    step by ``strides[label]`` frames (default 16, and 4 for the short kicks). The split is **by
+    match** (``fractions`` of the matches; a match's clips overlap, so they never straddle splits),
+    written to ``out/manifest.json`` with a ``synth`` record (``source: "match"``).
+    """
+    from tqdm import tqdm
+
+    from soccerkd.data.splits import MANIFEST_NAME, SPLITS, SplitManifest, _check_fractions, _cut, write_manifest
+
+    if matches < 3:
+        raise ConfigError(f"generate_match_clips needs >= 3 matches (train, val, test), got {matches!r}")
+    fr = _check_fractions(fractions)
+    strides = dict(strides or {"walk": 16, "run": 16, "dribble": 16, "kick": 4})
+    out = Path(out)
+    for label in SOCCERDB1_CLASSES:
+        (out / label).mkdir(parents=True, exist_ok=True)
+    jobs = [(out, seed, m, cfg, num_segments, strides) for m in range(matches)]
+    t0 = time.perf_counter()
+    per_match: list[list[tuple[str, str]]] = [[] for _ in range(matches)]
+    bar = tqdm(total=matches, desc="match clips", unit="match", disable=not progress)
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for m, clips in enumerate(pool.imap(_match_clip_job, jobs)):
+                per_match[m] = clips
+                bar.update()
+    else:
+        for m, job in enumerate(jobs):
+            per_match[m] = _match_clip_job(job)
+            bar.update()
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    n_train, n_val, _ = _cut(matches, fr)
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, matches)}
+    splits = {s: tuple(sorted(c for m in range(*bounds[s]) for c in per_match[m])) for s in SPLITS}
+    meta = {"synth": {"source": "match", "seed": seed, "matches": matches, "num_segments": num_segments,
+                      "strides": strides, "width": cfg.width, "height": cfg.height, "num_frames": cfg.num_frames,
+                      "fps": cfg.fps, "classes": list(SOCCERDB1_CLASSES), "version": cfg.version,
+                      "matches_per_split": {s: bounds[s][1] - bounds[s][0] for s in SPLITS}}}
+    manifest = SplitManifest(class_names=tuple(SOCCERDB1_CLASSES), splits=splits, seed=seed, fractions=fr, extra=meta)
+    path = write_manifest(manifest, out / MANIFEST_NAME)
+    clips = sum(len(c) for c in per_match)
+    return {"clips": clips, "matches": matches, "seconds": elapsed, "clips_per_s": clips / max(elapsed, 1e-9),
+            "manifest": str(path), "counts": manifest.counts()}

@@ -31,7 +31,7 @@ FORMAT_VERSION = 1
 REQUIRED_FOR_MODEL = ("model_name", "model_state", "input_spec")
 INFERENCE_FIELDS = ("model_state", "model_name", "model_kwargs", "input_spec", "class_names", "config", "run",
                     "epoch", "metrics", "best_metric", "teacher", "manifest_sha256", "heldout_sha256",
-                    "train_videos", "format_version")
+                    "train_videos", "synth", "format_version")
 RESUME_FIELDS = ("model_state", "optimizer_state", "scheduler_state", "epoch")
 
 
@@ -89,6 +89,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(data).__name__}, not a soccerkd "
                               f"checkpoint; pass a best.pt or last.pt written by 'soccerkd train'")
     return data
+
+
+def synth_version(ckpt: dict[str, Any]) -> int | None:
+    """The procedural generator version (``soccerkd.data.synth.VERSIONS``) the checkpoint's model was
+    trained on: its ``synth`` record (the training manifest's, written by ``soccerkd train``), or
+    None for a checkpoint trained on other data or written before the record existed."""
+    record = ckpt.get("synth")
+    if not isinstance(record, dict) or record.get("version") is None:
+        return None
+    return int(record["version"])
 
 
 def file_sha256(path: str | Path) -> str:

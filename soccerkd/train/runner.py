@@ -221,17 +221,21 @@ def load_teacher(cfg: TrainConfig, spec: InputSpec, device: torch.device, *, man
     return teacher, renorm, meta
 
 
-def _manifest_record(cfg: TrainConfig) -> tuple[str | None, str | None, list[str] | None]:
-    """(whole manifest, val+test only) sha256 of this run's split manifest and its training videos
-    (relative paths, sorted; ``soccerkd evaluate`` checks a split against them); Nones without one."""
+def _manifest_record(cfg: TrainConfig) -> tuple[str | None, str | None, list[str] | None, dict | None]:
+    """(whole manifest, val+test only) sha256 of this run's split manifest, its training videos
+    (relative paths, sorted; ``soccerkd evaluate`` checks a split against them) and its ``synth``
+    record (generator version, size, seed of procedural data; what the demo renders its match
+    with); Nones without a manifest, and no ``synth`` record for data not made by the generator."""
     from soccerkd.data.splits import heldout_sha256, manifest_sha256, read_manifest
     from soccerkd.train.data import manifest_path
 
     path = manifest_path(cfg)
     if not path.is_file():
-        return None, None, None
+        return None, None, None, None
     manifest = read_manifest(path)
-    return manifest_sha256(manifest), heldout_sha256(manifest), sorted(p for p, _ in manifest.entries("train"))
+    synth = manifest.extra.get("synth")
+    return (manifest_sha256(manifest), heldout_sha256(manifest), sorted(p for p, _ in manifest.entries("train")),
+            dict(synth) if isinstance(synth, dict) else None)
 
 
 def _write_history(out: Path, history: list[dict[str, Any]], title: str) -> None:
@@ -348,7 +352,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
         pass
     model.to(device)
     splits = (datasets or default_datasets)(cfg, spec)
-    manifest_hash, heldout_hash, train_videos = (None, None, None) if datasets is not None else _manifest_record(cfg)
+    manifest_hash, heldout_hash, train_videos, synth = ((None, None, None, None) if datasets is not None
+                                                        else _manifest_record(cfg))
     for split in ("train", "val", "test"):
         if split not in splits or len(splits[split]) == 0:
             raise ConfigError(f"data.root: split {split!r} is empty or missing under {str(cfg.data.root)!r}")
@@ -407,6 +412,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
     common["manifest_sha256"] = manifest_hash
     common["heldout_sha256"] = heldout_hash
     common["train_videos"] = train_videos
+    if synth is not None:
+        common["synth"] = synth
     title = f"{cfg.run}: {cfg.model.name} seed {cfg.seed}"
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):

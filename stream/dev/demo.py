@@ -41,6 +41,7 @@ class DemoResult:
     metrics_text: str = ""
     wall_seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
+    synth_version: int | None = None   # the generator version of a rendered match
 
 
 def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, source: str | Path | None = None,
@@ -58,12 +59,15 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
     config = find_file(config) or config   # the repo's configs/ from any working directory
     t_start = time.monotonic()
     truth: list[Segment] = []
+    version = None
     if source is None:
         from soccerkd.data.synth import render_match
 
-        log(f"[1/5] rendering a {sum(n for _, n in timeline)}-frame procedural match with a known timeline ...")
+        version = match_version(ckpt, log=log)
+        log(f"[1/5] rendering a {sum(n for _, n in timeline)}-frame procedural match (generator v{version}, "
+            f"the student's training data) with a known timeline ...")
         video = out / "match.mp4"
-        gt = render_match(video, list(timeline), size=size, seed=seed)
+        gt = render_match(video, list(timeline), size=size, seed=seed, version=version)
         truth = [Segment(s["label"], s["start_frame"], s["end_frame"]) for s in gt["segments"]]
         num_frames = gt["num_frames"]
     else:
@@ -120,13 +124,30 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
             serve_log.close()
         events = tail.finish()
         log(f"[5/5] {len(events)} events read back; scoring them ...")
-    result = DemoResult(out, num_frames, events, truth, metrics_text, time.monotonic() - t_start)
+    result = DemoResult(out, num_frames, events, truth, metrics_text, time.monotonic() - t_start,
+                        synth_version=version)
     result.summary = summarize(result)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     write_events(events, out / "events.jsonl")
     plot_timeline(events, num_frames, out / "timeline.png", truth=truth, title=timeline_title(result.summary))
     write_overlay(video, events, out / "overlay.mp4")
     return result
+
+
+def match_version(checkpoint: Path, *, log=print) -> int:
+    """The generator version to render the match with: the one the student was trained on (its
+    checkpoint's ``synth`` record), so the demo's match and its model cannot drift apart. A
+    checkpoint without the record (trained on other data, or older) gets v2, the matches rendered
+    before the version was recorded, and the demo says so."""
+    from soccerkd.data.synth import MATCH_DEFAULT_VERSION
+    from soccerkd.train.checkpoint import load_checkpoint, synth_version
+
+    version = synth_version(load_checkpoint(checkpoint))
+    if version is None:
+        log(f"      {checkpoint.name} records no generator version (not trained on procedural clips, or "
+            f"older); rendering v{MATCH_DEFAULT_VERSION}")
+        return MATCH_DEFAULT_VERSION
+    return version
 
 
 def _wait_ready(proc: subprocess.Popen, port: int, log_path: Path, timeout: float = 120.0) -> None:
@@ -254,6 +275,7 @@ def summarize(result: DemoResult) -> dict[str, Any]:
         "wall_seconds": round(result.wall_seconds, 1),
         "inference_seconds_total": infer_sum,
         "model_windows_per_second": windows / infer_sum if infer_sum else None,
+        "generator_version": result.synth_version,
     }
     if result.truth:
         score = match_segments(predicted, result.truth, iou=0.5)

@@ -110,9 +110,10 @@ def test_v3_single_frames_at_the_stronger_probe_budget():
 
 
 def test_render_match_scene_stays_on_v2():
-    """The demo's matches are pinned to generator v2 (its shipped student was trained on v2 clips):
-    changes to v3 must not move a v2 scene. Golden hash of the simulated match scene (ball, zoom,
-    target track and legs) that render_match draws for seed 3, as of v3's single-frame fixes."""
+    """A v2 match scene never moves (render_match's default, and the matches of students trained on
+    v2 clips): changes to later versions must not touch it. Golden hash of the simulated match
+    scene (ball, zoom, target track and legs) that render_match draws for seed 3, as of v3's
+    single-frame fixes."""
     import hashlib
 
     import numpy as np
@@ -126,3 +127,60 @@ def test_render_match_scene_stays_on_v2():
     for a in (ball, cam.focal, players[0].pos, players[0].angles["hip"], players[0].angles["knee"]):
         h.update(np.round(a, 6).tobytes())
     assert h.hexdigest() == "e4502ea2ebfe0b63d84db436b12e790a9267ae6f741e7cc5e77090989223af57"
+
+
+def _match_scene_hash(version: int) -> str:
+    import hashlib
+
+    from soccerkd.data.synth import Segment, _scene
+
+    segs = [Segment("walk", 20, 0.55), Segment("dribble", 20, 0.55), Segment("kick", 24, 0.55), Segment("run", 20, 0.55)]
+    cam, players, ball, _ = _scene(segs, SynthConfig(96, 72, 84, version=version), np.random.default_rng([3, 9999]),
+                                   clip_mode=False)
+    h = hashlib.sha256()
+    for a in (ball, cam.focal, players[0].pos, players[0].angles["hip"], players[0].angles["knee"]):
+        h.update(np.round(a, 6).tobytes())
+    return h.hexdigest()
+
+
+def test_render_match_scene_v3_is_pinned():
+    """render_match(version=3), the demo's match for a student trained on v3 clips: the same golden
+    check as v2's, so a change to v3 that moves the demo's match is seen (and the student retrained)."""
+    assert _match_scene_hash(3) == "3c664658e7ff377ea000b2e730c611dec24cbcac7274c5baaa829d17c5871352"
+    assert _match_scene_hash(3) != _match_scene_hash(2)
+
+
+def test_render_match_version_default_is_v2_bytes(tmp_path):
+    """Without ``version`` render_match renders exactly the v2 video it always did; version=3 gives
+    another scene, the same for the same seed, and the ground truth names the version."""
+    timeline = [("walk", 10), ("kick", 14), ("run", 8)]
+    default = render_match(tmp_path / "d.mp4", timeline, size=(96, 72), seed=4)
+    v2 = render_match(tmp_path / "v2.mp4", timeline, size=(96, 72), seed=4, version=2)
+    v3a = render_match(tmp_path / "v3a.mp4", timeline, size=(96, 72), seed=4, version=3)
+    v3b = render_match(tmp_path / "v3b.mp4", timeline, size=(96, 72), seed=4, version=3)
+    assert (default["version"], v2["version"], v3a["version"]) == (2, 2, 3)
+    assert (tmp_path / "d.mp4").read_bytes() == (tmp_path / "v2.mp4").read_bytes()
+    np.testing.assert_array_equal(read_frames(tmp_path / "v3a.mp4"), read_frames(tmp_path / "v3b.mp4"))
+    assert not np.array_equal(read_frames(tmp_path / "v2.mp4"), read_frames(tmp_path / "v3a.mp4"))
+    with pytest.raises(ConfigError, match="version"):
+        render_match(tmp_path / "x.mp4", timeline, size=(96, 72), version=9)
+
+
+def test_match_clips_lie_inside_one_segment_and_split_by_match(tmp_path):
+    from soccerkd.data.synth import generate_match_clips
+
+    cfg = SynthConfig(width=64, height=48, num_frames=12, fps=25.0, version=3)
+    r = generate_match_clips(tmp_path, matches=3, seed=5, cfg=cfg, num_segments=3, progress=False)
+    m = read_manifest(tmp_path / "manifest.json")
+    assert m.extra["synth"]["source"] == "match" and m.extra["synth"]["version"] == 3
+    assert m.extra["synth"]["matches_per_split"] == {"train": 1, "val": 1, "test": 1}
+    by_split = {s: {p.split("/")[1].split("_")[0] for p, _ in m.entries(s)} for s in ("train", "val", "test")}
+    assert by_split == {"train": {"m0000"}, "val": {"m0001"}, "test": {"m0002"}}   # no match in two splits
+    assert r["clips"] == sum(len(m.entries(s)) for s in ("train", "val", "test")) > 0
+    for path, label in m.entries("all"):
+        assert path.startswith(f"{label}/")
+    path = m.entries("all")[0][0]
+    assert probe(tmp_path / path).num_frames == 12
+    again = generate_match_clips(tmp_path / "again", matches=3, seed=5, cfg=cfg, num_segments=3, progress=False)
+    assert again["counts"] == r["counts"]
+    np.testing.assert_array_equal(read_frames(tmp_path / path), read_frames(tmp_path / "again" / path))

@@ -19,7 +19,12 @@ def test_bench_preprocess_writes_table_and_json_with_the_demo_predictions(tmp_pa
     t = report["us_per_frame"]
     decode, resize = t["decode cv2.imdecode"], t["resize torch antialiased bilinear (training's)"]
     assert abs(report["ceiling_vs_raw_decode"] - decode / (decode + resize)) < 1e-9
-    assert (report["resize"], report["size"]) == (72, 64)   # the demo student's spec, not --size
+    from soccerkd.train.checkpoint import load_checkpoint
+    from stream.inference.artifacts import resolve_checkpoint
+
+    spec = load_checkpoint(resolve_checkpoint("demo"))["input_spec"]
+    assert (report["resize"], report["size"]) == (spec["resize"], spec["size"])   # the demo student's spec, not --size
+    assert spec["size"] != 112   # so the check above tells the spec from --size's default
     fid = report["draft_fidelity"]
     assert fid["frames"] == 16 and 0 < fid["draft_vs_exact_mean"] <= fid["draft_vs_exact_p99"]
     assert fid["windows"] == 3 and 0 <= fid["top1_agree"] <= 3

@@ -58,6 +58,11 @@ progress: false
     from soccerkd.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "best.pt")["manifest_sha256"] == manifest_sha256(read_manifest(data / "manifest.json"))
+    # these videos are not procedural: no generator record, so the demo would not guess a version
+    from soccerkd.train.checkpoint import synth_version
+
+    assert synth_version(load_checkpoint(run / "best.pt")) is None
+
     kd = ["train", "--config", str(cfg), "--set", "run=kd", "--set", f"kd.teacher_checkpoint={run / 'best.pt'}",
           "--set", "max_steps_per_epoch=1"]
     assert main(kd + ["--out", str(tmp_path / "kd_stride"), "--set", "data.frame_stride=1"]) == 2
