@@ -156,11 +156,12 @@ def test_insecure_kafka_settings_are_warned_about_once_a_process(monkeypatch, ca
     from stream.kafka import connection
 
     monkeypatch.setattr(connection, "_warned", set())
-    monkeypatch.setenv("SK_TEST_SASL_PW", "s3cret-Pw")
+    password = SECRETS[0]   # not spelled out on the line below: a warning raised there prints that line
+    monkeypatch.setenv("SK_TEST_SASL_PW", password)
     plain = KafkaConfig(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="svc",
                         sasl_password_env="SK_TEST_SASL_PW")
     for _ in range(3):   # every client of a command builds its security arguments
-        assert connection.client_security(plain)["sasl_plain_password"] == "s3cret-Pw"
+        assert connection.client_security(plain)["sasl_plain_password"] == password
     scram = KafkaConfig(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256", sasl_username="svc",
                         sasl_password_env="SK_TEST_SASL_PW")
     connection.client_security(scram)
