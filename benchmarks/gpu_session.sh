@@ -74,7 +74,8 @@ log "3. gpu-marked tests"
 if ! "$PY" -c "import pytest" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
-timeout 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests/unit > "$OUT/gpu_tests.txt" 2>&1
+# tests needing kafka-python (absent there) fail to collect; the gpu-marked ones are elsewhere
+timeout 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" --continue-on-collection-errors tests/unit > "$OUT/gpu_tests.txt" 2>&1
 tail -5 "$OUT/gpu_tests.txt" | tee -a "$OUT/session.log"
 
 log "4. training experiments with the $(left) s left"
