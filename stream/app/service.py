@@ -236,7 +236,7 @@ class StreamService:
         for emitted in out.events:
             ev = emitted.event
             fut = publisher.send(cfg.events_topic, key=ev.camera_id.encode(), value=ev.to_json(),
-                                 headers=[("event_id", ev.event_id.encode())])
+                                 headers=ev.headers())
             newest = emitted.newest_capture_ts_ns
             fut.add_callback(lambda _md, label=ev.label, newest=newest:
                              self.metrics.event_published(label, self.latency(newest)))

@@ -398,6 +398,13 @@ class ActionEvent:
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode("utf-8")
 
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Kafka headers: the id and the model's identity, so that a subscriber can route or drop
+        events by model without parsing the value."""
+        return [("event_id", self.event_id.encode()), ("model_name", self.model_name.encode()),
+                ("checkpoint_sha256", self.checkpoint_sha256.encode()),
+                ("schema_version", str(self.schema_version).encode())]
+
     @classmethod
     def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "ActionEvent":
         """The event in ``data``; ``ValueError`` naming the field when one is missing, unknown or

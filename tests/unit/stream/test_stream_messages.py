@@ -103,3 +103,6 @@ def test_event_json_round_trip():
                        start_capture_ts_ns=1, end_capture_ts_ns=2, model_name="n", checkpoint_sha256="h",
                        emitted_at=3.0)
     assert m.ActionEvent.from_json(ev.to_json()) == ev
+    # the headers carry the id and the model's identity, so a subscriber can route by model unparsed
+    assert dict(ev.headers()) == {"event_id": b"e", "model_name": b"n", "checkpoint_sha256": b"h",
+                                  "schema_version": str(m.EVENT_SCHEMA_VERSION).encode()}
