@@ -116,11 +116,12 @@ class CameraSet:
 
     def reload(self, load: Callable[[], list[IngestOptions]]) -> ReloadOutcome:
         """Bring the running cameras to what ``load()`` returns (see the module docstring); a
-        load that raises a :class:`SoccerKDError` changes nothing."""
+        load that raises changes nothing."""
         try:
             wanted = {c.camera_id: c for c in load()}
-        except SoccerKDError as exc:
-            why = redact_url(" ".join(str(exc).split()))
+        except Exception as exc:   # whatever the file or the broker check raised: the running set stays
+            text = " ".join(str(exc).split())
+            why = redact_url(text if isinstance(exc, SoccerKDError) else f"{type(exc).__name__}: {text}")
             log.error("cameras reload refused, the %d running camera(s) are kept: %s", len(self._running), why)
             self._count_reload("refused")
             return ReloadOutcome(refused=why)

@@ -57,13 +57,10 @@ def test_cameras_added_removed_and_changed_by_sighup_the_others_lose_no_frame(ka
                              "--bootstrap", kafka_broker.bootstrap], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=open(log, "w"), text=True)
     try:
-        def seen() -> set[str]:
-            return {decode_frame_batch(r.value).camera_id
-                    for r in iter_records(kafka_broker.bootstrap, topic, timeout_s=10, idle_s=0.5)}
-
-        deadline = time.monotonic() + 40
-        while seen() != {"cam-a", "cam-b", "cam-d"}:   # every camera is sending
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        sending: set[str] = set()
+        for rec in iter_records(kafka_broker.bootstrap, topic, timeout_s=40, should_stop=lambda: len(sending) == 3):
+            sending.add(decode_frame_batch(rec.value).camera_id)
+        assert sending == {"cam-a", "cam-b", "cam-d"}, log.read_text()[-3000:]   # every camera is sending
         edit("cam-a", "cam-c", "{camera_id: cam-d, source: '%s', options: {frames_per_batch: 2}}" % video)
         proc.send_signal(signal.SIGHUP)
         wait_for(log, "cameras reloaded: added ['cam-c'], removed ['cam-b'], restarted ['cam-d'], 1 unchanged")
@@ -95,7 +92,7 @@ def test_cameras_added_removed_and_changed_by_sighup_the_others_lose_no_frame(ka
         seqs.setdefault(b.camera_id, []).extend(range(b.first_seq, b.first_seq + len(b.frames)))
         sizes.setdefault(b.camera_id, []).append(len(b.frames))
     # the untouched camera: one run numbered without a gap, every frame it read on the topic
-    assert seqs["cam-a"] == list(range(runs["cam-a"][0][1])) and len(seqs["cam-a"]) > 50
+    assert seqs["cam-a"] == list(range(runs["cam-a"][0][1])) and len(seqs["cam-a"]) >= 40
     # the removed one: every frame it read, the last (maybe short) batch included
     assert seqs["cam-b"] == list(range(runs["cam-b"][0][1])) and runs["cam-b"][0][1] > 0
     assert seqs["cam-c"] == list(range(runs["cam-c"][0][1])) and runs["cam-c"][0][1] > 0
