@@ -123,7 +123,7 @@ def test_every_published_event_meets_the_contract_and_java_read_committed_reads_
     cfg = exactly_once_run(kafka_broker, checkpoint, tmp_path)
     bootstrap, topic = cfg.kafka.bootstrap, cfg.kafka.events_topic
     # every record on the topic, aborted transactions' included (read_uncommitted sees them all)
-    records = list(iter_records(bootstrap, topic, timeout_s=20, idle_s=2))
+    records = list(iter_records(bootstrap, topic, timeout_s=20, idle_s=1))
     assert len(records) >= 7
     for rec in records:
         value = json.loads(rec.value)
@@ -136,8 +136,8 @@ def test_every_published_event_meets_the_contract_and_java_read_committed_reads_
                            "schema_version": str(value["schema_version"])}
         assert rec.key.decode() == value["camera_id"] == "cam-contract"
     aborted = abort_one_event(cfg, json.loads(records[0].value))
-    assert aborted in {json.loads(r.value)["event_id"] for r in iter_records(bootstrap, topic, timeout_s=20, idle_s=2)}
-    python_ids = [e.event_id for e in read_events(bootstrap, topic, timeout_s=20, idle_s=2,
+    assert aborted in {json.loads(r.value)["event_id"] for r in iter_records(bootstrap, topic, timeout_s=20, idle_s=1)}
+    python_ids = [e.event_id for e in read_events(bootstrap, topic, timeout_s=20, idle_s=1,
                                                   isolation="read_committed")]
     assert len(python_ids) == len(set(python_ids)) >= 7 and aborted not in python_ids
     java = java_event_ids(bootstrap, topic, tmp_path)
