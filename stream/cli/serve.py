@@ -85,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    import signal
     import threading
 
     from stream.kafka import admin as topics
@@ -99,6 +100,10 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.sources is not None and (args.source_password_env or args.source_password_file):
         raise StreamError("--source-password-env and --source-password-file go with --source; in a cameras file "
                           "give each camera its own password_env or password_file")
+    reload_now = threading.Event()
+    if args.sources is not None and threading.current_thread() is threading.main_thread():
+        # a SIGHUP while starting is applied once the cameras run, not the end of the process
+        signal.signal(signal.SIGHUP, lambda *_: reload_now.set())
     kafka, security = kafka_client(args, connect_timeout_s=args.connect_timeout)
     bootstrap = kafka.bootstrap
     shared = dict(bootstrap=bootstrap, topic=args.topic, frames_per_batch=args.frames_per_batch,
@@ -130,7 +135,8 @@ def _ingest(args: argparse.Namespace) -> int:
                                alive=lambda: (True, "ok")).start()
     try:
         results = ingest_many(cameras, metrics=metrics, stop=threading.Event(), kafka=kafka,
-                              progress=not args.no_progress, reload=load_checked if args.sources else None)
+                              progress=not args.no_progress, reload=load_checked if args.sources else None,
+                              reload_now=reload_now)
     finally:
         if server is not None:
             server.stop()
