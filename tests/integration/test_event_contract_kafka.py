@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from importlib import resources
 from pathlib import Path
 
