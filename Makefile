@@ -29,10 +29,12 @@ jars: $(STAMP) java
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL = $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-# The local Kafka broker of the tests and the demo: Java 17+ and Maven (for the jars).
+# The local Kafka broker of the tests and the demo: Java 17+ and Maven (for the jars); a JDK
+# (javac), for the test that reads the events with the Java Kafka client.
 java:
 	@missing=""; \
 	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jre-headless"; \
+	javac -version 2>&1 | grep -Eq '^javac (1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; $(APT_INSTALL) $$missing; fi
 
