@@ -116,6 +116,19 @@ class TorchPredictor:
                    device=device, amp=amp, cpu_threads=cpu_threads, decode=decode, decode_threads=decode_threads,
                    jpeg_draft=jpeg_draft, frame_store_mb=frame_store_mb)
 
+    def adopt_model(self, other: "TorchPredictor") -> None:
+        """Serve ``other``'s model from the next batch on, keeping this predictor's frame store and
+        decoder (the frames that windows already hold stay valid). The caller checks that the
+        input specs match in clip, size and resize (:func:`stream.inference.shadow.check_same_input`)
+        and that the classes are the same, in the same order; normalisation may differ."""
+        if other.device != self.device or other.input_spec.class_names != self.input_spec.class_names:
+            raise ValueError(f"cannot adopt a model on {other.device} with classes {other.input_spec.class_names} "
+                             f"into a predictor on {self.device} with {self.input_spec.class_names}")
+        for name in ("model", "memory_format", "channels_last", "amp", "input_spec", "model_name",
+                     "checkpoint_sha256", "_scale", "_shift"):
+            setattr(self, name, getattr(other, name))
+        self._buffer = None   # its layout follows the model's memory format
+
     # -- frames ---------------------------------------------------------------------------------
     def start_prepare(self, jobs: Sequence[FrameJob]) -> Callable[[], list[Any]]:
         fit = min(len(jobs), self.store.available)   # the rest: over the store's budget
