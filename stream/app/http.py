@@ -281,7 +281,7 @@ class MetricsServer:
     them, ``probe_handlers`` probes are answered at once. A request beyond its slots gets a 503 at
     once. Connections closed without an answer are logged in one line at most every 10 s.
 
-    ``routes`` maps further paths to their handler (a key ending in ``/`` takes every path below
+    ``routes`` maps further paths to their handler (a key ending in ``/*`` takes every path below
     it); they share the scrape slots, and their answers are never cached (``Cache-Control:
     no-store``) and may load nothing from another origin (``Content-Security-Policy``). ``what``
     names the endpoint and its flags in the error of a port that cannot be bound."""
@@ -352,8 +352,8 @@ class MetricsServer:
     def _route(self, path: str) -> Route | None:
         if path in self.routes:
             return self.routes[path]
-        return next((fn for prefix, fn in self.routes.items() if prefix.endswith("/") and path.startswith(prefix)
-                     and len(path) > len(prefix)), None)
+        return next((fn for key, fn in self.routes.items() if key.endswith("/*") and path.startswith(key[:-1])
+                     and len(path) > len(key) - 1), None)
 
     def _answer(self, conn: socket.socket, target: str, head: bool) -> None:
         path = target.split("?", 1)[0]

@@ -160,7 +160,7 @@ class LiveView:
         if metrics_urls:
             self._threads.append(threading.Thread(target=self._scrape_loop, name="view-scrape", daemon=True))
         routes = {path: self._asset for path in ASSETS}
-        routes.update({"/api/state": self._state, "/frame/": self._frame})
+        routes.update({"/api/state": self._state, "/frame/*": self._frame})
         self.server = MetricsServer(self.metrics, port=port, host=host, routes=routes, ready=self._ready,
                                     alive=self._ready, what="the live page (--port / --bind)")
 

@@ -85,6 +85,9 @@ class CounterRate:
         self._samples: deque[tuple[float, float]] = deque()
 
     def add(self, at: float, values: dict[str, float]) -> None:
+        """Counter ``values`` read at ``at``, by endpoint; an empty scrape (every endpoint failed) adds nothing."""
+        if not values:
+            return
         for source, value in values.items():
             before = self._last.get(source)
             if before is not None:
