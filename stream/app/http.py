@@ -284,14 +284,14 @@ class MetricsServer:
     ``routes`` maps further paths to their handler (a key ending in ``/*`` takes every path below
     it); they share the scrape slots, and their answers are never cached (``Cache-Control:
     no-store``) and may load nothing from another origin (``Content-Security-Policy``). ``what``
-    names the endpoint and its flags in the error of a port that cannot be bound."""
+    and ``flags`` name the endpoint and its options in the error of a port that cannot be bound."""
 
     def __init__(self, metrics: "Metrics | IngestMetrics", *, port: int, host: str = "0.0.0.0",
                  ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
                  alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
                  timeout_s: float = 5.0, max_handlers: int = 8, probe_handlers: int = 2,
                  max_pending: int = 64, routes: Mapping[str, Route] | None = None,
-                 what: str = "metrics (--metrics-port / metrics_port)") -> None:
+                 what: str = "metrics", flags: str = "--metrics-port / metrics_port") -> None:
         self.metrics = metrics
         self.routes = dict(routes or {})
         self.ready = ready
@@ -307,7 +307,7 @@ class MetricsServer:
         except OSError as exc:   # typically EADDRINUSE: name the port, not errno 98
             from stream.errors import StreamError
 
-            raise StreamError(f"cannot serve {what} on {host}:{port}: "
+            raise StreamError(f"cannot serve {what} on {host}:{port} ({flags}): "
                               f"{exc.strerror or exc}; pick another port or stop what holds it") from exc
         self._reader = _RequestReader(self._listener, self._dispatch, deadline_s=timeout_s, max_pending=max_pending,
                                       drops=self.drops)

@@ -162,7 +162,7 @@ class LiveView:
         routes = {path: self._asset for path in ASSETS}
         routes.update({"/api/state": self._state, "/frame/*": self._frame})
         self.server = MetricsServer(self.metrics, port=port, host=host, routes=routes, ready=self._ready,
-                                    alive=self._ready, what="the live page (--port / --bind)")
+                                    alive=self._ready, what="the live page", flags="--port / --bind")
 
     @property
     def port(self) -> int:
