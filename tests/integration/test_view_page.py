@@ -8,11 +8,13 @@ Without chromium or chromedriver the test skips on a workstation and fails under
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,7 @@ def test_live_page_shows_frames_events_figures_and_model_in_chromium(kafka_broke
     ingesters = [ingest_loop(cfg, write_video(tmp_path / f"{cam}.avi", 100, colour=colour), cam, stop)
                  for cam, colour in zip(CAMERAS, ((230, 230, 230), (40, 40, 220)))]
     base = f"http://127.0.0.1:{view_port}"
+    started = time.monotonic()
     service = build_service(cfg)
     try:
         with serving(service, until=lambda: True):
@@ -168,6 +171,19 @@ def test_live_page_shows_frames_events_figures_and_model_in_chromium(kafka_broke
             urls = page_js(driver, "return performance.getEntriesByType('resource').map(e => e.name)")
             assert urls and all(u.startswith(base + "/") for u in urls), urls
 
+            # 5. the viewer's own cost: at most --max-fps (4) pictures decoded per camera and second
+            elapsed = time.monotonic() - started
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+                own = resp.read().decode()
+            renders = float(re.search(r"^soccerkd_view_frames_rendered_total (\S+)$", own, re.M).group(1))
+            batches = float(re.search(r'^soccerkd_view_records_total\{kind="frames"\} (\S+)$', own, re.M).group(1))
+            assert 0 < renders <= 4 * elapsed * len(CAMERAS) + len(CAMERAS), (renders, elapsed)
+            ticks = os.sysconf("SC_CLK_TCK")
+            stat = Path(f"/proc/{view.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu_s = (int(stat[11]) + int(stat[12])) / ticks
+            print(f"\n[view] {elapsed:.1f} s: {batches:.0f} frame batches read, {renders:.0f} pictures rendered, "
+                  f"view process CPU {cpu_s:.2f} s (startup included)")
+
             shot = tmp_path / "view.png"
             driver.save_screenshot(str(shot))
             print(f"\n[view] screenshot of the live page: {shot}")
@@ -185,8 +201,6 @@ def test_live_page_shows_frames_events_figures_and_model_in_chromium(kafka_broke
 
 
 def _answers(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
             return resp.status == 200
