@@ -25,8 +25,9 @@ from typing import Any, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
+from stream.core.limits import LimitsConfig, parse_message
 from stream.core.live import LiveBoard
-from stream.core.wire import ActionEvent, EnvelopeError, decode_frame_batch
+from stream.core.wire import ActionEvent, EnvelopeError, FrameBatch, jpeg_header_error
 
 log = logging.getLogger(__name__)
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "view"
@@ -61,6 +62,18 @@ def windows_total(text: str) -> float:
     if not found:
         raise ValueError(f"no {WINDOWS_METRIC} in the exposition: is this a soccerkd serve /metrics?")
     return float(sum(found))
+
+
+def checked_batch(value: bytes | None, key: bytes | None, limits: LimitsConfig = LimitsConfig()) -> FrameBatch:
+    """The frame batch of a frames record, checked as serve checks it before decoding anything
+    (envelope, key, ``limits``), and its newest frame's JPEG header against the envelope's size:
+    the only frame the page decodes. Raises the :class:`EnvelopeError` that rejects it."""
+    # the viewer forms no windows: the windows-per-message limit is not its to apply
+    batch = parse_message(value, key, limits, window_stride=limits.max_frames_per_message)
+    error = jpeg_header_error(batch.frames[-1], batch.width, batch.height)
+    if error is not None:
+        raise error
+    return batch
 
 
 def annotate(jpeg: bytes, *, camera_id: str, label: str, confidence: float, seq: int, captured_at: float,
@@ -201,7 +214,7 @@ class LiveView:
     def _on_frames(self, rec: Any) -> None:
         self.metrics.records.labels(kind="frames").inc()
         try:
-            batch = decode_frame_batch(rec.value)
+            batch = checked_batch(rec.value, rec.key)
         except (EnvelopeError, TypeError):
             self.metrics.unreadable.labels(kind="frames").inc()
             self.board.add_unreadable()

@@ -178,3 +178,21 @@ def test_a_busy_port_names_the_view_options():
             LiveView(bootstrap="127.0.0.1:1", port=port, host="127.0.0.1")
     finally:
         holder.close()
+
+
+def test_the_viewer_checks_a_batch_as_serve_does_before_decoding_its_newest_frame():
+    from stream.app.view import checked_batch
+    from stream.core.wire import (FrameBatch, FrameSizeMismatchError, KeyMismatchError, LimitExceededError,
+                                  encode_frame_batch)
+
+    def record(frames, w=64, h=48):
+        return encode_frame_batch(FrameBatch("cam-1", 0, tuple(range(1, len(frames) + 1)), w, h, 25.0, tuple(frames)))
+
+    good = record([jpeg(10), jpeg(20)])
+    assert checked_batch(good, b"cam-1").frames[-1] == jpeg(20)
+    with pytest.raises(KeyMismatchError):
+        checked_batch(good, b"cam-2")
+    with pytest.raises(FrameSizeMismatchError):   # the newest frame's header says 640x480, the envelope 64x48
+        checked_batch(record([jpeg(10), jpeg(20, 640, 480)]), b"cam-1")
+    with pytest.raises(LimitExceededError, match="max_pixels"):   # a 65000x65000 claim is refused unread
+        checked_batch(record([jpeg(10)], 65000, 65000), b"cam-1")
