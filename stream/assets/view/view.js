@@ -14,7 +14,7 @@ function el(tag, cls, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
-function clock(t) { return new Date(t * 1000).toLocaleTimeString(); }
+function clock(t) { return new Date(t * 1000).toLocaleTimeString([], { hour12: false }); }   // as on the pictures
 function setText(id, text) { document.getElementById(id).textContent = text; }
 
 function card(cam) {

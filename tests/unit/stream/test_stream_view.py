@@ -160,7 +160,8 @@ def test_the_page_is_whole_and_loads_nothing_from_elsewhere():
     (["--metrics-url", "localhost:9108"], "--metrics-url must be an http(s):// URL"),
     (["--port", "70000"], "--port must be 0..65535, got 70000"),
 ])
-def test_view_refuses_bad_options_before_reaching_kafka(args, message, capsys):
+def test_view_refuses_bad_options_before_reaching_kafka(args, message, capsys, monkeypatch):
+    monkeypatch.setattr("stream.app.logs.configure", lambda *a: None)   # leave pytest's log handlers in place
     assert main(["view", "--bootstrap", "127.0.0.1:1", *args]) == 2
     assert message in capsys.readouterr().err
 
