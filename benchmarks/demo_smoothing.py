@@ -46,12 +46,11 @@ class RecordingPredictor:
         return probs
 
 
-def replay(records, class_names, on: float, off: float, min_windows: int, dip: int = 0) -> list:
+def replay(records, class_names, on: float, off: float, min_windows: int) -> list:
     from stream.core.evaluation import Segment
     from stream.core.smoothing import Smoother, SmoothingConfig
 
-    sm = Smoother(class_names, SmoothingConfig(on_threshold=on, off_threshold=off, min_windows=min_windows,
-                                               max_dip_windows=dip))
+    sm = Smoother(class_names, SmoothingConfig(on_threshold=on, off_threshold=off, min_windows=min_windows))
     segs = []
     for ref, probs in sorted(records, key=lambda r: r[0].start_seq):
         segs += sm.push(ref, probs)
@@ -71,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--on", default="0.5,0.6,0.7")
     ap.add_argument("--off", default="0.25,0.4")
     ap.add_argument("--min-windows", default="2,3,4,6")
-    ap.add_argument("--dip", default="0", help="max_dip_windows values (comma-separated)")
+    ap.add_argument("--dump-records", type=Path, default=None, metavar="FILE",
+                    help="also pickle every window's (WindowRef, probabilities) and the ground truth to FILE")
     ap.add_argument("--demo-match", action="store_true",
                     help="also score the demo's own match (soccerkd demo's timeline, seed 7) beside each row: "
                          "reported, never used for the ranking")
@@ -119,40 +119,45 @@ def main(argv: list[str] | None = None) -> int:
         video = args.work / f"demo_v{version}_7.mp4"
         demo = record(video, render_match(video, list(DEFAULT_TIMELINE), size=(320, 240), seed=7, version=version))
     predictor.close()
+    if args.dump_records is not None:   # every window's probabilities, to replay other smoothers offline
+        import pickle
 
-    def score(match, on, off, mw, dip):
+        args.dump_records.parent.mkdir(parents=True, exist_ok=True)
+        args.dump_records.write_bytes(pickle.dumps({"names": names, "matches": matches, "demo": demo}))
+
+    def score(match, on, off, mw):
         truth, n, records = match
-        pred = replay(records, names, on, off, mw, dip)
+        pred = replay(records, names, on, off, mw)
         return match_segments(pred, truth, iou=0.5).f1, frame_accuracy(pred, truth, n), {p.label for p in pred}
 
     rows = []
     grid = itertools.product([float(v) for v in args.on.split(",")], [float(v) for v in args.off.split(",")],
-                             [int(v) for v in args.min_windows.split(",")], [int(v) for v in args.dip.split(",")])
-    for on, off, mw, dip in grid:
+                             [int(v) for v in args.min_windows.split(",")])
+    for on, off, mw in grid:
         if off > on:
             continue
         f1s, accs, labels = [], [], set()
         for match in matches:
-            f1, acc, got = score(match, on, off, mw, dip)
+            f1, acc, got = score(match, on, off, mw)
             f1s.append(f1)
             accs.append(acc)
             labels |= got
-        row = {"on_threshold": on, "off_threshold": off, "min_windows": mw, "max_dip_windows": dip,
+        row = {"on_threshold": on, "off_threshold": off, "min_windows": mw,
                "f1": statistics.fmean(f1s), "frame_accuracy": statistics.fmean(accs), "f1_per_match": f1s,
                "frame_accuracy_per_match": accs, "labels_predicted": sorted(labels)}
         if demo is not None:
-            f1, acc, got = score(demo, on, off, mw, dip)
+            f1, acc, got = score(demo, on, off, mw)
             row["demo_match"] = {"f1": f1, "frame_accuracy": acc, "labels_predicted": sorted(got)}
         rows.append(row)
     rows.sort(key=lambda r: (-r["f1"], -r["frame_accuracy"]))
     print(f"{args.matches} validation matches (v{version}, seeds {args.seed}..{args.seed + args.matches - 1}), "
           f"checkpoint {ckpt}" + ("; the demo's match beside them, not used for the ranking" if demo else ""))
-    head = "| on | off | min windows | max dip | mean F1 (IoU ≥ 0.5) | mean frame acc | F1 per match |"
+    head = "| on | off | min windows | mean F1 (IoU ≥ 0.5) | mean frame acc | F1 per match |"
     if demo is not None:
         head += " demo match F1 | demo frame acc | demo classes |"
     print(head + "\n" + "|---" * (head.count("|") - 1) + "|")
     for r in rows:
-        line = (f"| {r['on_threshold']:g} | {r['off_threshold']:g} | {r['min_windows']} | {r['max_dip_windows']} | "
+        line = (f"| {r['on_threshold']:g} | {r['off_threshold']:g} | {r['min_windows']} | "
                 f"{r['f1']:.2f} | {r['frame_accuracy']:.2f} | {', '.join(f'{v:.2f}' for v in r['f1_per_match'])} |")
         if demo is not None:
             d = r["demo_match"]

@@ -8,13 +8,6 @@ Rules, applied to each camera's windows in start order:
   ``off <= on``, so a label does not flicker around one threshold). At the first window with
   ``p[L] < off_threshold`` it closes *before* that window, and that window is then checked for
   a new start as if idle.
-* **Dips** (``max_dip_windows`` = k > 0): an active segment holds through up to k consecutive
-  windows with ``p[L] < off_threshold`` as long as no other label reaches ``on_threshold`` in
-  them; if ``p[L]`` climbs back to ``off_threshold`` within them, the segment goes on and the dip
-  windows are part of it (one run is not cut into two events by a short low-confidence stretch).
-  Otherwise it closes at its last window before the dip (the window that ends the hold, the
-  k+1-th dip window or one where another label reaches ``on_threshold``, is then checked as if
-  idle; the held windows start nothing). k = 0 is the rule above.
 * A closed segment becomes an event only if it spans ``>= min_windows`` windows. A segment that
   reaches ``max_windows`` windows is closed and emitted at once (so a long action never holds
   the commit point forever); the next window may start a new one.
@@ -27,7 +20,7 @@ Rules, applied to each camera's windows in start order:
   idle); the segment is the same whatever the wall clock, so the event id is too.
 
 Because the state after any window depends only on the windows since the active segment's
-first window (held dip windows come after it), replaying from :attr:`Smoother.resume_start` reproduces the same segments, and so
+first window, replaying from :attr:`Smoother.resume_start` reproduces the same segments, and so
 the same event ids; the service commits offsets no later than that point.
 
 Example (on 0.6, off 0.4, min 2; no other label ever reaches 0.6): ``p[kick]`` = 0.2, 0.7, 0.5,
@@ -49,9 +42,6 @@ class SmoothingConfig:
     min_windows: int = 2
     max_windows: int = 64
     ignore_labels: tuple[str, ...] = ()
-    # windows below off_threshold a segment may hold through (see the module docstring); each one
-    # held delays the segment's close by a window stride
-    max_dip_windows: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.off_threshold <= self.on_threshold <= 1.0:
@@ -61,9 +51,6 @@ class SmoothingConfig:
             raise ConfigError(f"min_windows must be >= 1, got {self.min_windows!r}")
         if self.max_windows < self.min_windows:
             raise ConfigError(f"max_windows must be >= min_windows ({self.min_windows}), got {self.max_windows!r}")
-        if isinstance(self.max_dip_windows, bool) or not isinstance(self.max_dip_windows, int) \
-                or self.max_dip_windows < 0:
-            raise ConfigError(f"max_dip_windows must be an integer >= 0, got {self.max_dip_windows!r}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +90,6 @@ class Smoother:
         self._sum = 0.0
         self._count = 0
         self._newest = 0
-        self._dip: list[tuple[WindowRef, float]] = []   # held windows below off_threshold
         self._ignore = {i for i, name in enumerate(self.class_names) if name in self.config.ignore_labels}
 
     @property
@@ -123,24 +109,16 @@ class Smoother:
         if self.max_gap_ns is not None:
             if window.max_frame_gap_ns > self.max_gap_ns:   # the window straddles an outage
                 return self.close()
-            seen = self._dip[-1][0] if self._dip else self._last
-            if seen is not None and window.start_capture_ts_ns - seen.end_capture_ts_ns > self.max_gap_ns:
+            if self._last is not None and window.start_capture_ts_ns - self._last.end_capture_ts_ns > self.max_gap_ns:
                 out.extend(self.close())
-        top = max((i for i in range(len(probs)) if i not in self._ignore), key=lambda i: probs[i], default=None)
         if self._label is not None:
             if probs[self._label] >= self.config.off_threshold:
-                for held, p in self._dip:
-                    self._extend(held, p)
-                self._dip = []
                 self._extend(window, probs[self._label])
                 if self._count >= self.config.max_windows:
                     out.extend(self._close())
                 return out
-            rival = top is not None and top != self._label and probs[top] >= self.config.on_threshold
-            if len(self._dip) < self.config.max_dip_windows and not rival:
-                self._dip.append((window, probs[self._label]))
-                return out
             out.extend(self._close())
+        top = max((i for i in range(len(probs)) if i not in self._ignore), key=lambda i: probs[i], default=None)
         if top is not None and probs[top] >= self.config.on_threshold:
             self._label, self._first, self._sum, self._count, self._newest = top, window, 0.0, 0, 0
             self._extend(window, probs[top])
@@ -163,5 +141,4 @@ class Smoother:
         seg = Segment(label=self.class_names[self._label], confidence=self._sum / self._count, first=self._first,
                       last=self._last, num_windows=self._count, newest_capture_ts_ns=self._newest)
         self._label = self._first = self._last = None
-        self._dip = []
         return [seg] if seg.num_windows >= self.config.min_windows else []

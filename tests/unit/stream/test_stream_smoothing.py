@@ -59,45 +59,13 @@ def test_validation():
         SmoothingConfig(min_windows=3, max_windows=2)
 
 
-def test_dip_is_held_and_rejoined():
-    pk = [0.9, 0.9, 0.2, 0.3, 0.9, 0.9, 0.1, 0.1, 0.1]
-    split, _ = run(pk)
-    assert [x[1:3] for x in split] == [(0, 11), (16, 27)]   # k = 0: two events
-    segs, s = run(pk, max_dip_windows=2)
-    assert segs == [("kick", 0, 27, round((0.9 * 4 + 0.2 + 0.3) / 6, 4), 6)]   # closed by the 3rd dip window
-    assert not s.active
-
-
-def test_dip_longer_than_allowed_closes_before_it():
-    segs, s = run([0.9, 0.9, 0.1, 0.1, 0.1, 0.9], max_dip_windows=2)
-    assert segs == [("kick", 0, 11, 0.9, 2)]
-    assert s.active and s.resume_start == 20   # the window after the dip starts anew
-
-
-def test_dip_ends_when_another_label_is_confident():
-    s = Smoother(NAMES, SmoothingConfig(min_windows=1, max_dip_windows=3))
-    out = []
-    for i, p in enumerate([(0.9, 0.05, 0.05), (0.9, 0.05, 0.05), (0.2, 0.7, 0.1), (0.1, 0.8, 0.1)]):
-        out += [(x.label, x.first.start_seq, x.num_windows) for x in s.push(ref(i), p)]
-    out += [(x.label, x.first.start_seq, x.num_windows) for x in s.close()]
-    assert out == [("kick", 0, 2), ("run", 8, 2)]
-
-
-def test_close_drops_held_dip_windows():
-    s = Smoother(NAMES, SmoothingConfig(min_windows=1, max_dip_windows=3))
-    for i, p in enumerate([0.9, 0.9, 0.1]):
-        s.push(ref(i), (p, (1 - p) / 2, (1 - p) / 2))
-    (seg,) = s.close()
-    assert (seg.last.end_seq, seg.num_windows) == (11, 2)
-
-
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.integers(0, 4), st.data())
-def test_replay_from_resume_start_gives_the_same_segments(levels, dip, data):
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.data())
+def test_replay_from_resume_start_gives_the_same_segments(levels, data):
     """The serve path's property: a smoother rebuilt from the resume point (the windows from
     resume_start on) closes the same segments as the one that ran through."""
     probs = [(v / 9, (1 - v / 9) * 0.7, (1 - v / 9) * 0.3) for v in levels]
-    cfg = SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=1, max_windows=6, max_dip_windows=dip)
+    cfg = SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=1, max_windows=6)
     cut = data.draw(st.integers(0, len(probs) - 1))
 
     def key(seg):
