@@ -10,13 +10,18 @@ Stages (``--stages``, default all, in this order; finished runs are reused, as i
    into ``--data`` (skipped when its manifest exists). The demo's windows come from such a match.
 1. ``teacher``: ``configs/train/demo_v3_teacher.yaml`` (seed ``--seed``), on the whole training split.
 2. ``grid``: ``configs/train/demo_v3_kd.yaml`` for each (α, T) of ``--cells`` (default α 0.5, T 4 and
-   α 0.9, T 8: the old demo's cell and the CPU recipe's choice; two cells fit the CPU time), seed ``--seed``, distilled from that teacher. The cell with the best **val** video accuracy (ties:
-   lower val loss) is chosen; test is not read for the choice.
-3. ``ship``: the chosen cell's ``best.pt`` compacted to int8 (``soccerkd.compact``) and written to
+   α 0.9, T 8: the old demo's cell and the CPU recipe's choice) and each of ``--seeds``, distilled
+   from that teacher; ``--jobs N`` trains N runs at once as processes (``--launch-until`` time-boxes
+   it). The cell with the best **mean** val video accuracy over the seeds (ties: lower mean val loss)
+   is chosen, then its seed with the best val accuracy; test is not read for the choice.
+3. ``ship``: the chosen run's ``best.pt`` compacted to int8 (``soccerkd.compact``) and written to
    ``--ship`` (default the shipped asset); its test figures (read once, after the choice), its size
    (parameters, file MB) and its CPU speed (clips/s of the loaded checkpoint's model, ``--threads``
    torch threads, batch 1 and the service's batch 16, median of ``--rounds`` rounds) go to
-   ``<out>/demo_student.json`` and a table on stdout.
+   ``<out>/demo_student.json``, the α × T table (mean ± std over seeds) to ``<out>/grid.json`` and
+   ``<out>/grid.png``, and both to stdout.
+
+``benchmarks/demo_student_device.sh`` runs all four stages as one call on a GPU machine.
 
 The checkpoint records the generator version of its training clips (``synth`` in the checkpoint,
 from the data's manifest), and ``soccerkd demo`` renders its match with that version.
