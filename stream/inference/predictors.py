@@ -174,7 +174,7 @@ class TorchPredictor:
         if self.store.device.type == "cuda":
             index = index.pin_memory().to(self.store.device, non_blocking=True)
         clips = self.store.gather(index)
-        if clips.device != self.device:   # a host store (CPU decode) feeding a CUDA model
+        if self.store.device.type != self.device.type:   # a host store (CPU decode) feeding a CUDA model
             clips = clips.pin_memory().to(self.device, non_blocking=True)
         clips = clips.permute(0, 2, 1, 3, 4)   # B,T,C,H,W -> B,C,T,H,W (a view)
         # Into a reused float buffer: a fresh 40 MB tensor per batch costs more in page faults
