@@ -23,7 +23,7 @@ from stream.core.wire import UnreadableRecordError
 from stream.errors import FailStop
 from stream.kafka.clients import KafkaClients
 from stream.kafka.consumer import UnreadableRecord, kafka_offsets
-from stream.kafka.publisher import PublishError, TransactionAborted
+from stream.kafka.publisher import ProducerRebuilt, PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
 MAX_ABORTS_IN_A_ROW = 5   # refused exactly-once transactions with no commit between: then fail stop
@@ -104,10 +104,14 @@ class Delivery:
         a row fail stop, so that a restart gets a fresh client."""
         self.aborts_in_a_row += 1
         if self.aborts_in_a_row > MAX_ABORTS_IN_A_ROW:
-            raise FailStop(f"exactly-once: {self.aborts_in_a_row} transactions in a row were refused by the group "
-                           f"coordinator, the last with: {exc}")
-        log.warning("%s; rejoining the group and rewinding every partition to its committed offset", exc)
-        self.kafka.consumer.rejoin(member_unknown="UnknownMemberId" in str(exc))
+            raise FailStop(f"exactly-once: {self.aborts_in_a_row} transactions in a row were refused or timed "
+                           f"out, the last with: {exc}")
+        if isinstance(exc, ProducerRebuilt):   # the group is fine; the producer was the problem
+            self.metrics.producer_rebuilt()
+            log.warning("%s; rewinding every partition to its committed offset", exc)
+        else:
+            log.warning("%s; rejoining the group and rewinding every partition to its committed offset", exc)
+            self.kafka.consumer.rejoin(member_unknown="UnknownMemberId" in str(exc))
         self._rewind()
 
     def after_poll(self, records: list[tuple[SourceRef, Any]]) -> list[tuple[SourceRef, Any]]:

@@ -90,6 +90,8 @@ class Metrics:
                            "partitions assigned), else 0", registry=r)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
+        self.producer_rebuilds = Counter("soccerkd_producer_rebuilds", "Transactional producers replaced in-process "
+                                         "after a transaction step timed out (exactly-once)", registry=r)
         for stage in STAGES:
             self.stage.labels(stage=stage)
         for reason in (envelope_reasons() if dlq_reasons is None else dlq_reasons):
@@ -137,6 +139,9 @@ class Metrics:
 
     def commit_failed(self) -> None:
         self.commit_failures.inc()
+
+    def producer_rebuilt(self) -> None:
+        self.producer_rebuilds.inc()
 
     def dead_lettered(self, reason: str) -> None:
         self.dlq.labels(reason=reason).inc()
