@@ -66,7 +66,10 @@ class Delivery:
         """
         publisher, consumer = self.kafka.publisher, self.kafka.consumer
         t0 = time.perf_counter()
-        settled = publisher.settle()
+        try:
+            settled = publisher.settle()
+        except TransactionAborted as exc:   # a wedged flush in a transaction: the producer was replaced
+            return self._aborted(exc, in_callback)
         self.metrics.observe_stage("publish", time.perf_counter() - t0)
         if not settled:
             return False
@@ -78,12 +81,7 @@ class Delivery:
             try:
                 publisher.commit_transaction(kafka_offsets(points), consumer.group_metadata())
             except TransactionAborted as exc:
-                self.metrics.commit_failed()
-                if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
-                    publisher.poison(exc)
-                    raise
-                self._refused(exc)
-                return False
+                return self._aborted(exc, in_callback)
             self.aborts_in_a_row = 0
         elif final:
             try:
@@ -95,6 +93,14 @@ class Delivery:
             consumer.commit_async(points, on_error=self.commit_failed)
         self.commits += 1
         return True
+
+    def _aborted(self, exc: TransactionAborted, in_callback: bool) -> bool:
+        self.metrics.commit_failed()
+        if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
+            self.kafka.publisher.poison(exc)
+            raise exc
+        self._refused(exc)
+        return False
 
     def _refused(self, exc: TransactionAborted) -> None:
         """A transaction refused because the group moved on (a stale generation, or a member the

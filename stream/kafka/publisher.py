@@ -15,9 +15,9 @@ No producer call may block for ever: kafka-python's flush and transaction steps 
 time limit, and a wedged one (a coordinator that never answers, a transaction step retried while
 the group waits for this very member) would leave a process that neither works nor dies. Each
 one runs against ``timeout_s``; past it the publisher fails stop, so the process exits and its
-restart replays from the last commit. The exception: a transaction commit that times out with
-``remake`` given replaces the producer in-process (:class:`ProducerRebuilt`) and the caller
-rewinds, as for a refused transaction.
+restart replays from the last commit. The exception: in a transaction, a flush or commit that
+times out with ``remake`` given replaces the producer in-process (:class:`ProducerRebuilt`) and
+the caller rewinds, as for a refused transaction.
 """
 
 from __future__ import annotations
@@ -138,11 +138,14 @@ class Publisher:
 
     def settle(self) -> bool:
         """Flush, then check every future sent since the last settle. Raises :class:`PublishError`
-        if any failed, now or before (for good); True when all are acknowledged (commit now)."""
+        if any failed, now or before (for good), or :class:`ProducerRebuilt` (see :meth:`_rebuild`);
+        True when all are acknowledged (commit now)."""
         if self.failure is None:
             try:
                 call_within(self.timeout_s, "flush", self.producer.flush)
             except PublishTimeout as exc:
+                if self.transactional and self.remake is not None:   # sends wait on a dead coordinator too
+                    self._rebuild(exc)
                 self.poison(exc)
             else:
                 failure = self._sends.failure()   # after a flush every send is done

@@ -246,12 +246,13 @@ def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
     producer.release.set()
 
 
-def test_a_wedged_transaction_commit_replaces_the_producer_and_rewinds_in_process():
+@pytest.mark.parametrize("wedge", ["flush", "commit"])
+def test_a_wedged_transaction_step_replaces_the_producer_and_rewinds_in_process(wedge):
     """kafka-python 3.0.12 waits for ever on a transaction coordinator that was SIGKILLed
     (benchmarks/repro_coordinator_failover.py). With a way to make a new transactional producer,
     the publisher replaces the wedged one (whose transaction the new one fences), the partitions
     are rewound to their commits, and the next transaction commits: no restart."""
-    wedged, fresh = WedgedTxProducer("commit"), FakeTxProducer(refuse=0)
+    wedged, fresh = WedgedTxProducer(wedge), FakeTxProducer(refuse=0)
     made = []
     svc = tx_service(wedged, timeout_s=0.3, remake=lambda: made.append(fresh) or fresh)
     t0 = time.monotonic()
