@@ -1,5 +1,5 @@
-"""Stop (and reload) signals before the service can handle them (a light module: ``soccerkd serve`` imports it
-first, before the service, torch and the model)."""
+"""Stop (and reload) signals before the service can handle them (a light module: ``soccerkd
+serve`` imports it first, before the service, torch and the model)."""
 
 from __future__ import annotations
 
