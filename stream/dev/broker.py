@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -111,9 +112,25 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A free loopback port below the kernel's ephemeral range. A port from that range (what
+    binding to port 0 gives) can be taken by the local end of any outgoing connection between
+    this pick and the JVM's bind, or while a node is down for a restart: a 3-node cluster once
+    failed to start so ("Address already in use")."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, _ephemeral_low())
+        if port_free(port):
+            return port
+    with socket.socket() as sock:   # no luck below the range: any free port
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return max(10001, int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32768   # Linux's default
 
 
 def random_cluster_id() -> str:

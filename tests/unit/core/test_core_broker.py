@@ -49,3 +49,12 @@ def test_cluster_id_is_kafka_shaped_and_state_round_trips(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(BrokerError, match="bad.json"):
         BrokerState.load(tmp_path / "bad.json")
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_free():
+    """An outgoing connection's local port comes from the ephemeral range; a listening port picked
+    there can be taken before the JVM binds it (a cluster start failed so)."""
+    from stream.dev.broker import _ephemeral_low, free_port, port_free
+
+    ports = [free_port() for _ in range(20)]
+    assert all(10000 <= p < _ephemeral_low() and port_free(p) for p in ports), ports
