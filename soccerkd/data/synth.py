@@ -98,7 +98,15 @@ LEAVE_T_V3 = (0.4, 0.62)
 # ... and never within this many seconds of a non-kick clip's feint, so that a swing that sends the
 # ball away is always a kick.
 LEAVE_GAP_S_V3 = 0.16
-VERSIONS = (2, 3)
+# v4: the ball that leaves (any class) rolls off relative to the target at this speed (m/s), so
+# where it lies in one frame does not depend on how fast the target moves (a v3 runner overtook a
+# slow ball, a v3 kicker stopped behind it: "ball behind" meant run).
+LEAVE_SPEED_V4 = (3.0, 16.0)
+# v4, non-kick clips: the ball may leave shortly before the feint (the swing misses a ball already
+# rolling away), never at it or within this window after it (s); so the follow-through with the ball
+# going away is in every class's frames, and only the order (swing, then ball) marks a kick.
+NO_LEAVE_AFTER_FEINT_S_V4 = (-0.04, 0.16)
+VERSIONS = (2, 3, 4)
 DEFAULT_VERSION = 3
 # render_match's default: matches rendered before the version was selectable were v2, and a call
 # that does not name a version still renders those bytes.
@@ -379,6 +387,22 @@ def _leave(ball: np.ndarray, frame: int, heading: np.ndarray, rng: np.random.Gen
                               len(ball) - frame, dt)
 
 
+def _leave_v4(ball: np.ndarray, frame: int, pos: np.ndarray, heading: np.ndarray, rng: np.random.Generator,
+              dt: float) -> None:
+    """v4: as :func:`_leave`, but the ball rolls away *relative to the target* (in its body frame, at
+    ``LEAVE_SPEED_V4``, slowing as a rolling ball does), so one frame of a ball going away looks the
+    same whether a runner, a walker or a kicker who plants sent it."""
+    frame = min(max(frame, 1), len(ball) - 1)
+    f = np.stack([np.cos(heading), np.sin(heading)], 1)
+    lv = np.stack([-f[:, 1], f[:, 0]], 1)
+    rel0 = ball[frame - 1, :2] - pos[frame - 1]
+    start = np.array([rel0 @ f[frame - 1], rel0 @ lv[frame - 1], 0.11])
+    ang, speed = _u(rng, -0.35, 0.35), _u(rng, *LEAVE_SPEED_V4)
+    rel = _free_ball(start, np.array([speed * math.cos(ang), speed * math.sin(ang), 0.0]), len(ball) - frame, dt)
+    ball[frame:, :2] = pos[frame:] + rel[:, :1] * f[frame:] + rel[:, 1:2] * lv[frame:]
+    ball[frame:, 2] = rel[:, 2]
+
+
 def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarray, phase: np.ndarray,
                  kicks: list[tuple[int, int]], dt: float, rng: np.random.Generator,
                  ball0: np.ndarray | None, version: int = 2) -> np.ndarray:
@@ -404,7 +428,10 @@ def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarr
             if version >= 3:  # dribbled in (as a dribble's ball, knock-ons included), struck along the ground
                 # with the kicking foot, so the ball is on the swinging leg's side (as at a feint)
                 want = _dribble_ball(pos, heading, phase, rng, frames, rng.random() < KNOCK_ON_P_V3, foot=side)
-                _leave(want, max(k, 1), heading[f0:f0 + n], rng, dt)
+                if version >= 4:
+                    _leave_v4(want, max(k, 1), pos[f0:f0 + n], heading[f0:f0 + n], rng, dt)
+                else:
+                    _leave(want, max(k, 1), heading[f0:f0 + n], rng, dt)
             else:
                 fwd = np.array([math.cos(heading[frame]), math.sin(heading[frame])])
                 lat = np.array([-fwd[1], fwd[0]]) * (0.1 if side == 0 else -0.1)
@@ -627,10 +654,49 @@ def _draw_player(img: np.ndarray, uv: np.ndarray, ppm: float, track: Track, near
     cv2.circle(img, (p(2)[0], p(2)[1] - r // 3), max(1, int(r * 0.8)), k["hair"], -1, aa, 2)
 
 
+def _draw_players_and_ball(img: np.ndarray, camera: Camera, i: int, players: list[Track], ball: np.ndarray,
+                           prev_ball_uv: np.ndarray | None, grass: Any, cv2: Any) -> np.ndarray:
+    """Players (with a contact shadow in ``grass`` colour) and the ball, far to near, at frame ``i``;
+    returns the ball's pixel position (the next frame draws a streak from it when it moved fast)."""
+    aa = cv2.LINE_AA
+    items = []
+    for tr in players:
+        jw = _joints(tr, i)
+        uv, depth = camera.project(jw, i)
+        items.append((float(depth[0]), "p", tr, jw, uv, depth))
+    buv, bdepth = camera.project(ball[i:i + 1], i)
+    items.append((float(bdepth[0]), "b", None, None, buv, bdepth))
+    for depth, kind, tr, jw, uv, _ in sorted(items, key=lambda it: -it[0]):
+        ppm = camera.focal[i] / depth
+        if kind == "p":
+            foot = np.r_[tr.pos[i], 0.0][None]
+            fuv = camera.project(foot, i)[0][0]
+            cv2.ellipse(img, (int(fuv[0] * 4), int(fuv[1] * 4)), (max(1, int(ppm * 0.45 * 4)), max(1, int(ppm * 0.15 * 4))),
+                        0, 0, 360, tuple(int(c * 0.55) for c in grass), -1, aa, 2)
+            cam_dir = camera.centre[:2] - tr.pos[i]
+            lv = np.array([-math.sin(tr.heading[i]), math.cos(tr.heading[i])])
+            _draw_player(img, uv, ppm, tr, bool(lv @ cam_dir > 0), cv2)
+        else:
+            sh = camera.project(np.array([[ball[i, 0], ball[i, 1], 0.0]]), i)[0][0]
+            r = max(1, int(round(0.11 * ppm * 4)))
+            cv2.circle(img, (int(sh[0] * 4), int(sh[1] * 4)), r, tuple(int(c * 0.5) for c in grass), -1, aa, 2)
+            c = (int(uv[0, 0] * 4), int(uv[0, 1] * 4))
+            if prev_ball_uv is not None and np.linalg.norm(uv[0] - prev_ball_uv) > 3:
+                cv2.line(img, (int(prev_ball_uv[0] * 4), int(prev_ball_uv[1] * 4)), c, (205, 205, 205), max(1, r // 4), aa, 2)
+            cv2.circle(img, c, r, (240, 240, 240), -1, aa, 2)
+    return buv[0]
+
+
 def _render_frames(cfg: SynthConfig, camera: Camera, players: list[Track], ball: np.ndarray, look: Look,
                    rng: np.random.Generator) -> Iterable[np.ndarray]:
     """Yield BGR uint8 frames."""
     import cv2
+
+    if cfg.version >= 4:  # the broadcast look (soccerkd.data.broadcast)
+        from soccerkd.data import broadcast
+
+        yield from broadcast.render_frames(cfg, camera, players, ball, look, rng)  # type: ignore[arg-type]
+        return
 
     W, H = cfg.width, cfg.height
     aa = cv2.LINE_AA
@@ -659,33 +725,7 @@ def _render_frames(cfg: SynthConfig, camera: Camera, players: list[Track], ball:
             mask = np.zeros((H, W), np.uint8)
             cv2.fillConvexPoly(mask, proj(look.shadow), 1, aa, 2)
             img[mask.astype(bool)] = (img[mask.astype(bool)] * 0.7).astype(np.uint8)
-        # players and ball, far to near
-        items = []
-        for tr in players:
-            jw = _joints(tr, i)
-            uv, depth = camera.project(jw, i)
-            items.append((float(depth[0]), "p", tr, jw, uv, depth))
-        buv, bdepth = camera.project(ball[i:i + 1], i)
-        items.append((float(bdepth[0]), "b", None, None, buv, bdepth))
-        for depth, kind, tr, jw, uv, _ in sorted(items, key=lambda it: -it[0]):
-            ppm = camera.focal[i] / depth
-            if kind == "p":
-                foot = np.r_[tr.pos[i], 0.0][None]
-                fuv = camera.project(foot, i)[0][0]
-                cv2.ellipse(img, (int(fuv[0] * 4), int(fuv[1] * 4)), (max(1, int(ppm * 0.45 * 4)), max(1, int(ppm * 0.15 * 4))),
-                            0, 0, 360, tuple(int(c * 0.55) for c in look.grass[0]), -1, aa, 2)
-                cam_dir = camera.centre[:2] - tr.pos[i]
-                lv = np.array([-math.sin(tr.heading[i]), math.cos(tr.heading[i])])
-                _draw_player(img, uv, ppm, tr, bool(lv @ cam_dir > 0), cv2)
-            else:
-                sh = camera.project(np.array([[ball[i, 0], ball[i, 1], 0.0]]), i)[0][0]
-                r = max(1, int(round(0.11 * ppm * 4)))
-                cv2.circle(img, (int(sh[0] * 4), int(sh[1] * 4)), r, tuple(int(c * 0.5) for c in look.grass[0]), -1, aa, 2)
-                c = (int(uv[0, 0] * 4), int(uv[0, 1] * 4))
-                if prev_ball_uv is not None and np.linalg.norm(uv[0] - prev_ball_uv) > 3:
-                    cv2.line(img, (int(prev_ball_uv[0] * 4), int(prev_ball_uv[1] * 4)), c, (205, 205, 205), max(1, r // 4), aa, 2)
-                cv2.circle(img, c, r, (240, 240, 240), -1, aa, 2)
-        prev_ball_uv = buv[0]
+        prev_ball_uv = _draw_players_and_ball(img, camera, i, players, ball, prev_ball_uv, look.grass[0], cv2)
         if look.scorebug is not None:
             right, bottom, c1, c2 = look.scorebug
             w, h = max(8, W // 5), max(4, H // 16)
@@ -753,7 +793,12 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     start = np.array([_u(rng, 20, PITCH_L - 20), _u(rng, 12, PITCH_W - 12)])
     pos, heading, angles, kicks, _ = _simulate_target(segments, cfg.fps, rng, start, heading0, version=cfg.version)
     target = Track(pos, heading, angles, _random_kit(rng), height=_u(rng, 0.92, 1.08))
-    look = _sample_look(rng, cfg)
+    if cfg.version >= 4:
+        from soccerkd.data import broadcast
+
+        look: Any = broadcast.sample_look(rng, cfg, n)
+    else:
+        look = _sample_look(rng, cfg)
     n_dis = int(rng.integers(3, 8))
     dis = _distractors(rng, pos, heading, n, cfg.fps, n_dis, occlude=rng.random() < 0.3)
     # keep the target's team colours shared with some distractors so colour does not mark it
@@ -765,7 +810,8 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     v3_clip = clip_mode and cfg.version >= 3
     feint_at = leave_at = -1
     if v3_clip and label != "kick":  # when the dummy swing comes, and when the ball leaves (apart)
-        feint_at, leave_at = _feint_and_leave_frames(n, cfg.fps, rng)
+        feint_at, leave_at = (_feint_and_leave_frames_v4 if cfg.version >= 4 else _feint_and_leave_frames)(
+            n, cfg.fps, rng)
     if clip_mode and label in ("walk", "run"):
         if cfg.version >= 3:  # a ball at the feet, as every dribble and kick shows one
             mode = "near"
@@ -784,11 +830,17 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     else:
         ball0 = None if clip_mode else np.r_[pos[0] + rng.normal(0, 15, 2), 0.11]
         ball = _target_ball(segments, pos, heading, angles["phase"], kicks, dt, rng, ball0, version=cfg.version)
-    if leave_at >= 0:
+    if leave_at >= 0 and cfg.version >= 4:
+        _leave_v4(ball, leave_at, pos, heading, rng, dt)
+    elif leave_at >= 0:
         _leave(ball, leave_at, heading, rng, dt)
     if feint_at >= 0 and rng.random() < FEINT_P_V3:
         _feint(target, ball, feint_at, rng, dt)
-    camera = _make_camera(pos, cfg, rng, player_frac=_u(rng, PLAYER_FRAC[0], PLAYER_FRAC[1]))
+    if cfg.version >= 4:
+        camera = broadcast.make_camera(pos, cfg, rng)
+        broadcast.recolour_kits(rng, [target] + dis)
+    else:
+        camera = _make_camera(pos, cfg, rng, player_frac=_u(rng, PLAYER_FRAC[0], PLAYER_FRAC[1]))
     return camera, [target] + dis, ball, look
 
 
@@ -801,6 +853,18 @@ def _feint_and_leave_frames(n: int, fps: float, rng: np.random.Generator) -> tup
         feint = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
         leave = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
         if abs(feint - leave) >= gap:
+            break
+    return feint, leave
+
+
+def _feint_and_leave_frames_v4(n: int, fps: float, rng: np.random.Generator) -> tuple[int, int]:
+    """v4, non-kick clips: as v3's, but the ball may leave just before the feint; never at it or
+    within ``NO_LEAVE_AFTER_FEINT_S_V4`` after it (that order, swing then ball, is a kick's)."""
+    lo, hi = (round(x * fps) for x in NO_LEAVE_AFTER_FEINT_S_V4)
+    for _ in range(20):
+        feint = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
+        leave = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
+        if not lo <= leave - feint <= hi:
             break
     return feint, leave
 
