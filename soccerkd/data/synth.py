@@ -105,7 +105,7 @@ LEAVE_SPEED_V4 = (3.0, 16.0)
 # v4, non-kick clips: the ball may leave shortly before the feint (the swing misses a ball already
 # rolling away), never at it or within this window after it (s); so the follow-through with the ball
 # going away is in every class's frames, and only the order (swing, then ball) marks a kick.
-NO_LEAVE_AFTER_FEINT_S_V4 = (-0.04, 0.16)
+NO_LEAVE_AFTER_FEINT_S_V4 = (0.0, 0.12)
 VERSIONS = (2, 3, 4)
 DEFAULT_VERSION = 3
 # render_match's default: matches rendered before the version was selectable were v2, and a call
@@ -278,6 +278,10 @@ def _simulate_target(segments: Sequence[Segment], fps: float, rng: np.random.Gen
         if seg.label == "kick":
             approach, after = _sample_gait("approach", rng, version), _sample_gait("walk", rng, version)
             after[_G["speed"]] = _u(rng, 0.6, 1.6)
+            if version >= 4:  # one pose for the clip, as every other class keeps (v3 blended two
+                # draws, whose mean is narrower than one draw: a kick's frames were more average)
+                for key in ("hip", "knee", "lean", "arm", "elbow", "bob"):
+                    after[_G[key]] = approach[_G[key]]
             tc = seg.kick_at * n * dt
             mix = _smoothstep((t - (tc - 0.35)) / 0.6)[:, None]
             target = (1 - mix) * approach + mix * after
@@ -809,9 +813,13 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     label = segments[0].label
     v3_clip = clip_mode and cfg.version >= 3
     feint_at = leave_at = -1
+    feint_t: float | None = None
     if v3_clip and label != "kick":  # when the dummy swing comes, and when the ball leaves (apart)
-        feint_at, leave_at = (_feint_and_leave_frames_v4 if cfg.version >= 4 else _feint_and_leave_frames)(
-            n, cfg.fps, rng)
+        if cfg.version >= 4:
+            feint_t, leave_at = _feint_and_leave_v4(n, cfg.fps, rng)
+            feint_at = min(n - 1, int(round(feint_t * cfg.fps)))
+        else:
+            feint_at, leave_at = _feint_and_leave_frames(n, cfg.fps, rng)
     if clip_mode and label in ("walk", "run"):
         if cfg.version >= 3:  # a ball at the feet, as every dribble and kick shows one
             mode = "near"
@@ -835,7 +843,7 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     elif leave_at >= 0:
         _leave(ball, leave_at, heading, rng, dt)
     if feint_at >= 0 and rng.random() < FEINT_P_V3:
-        _feint(target, ball, feint_at, rng, dt)
+        _feint(target, ball, feint_at, rng, dt, feint_t)
     if cfg.version >= 4:
         camera = broadcast.make_camera(pos, cfg, rng)
         broadcast.recolour_kits(rng, [target] + dis)
@@ -857,19 +865,25 @@ def _feint_and_leave_frames(n: int, fps: float, rng: np.random.Generator) -> tup
     return feint, leave
 
 
-def _feint_and_leave_frames_v4(n: int, fps: float, rng: np.random.Generator) -> tuple[int, int]:
-    """v4, non-kick clips: as v3's, but the ball may leave just before the feint; never at it or
-    within ``NO_LEAVE_AFTER_FEINT_S_V4`` after it (that order, swing then ball, is a kick's)."""
+def _feint_and_leave_v4(n: int, fps: float, rng: np.random.Generator) -> tuple[float, int]:
+    """v4, non-kick clips: the feint's time (s) and the frame the ball leaves. The feint is timed
+    exactly as a kick's contact (uniform in ``LEAVE_T_V3`` of the clip; v3's draw, which redrew both
+    until they were apart, pushed feints late: a frame's place in the swing then told kick from the
+    rest). The leave is drawn as a kick's, redrawn only while it falls at the feint or within
+    ``NO_LEAVE_AFTER_FEINT_S_V4`` after it (that order, swing then ball, is a kick's); just before it
+    is allowed (the swing misses a ball already rolling away)."""
+    feint_t = _u(rng, *LEAVE_T_V3) * n / fps
+    feint = min(n - 1, int(round(feint_t * fps)))
     lo, hi = (round(x * fps) for x in NO_LEAVE_AFTER_FEINT_S_V4)
-    for _ in range(20):
-        feint = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
+    for _ in range(50):
         leave = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
         if not lo <= leave - feint <= hi:
             break
-    return feint, leave
+    return feint_t, leave
 
 
-def _feint(target: Track, ball: np.ndarray, frame: int, rng: np.random.Generator, dt: float) -> None:
+def _feint(target: Track, ball: np.ndarray, frame: int, rng: np.random.Generator, dt: float,
+           t_swing: float | None = None) -> None:
     """v3: the kicking swing with no strike (a dummy), at ``frame`` (drawn as a kick's contact is)
     with the leg on the ball's side, so swing pose plus a ball at the feet is not a kick by itself;
     a kick also plants (brakes) and sends the ball away at the swing, which only a sequence shows."""
@@ -877,7 +891,7 @@ def _feint(target: Track, ball: np.ndarray, frame: int, rng: np.random.Generator
     f = np.array([math.cos(target.heading[frame]), math.sin(target.heading[frame])])
     rel = ball[frame, :2] - target.pos[frame]
     side = 0 if rel[0] * -f[1] + rel[1] * f[0] > 0 else 1
-    _apply_kick(target.angles, np.arange(n) * dt, frame * dt, side, rng, 3)
+    _apply_kick(target.angles, np.arange(n) * dt, frame * dt if t_swing is None else t_swing, side, rng, 3)
 
 
 def _clip_segments(label: str, cfg: SynthConfig, rng: np.random.Generator) -> list[Segment]:
