@@ -51,11 +51,10 @@ _LETTERS = "ABCDEFGHIJKLMNOPRSTUVWXYZ"
 
 @dataclass
 class BroadcastLook:
-    """Per-clip appearance of a v4 clip (textures are world-space, see the module docstring)."""
+    """Per-clip appearance of a v4 clip. The world-space textures (grass, crowd, boards) are built
+    from ``texture_seed`` when first drawn, so simulating a scene (the probe) does not pay for them."""
 
-    ground: np.ndarray
-    crowd: np.ndarray
-    boards: np.ndarray
+    texture_seed: int
     sky: tuple[int, int, int]
     line: tuple[int, int, int]
     gain: np.ndarray
@@ -72,6 +71,16 @@ class BroadcastLook:
     jpeg: int
     bug: dict[str, Any] | None
     logo: tuple[str, int] | None
+    _textures: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def textures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ground, crowd, boards) BGR uint8 textures, the same every call."""
+        if self._textures is None:
+            import cv2
+
+            rng = np.random.default_rng(self.texture_seed)
+            self._textures = (_ground_texture(rng, cv2), _crowd_texture(rng, cv2), _board_texture(rng, cv2))
+        return self._textures
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -160,8 +169,6 @@ def _board_texture(rng: np.random.Generator, cv2: Any) -> np.ndarray:
 
 def sample_look(rng: np.random.Generator, cfg: Any, n_frames: int) -> BroadcastLook:
     """Everything a v4 clip's frames look like, drawn from ``rng`` (see the module docstring)."""
-    import cv2
-
     t = np.arange(n_frames) / cfg.fps
     exposure = 1 + _u(rng, 0, 0.06) * np.sin(_u(rng, 0.3, 1.5) * t + _u(rng, 0, 6.3))
     shadow = None
@@ -187,8 +194,7 @@ def sample_look(rng: np.random.Generator, cfg: Any, n_frames: int) -> BroadcastL
                 int(rng.integers(4)))
     motion = (_u(rng, 0, 5.0) if rng.random() < 0.6 else 0.0, _u(rng, -0.4, 0.4), _u(rng, 0.5, 3.0))
     return BroadcastLook(
-        ground=_ground_texture(rng, cv2), crowd=_crowd_texture(rng, cv2), boards=_board_texture(rng, cv2),
-        sky=tuple(int(c) for c in rng.integers(20, 120, 3)),  # type: ignore[arg-type]
+        texture_seed=int(rng.integers(2**63)), sky=tuple(int(c) for c in rng.integers(20, 120, 3)),  # type: ignore[arg-type]
         line=tuple(int(c) for c in rng.integers(200, 256, 3)),  # type: ignore[arg-type]
         gain=np.array([_u(rng, 0.85, 1.15), _u(rng, 0.9, 1.1), _u(rng, 0.85, 1.15)]) * _u(rng, 0.7, 1.25),
         gamma=_u(rng, 0.75, 1.3), vignette=_u(rng, 0.0, 0.4), exposure=exposure, stand_shadow=shadow,
@@ -335,21 +341,22 @@ def render_frames(cfg: Any, cam: S.Camera, players: list[S.Track], ball: np.ndar
     yy, xx = (ys - H / 2) / (H / 2), (xs - W / 2) / (W / 2)
     vignette = (1 - look.vignette * (xx ** 2 + yy ** 2) / 2).astype(np.float32)[..., None]
     noise_rng = np.random.default_rng(rng.integers(2**63))
+    ground, crowd, boards = look.textures()
+    grass = tuple(float(c) for c in ground[ground.shape[0] // 2, 10])
     prev_ball_uv = None
     for i in range(len(cam.focal)):
         img = np.empty((H, W, 3), np.uint8)
         img[:] = look.sky
-        _paint_plane(img, look.crowd, _plane_homography(cam, i, crowd_top, e1 / _CROWD_PPM, rise / _CROWD_PPM), grid, cv2)
-        _paint_plane(img, look.ground, _plane_homography(cam, i, np.array([gx0, gy0, 0.0]), e1 / _GROUND_PPM,
+        _paint_plane(img, crowd, _plane_homography(cam, i, crowd_top, e1 / _CROWD_PPM, rise / _CROWD_PPM), grid, cv2)
+        _paint_plane(img, ground, _plane_homography(cam, i, np.array([gx0, gy0, 0.0]), e1 / _GROUND_PPM,
                                                          e2 / _GROUND_PPM), grid, cv2)
         proj = lambda pts: (cam.project(pts, i)[0] * 4).round().astype(np.int32)  # noqa: E731
         for line in S._LINES:
             cv2.polylines(img, [proj(line)], False, look.line, 1, cv2.LINE_AA, 2)
-        _paint_plane(img, look.boards, _plane_homography(cam, i, np.array([_BOARD_X[0], S.PITCH_W + 4, _BOARD_H]),
+        _paint_plane(img, boards, _plane_homography(cam, i, np.array([_BOARD_X[0], S.PITCH_W + 4, _BOARD_H]),
                                                          e1 / _BOARD_PPM, -e3 / _BOARD_PPM), grid, cv2)
         _shadows(img, cam, i, players, ball, look, cv2)
-        prev_ball_uv = S._draw_players_and_ball(img, cam, i, players, ball, prev_ball_uv,
-                                                tuple(float(c) for c in look.ground[look.ground.shape[0] // 2, 10]), cv2)
+        prev_ball_uv = S._draw_players_and_ball(img, cam, i, players, ball, prev_ball_uv, grass, cv2)
         out = img.astype(np.float32) * (look.gain[::-1] * look.exposure[i])
         out = 255.0 * (np.clip(out, 0, 255) / 255.0) ** look.gamma * vignette
         if look.blur > 0.05:

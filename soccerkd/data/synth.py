@@ -35,6 +35,20 @@ and cadence, touches locked to the stride, the plant and the ball leaving at the
 the version its student was trained on (the checkpoint's ``synth`` record,
 ``soccerkd.train.checkpoint.synth_version``).
 
+v4 (``--version 4``; issue 25) keeps v3's motion and changes what a frame looks like: domain
+randomisation toward real broadcast (:mod:`soccerkd.data.broadcast`: textured grass with mowing
+stripes, crowd and lettered ad boards, wide shots to close-ups, zoom drift, pan wobble, motion blur,
+palette kits, lighting and sun shadows, a score bug with a running clock, resolution loss and JPEG).
+It also closes the single-frame leaks that a stronger probe found in v3 (10x the data: 42-48% per
+video, mostly kicks): v3 drew a feint and the ball's leaving together and redrew both until they were
+apart, which pushed feints to the ends of the window while a kick's contact is uniform in it (how
+many of a clip's frames sat in the swing then told kicks apart); a v3 kick blended two gait draws
+(more average poses); and a leaving ball moved at an absolute speed, so a runner overtook it ("ball
+behind" meant run) and a kicker who planted fell back from it. In v4 a feint is timed exactly as a
+kick's contact, a kick keeps one pose draw, the ball leaves *relative* to the target
+(``LEAVE_SPEED_V4``), and it may leave just before a feint (a swing at a ball already rolling away)
+but never at or just after one (``NO_LEAVE_AFTER_FEINT_S_V4``): swing then ball is a kick's order.
+
 Determinism: each clip draws from :func:`clip_rng` (v3 mixes the frame size, length, fps and version
 into the seed; v2 used ``[seed, class_index, clip_index]``) and is rendered with fixed-order
 numpy/OpenCV calls, so the same seed and arguments give byte-identical decoded frames.
@@ -133,8 +147,8 @@ class SynthConfig:
     height: int = 120
     num_frames: int = 32
     fps: float = 25.0
-    # Generator version: 3 (default) needs time to tell the classes apart; 2 is kept for the demo
-    # and for reproducing older datasets (module docstring).
+    # Generator version: 3 (default) needs time to tell the classes apart; 4 is v3 with a broadcast
+    # look and fewer single-frame cues; 2 is kept for reproducing older datasets (module docstring).
     version: int = DEFAULT_VERSION
 
     def __post_init__(self) -> None:

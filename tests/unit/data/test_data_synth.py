@@ -252,13 +252,14 @@ def test_v4_randomisations_are_present_and_vary():
     looks = [s[3] for s in scenes]
     assert all(isinstance(look, B.BroadcastLook) for look in looks)
     # grass: mowing stripes (two shades alternating on the pitch) plus texture; differs per clip
-    for look in looks[:3]:
-        g = cv2.cvtColor(look.ground, cv2.COLOR_BGR2GRAY).astype(float)
-        assert g.std() > 3
-    assert len({look.ground.tobytes() for look in looks}) == 12
+    tex = [look.textures() for look in looks]
+    for ground, _, _ in tex[:3]:
+        assert cv2.cvtColor(ground, cv2.COLOR_BGR2GRAY).astype(float).std() > 3
+    assert len({ground.tobytes() for ground, _, _ in tex}) == 12
+    assert looks[0].textures()[0] is tex[0][0]   # built once
     # crowd: many colours; boards: lettering (more than the panel colours)
-    assert all(len(np.unique(look.crowd.reshape(-1, 3), axis=0)) > 50 for look in looks)
-    assert all(len(np.unique(look.boards.reshape(-1, 3), axis=0)) > 10 for look in looks)
+    assert all(len(np.unique(crowd.reshape(-1, 3), axis=0)) > 50 for _, crowd, _ in tex)
+    assert all(len(np.unique(boards.reshape(-1, 3), axis=0)) > 10 for _, _, boards in tex)
     # camera: the target's height as a fraction of the frame, wide to close, and a zoom that drifts
     fracs = []
     for cam, players, _, _ in scenes:
