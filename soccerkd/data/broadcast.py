@@ -347,9 +347,11 @@ def render_frames(cfg: Any, cam: S.Camera, players: list[S.Track], ball: np.ndar
     for i in range(len(cam.focal)):
         img = np.empty((H, W, 3), np.uint8)
         img[:] = look.sky
-        _paint_plane(img, crowd, _plane_homography(cam, i, crowd_top, e1 / _CROWD_PPM, rise / _CROWD_PPM), grid, cv2)
-        _paint_plane(img, ground, _plane_homography(cam, i, np.array([gx0, gy0, 0.0]), e1 / _GROUND_PPM,
-                                                         e2 / _GROUND_PPM), grid, cv2)
+        # far to near: the stand, the ground, the lines, the boards
+        crowd_h = _plane_homography(cam, i, crowd_top, e1 / _CROWD_PPM, rise / _CROWD_PPM)
+        _paint_plane(img, crowd, crowd_h, grid, cv2)
+        ground_h = _plane_homography(cam, i, np.array([gx0, gy0, 0.0]), e1 / _GROUND_PPM, e2 / _GROUND_PPM)
+        _paint_plane(img, ground, ground_h, grid, cv2)
         proj = lambda pts: (cam.project(pts, i)[0] * 4).round().astype(np.int32)  # noqa: E731
         for line in S._LINES:
             cv2.polylines(img, [proj(line)], False, look.line, 1, cv2.LINE_AA, 2)

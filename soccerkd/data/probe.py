@@ -120,6 +120,8 @@ def run_probe(cfg: SynthConfig, *, train_per_class: int = 150, test_per_class: i
     clip = _fit_mlp(flat(xf, xm), y, classes=k, hidden=hidden, steps=steps, seed=seed)
     clip_pred = clip(flat(tf, tm)).argmax(1)
     clip_video_acc = float((clip_pred == ty).mean())
-    per_class = lambda pred: {c: float((pred[ty == i] == i).mean()) for i, c in enumerate(SOCCERDB1_CLASSES)}  # noqa: E731
+    def per_class(pred: np.ndarray) -> dict[str, float]:
+        return {c: float((pred[ty == i] == i).mean()) for i, c in enumerate(SOCCERDB1_CLASSES)}
+
     return ProbeResult(frame_acc, frame_video_acc, clip_video_acc, int(n), int(len(ty)),
                        per_class(frame_pred), per_class(clip_pred))
