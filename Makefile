@@ -29,10 +29,12 @@ jars: $(STAMP) java
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL = $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-# The local Kafka broker of the tests and the demo: Java 17+ and Maven (for the jars).
+# The local Kafka broker of the tests and the demo: Java 17+ and Maven (for the jars); a JDK
+# (javac), for the test that reads the events with the Java Kafka client.
 java:
 	@missing=""; \
 	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jre-headless"; \
+	javac -version 2>&1 | grep -Eq '^javac (1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; $(APT_INSTALL) $$missing; fi
 
@@ -45,13 +47,16 @@ tools: java
 	    "install it from https://kubernetes.io/docs/tasks/tools/"; fi; \
 	fi
 	@# promtool and Prometheus (`prometheus`), Alertmanager (compose stack test), `docker-compose`
-	@# (config check of deploy/compose/compose.yaml), `ffmpeg` (live MPEG-TS feeds for the ingester).
+	@# (config check of deploy/compose/compose.yaml), `ffmpeg` (live MPEG-TS feeds for the ingester),
+	@# `chromium` and `chromium-driver` (the live page of `soccerkd view`, tested in a real browser).
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; $(APT_INSTALL) $$missing; fi
 
 # The layers of stream/ (contracts in pyproject.toml): a change that breaks one fails here.

@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--on", default="0.5,0.6,0.7")
     ap.add_argument("--off", default="0.25,0.4")
     ap.add_argument("--min-windows", default="2,3,4,6")
+    ap.add_argument("--dump-records", type=Path, default=None, metavar="FILE",
+                    help="also pickle every window's (WindowRef, probabilities) and the ground truth to FILE")
+    ap.add_argument("--demo-match", action="store_true",
+                    help="also score the demo's own match (soccerkd demo's timeline, seed 7) beside each row: "
+                         "reported, never used for the ranking")
     ap.add_argument("--work", type=Path, default=Path("runs/demo_smoothing"))
     ap.add_argument("--out", type=Path, default=Path("runs/demo_smoothing/smoothing.json"))
     args = ap.parse_args(argv)
@@ -93,18 +98,38 @@ def main(argv: list[str] | None = None) -> int:
                                                                   decode=m.decode, decode_threads=cfg.decode_threads,
                                                                   jpeg_draft=m.jpeg_draft))
     names = list(predictor.input_spec.class_names)
+    def record(video: Path, gt: dict) -> tuple:
+        predictor.records = []
+        run_video(video, predictor, cfg.pipeline_config(), camera_id=video.stem, progress=False)
+        truth = [Segment(s["label"], s["start_frame"], s["end_frame"]) for s in gt["segments"]]
+        print(f"{video.name}: {gt['num_frames']} frames, {len(predictor.records)} windows", file=sys.stderr)
+        return truth, gt["num_frames"], list(predictor.records)
+
     matches = []
     for i in range(args.matches):
         seed = args.seed + i
         timeline = random_timeline(np.random.default_rng([seed, 5555]), args.segments)
         video = args.work / f"val_v{version}_{seed}.mp4"
-        gt = render_match(video, timeline, size=parse_size(args.size), seed=seed, version=version)
-        predictor.records = []
-        run_video(video, predictor, cfg.pipeline_config(), camera_id=video.stem, progress=False)
-        truth = [Segment(s["label"], s["start_frame"], s["end_frame"]) for s in gt["segments"]]
-        matches.append((truth, gt["num_frames"], list(predictor.records)))
-        print(f"match {seed}: {gt['num_frames']} frames, {len(predictor.records)} windows", file=sys.stderr)
+        matches.append(record(video, render_match(video, timeline, size=parse_size(args.size), seed=seed,
+                                                  version=version)))
+    demo = None
+    if args.demo_match:
+        from stream.dev.demo import DEFAULT_TIMELINE
+
+        video = args.work / f"demo_v{version}_7.mp4"
+        demo = record(video, render_match(video, list(DEFAULT_TIMELINE), size=(320, 240), seed=7, version=version))
     predictor.close()
+    if args.dump_records is not None:   # every window's probabilities, to replay other smoothers offline
+        import pickle
+
+        args.dump_records.parent.mkdir(parents=True, exist_ok=True)
+        args.dump_records.write_bytes(pickle.dumps({"names": names, "matches": matches, "demo": demo}))
+
+    def score(match, on, off, mw):
+        truth, n, records = match
+        pred = replay(records, names, on, off, mw)
+        return match_segments(pred, truth, iou=0.5).f1, frame_accuracy(pred, truth, n), {p.label for p in pred}
+
     rows = []
     grid = itertools.product([float(v) for v in args.on.split(",")], [float(v) for v in args.off.split(",")],
                              [int(v) for v in args.min_windows.split(",")])
@@ -112,21 +137,32 @@ def main(argv: list[str] | None = None) -> int:
         if off > on:
             continue
         f1s, accs, labels = [], [], set()
-        for truth, n, records in matches:
-            pred = replay(records, names, on, off, mw)
-            f1s.append(match_segments(pred, truth, iou=0.5).f1)
-            accs.append(frame_accuracy(pred, truth, n))
-            labels |= {p.label for p in pred}
-        rows.append({"on_threshold": on, "off_threshold": off, "min_windows": mw, "f1": statistics.fmean(f1s),
-                     "frame_accuracy": statistics.fmean(accs), "f1_per_match": f1s, "frame_accuracy_per_match": accs,
-                     "labels_predicted": sorted(labels)})
+        for match in matches:
+            f1, acc, got = score(match, on, off, mw)
+            f1s.append(f1)
+            accs.append(acc)
+            labels |= got
+        row = {"on_threshold": on, "off_threshold": off, "min_windows": mw,
+               "f1": statistics.fmean(f1s), "frame_accuracy": statistics.fmean(accs), "f1_per_match": f1s,
+               "frame_accuracy_per_match": accs, "labels_predicted": sorted(labels)}
+        if demo is not None:
+            f1, acc, got = score(demo, on, off, mw)
+            row["demo_match"] = {"f1": f1, "frame_accuracy": acc, "labels_predicted": sorted(got)}
+        rows.append(row)
     rows.sort(key=lambda r: (-r["f1"], -r["frame_accuracy"]))
     print(f"{args.matches} validation matches (v{version}, seeds {args.seed}..{args.seed + args.matches - 1}), "
-          f"checkpoint {ckpt}")
-    print("| on | off | min windows | mean F1 (IoU ≥ 0.5) | mean frame acc | F1 per match |\n|---|---|---|---|---|---|")
+          f"checkpoint {ckpt}" + ("; the demo's match beside them, not used for the ranking" if demo else ""))
+    head = "| on | off | min windows | mean F1 (IoU ≥ 0.5) | mean frame acc | F1 per match |"
+    if demo is not None:
+        head += " demo match F1 | demo frame acc | demo classes |"
+    print(head + "\n" + "|---" * (head.count("|") - 1) + "|")
     for r in rows:
-        print(f"| {r['on_threshold']:g} | {r['off_threshold']:g} | {r['min_windows']} | {r['f1']:.2f} | "
-              f"{r['frame_accuracy']:.2f} | {', '.join(f'{v:.2f}' for v in r['f1_per_match'])} |")
+        line = (f"| {r['on_threshold']:g} | {r['off_threshold']:g} | {r['min_windows']} | "
+                f"{r['f1']:.2f} | {r['frame_accuracy']:.2f} | {', '.join(f'{v:.2f}' for v in r['f1_per_match'])} |")
+        if demo is not None:
+            d = r["demo_match"]
+            line += f" {d['f1']:.2f} | {d['frame_accuracy']:.2f} | {len(d['labels_predicted'])} |"
+        print(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"checkpoint": str(ckpt), "version": version, "matches": args.matches,
                                     "seed": args.seed, "rows": rows}, indent=2) + "\n")

@@ -10,13 +10,18 @@ Stages (``--stages``, default all, in this order; finished runs are reused, as i
    into ``--data`` (skipped when its manifest exists). The demo's windows come from such a match.
 1. ``teacher``: ``configs/train/demo_v3_teacher.yaml`` (seed ``--seed``), on the whole training split.
 2. ``grid``: ``configs/train/demo_v3_kd.yaml`` for each (α, T) of ``--cells`` (default α 0.5, T 4 and
-   α 0.9, T 8: the old demo's cell and the CPU recipe's choice; two cells fit the CPU time), seed ``--seed``, distilled from that teacher. The cell with the best **val** video accuracy (ties:
-   lower val loss) is chosen; test is not read for the choice.
-3. ``ship``: the chosen cell's ``best.pt`` compacted to int8 (``soccerkd.compact``) and written to
+   α 0.9, T 8: the old demo's cell and the CPU recipe's choice) and each of ``--seeds``, distilled
+   from that teacher; ``--jobs N`` trains N runs at once as processes (``--launch-until`` time-boxes
+   it). The cell with the best **mean** val video accuracy over the seeds (ties: lower mean val loss)
+   is chosen, then its seed with the best val accuracy; test is not read for the choice.
+3. ``ship``: the chosen run's ``best.pt`` compacted to int8 (``soccerkd.compact``) and written to
    ``--ship`` (default the shipped asset); its test figures (read once, after the choice), its size
    (parameters, file MB) and its CPU speed (clips/s of the loaded checkpoint's model, ``--threads``
    torch threads, batch 1 and the service's batch 16, median of ``--rounds`` rounds) go to
-   ``<out>/demo_student.json`` and a table on stdout.
+   ``<out>/demo_student.json``, the α × T table (mean ± std over seeds) to ``<out>/grid.json`` and
+   ``<out>/grid.png``, and both to stdout.
+
+``benchmarks/demo_student_device.sh`` runs all four stages as one call on a GPU machine.
 
 The checkpoint records the generator version of its training clips (``synth`` in the checkpoint,
 from the data's manifest), and ``soccerkd demo`` renders its match with that version.
@@ -37,6 +42,7 @@ TEACHER = ROOT / "configs" / "train" / "demo_v3_teacher.yaml"
 KD = ROOT / "configs" / "train" / "demo_v3_kd.yaml"
 SHIPPED = ROOT / "stream" / "assets" / "demo_student.pt"
 STAGES = ("data", "teacher", "grid", "ship")
+DATA = Path("data/synth_v3_match64")
 
 
 def _floats(text: str) -> list[float]:
@@ -59,17 +65,118 @@ def _cells(text: str) -> list[tuple[float, float]]:
     return out
 
 
-def choose_cell(out: Path, cells_at: list[tuple[float, float]], seed: int) -> dict[str, Any]:
-    """The (α, T) cell with the best val video accuracy (ties: lower val loss); val only."""
+def choose_cell(out: Path, cells_at: list[tuple[float, float]], seeds: list[int]) -> dict[str, Any]:
+    """The (α, T) cell with the best **mean** val video accuracy over ``seeds`` (ties: lower mean val
+    loss), then that cell's seed with the best val video accuracy: val only, test is not read."""
     cells = []
     for a, t in cells_at:
-        run = out / KD.stem / f"a{a:g}_T{t:g}" / f"seed{seed}"
-        if not (run / "metrics.json").is_file():
-            raise SystemExit(f"grid cell {run} has not run yet; run --stages grid first")
-        acc, loss, epoch = _best_val(run)
-        cells.append({"alpha": a, "temperature": t, "val_video_acc": acc, "val_loss": loss, "best_epoch": epoch,
-                      "run": str(run)})
-    return {"chosen": max(cells, key=lambda c: (c["val_video_acc"], -c["val_loss"])), "cells": cells, "seed": seed}
+        runs = []
+        for seed in seeds:
+            run = out / KD.stem / f"a{a:g}_T{t:g}" / f"seed{seed}"
+            if not (run / "metrics.json").is_file():
+                raise SystemExit(f"grid cell {run} has not run yet; run --stages grid first")
+            acc, loss, epoch = _best_val(run)
+            runs.append({"seed": seed, "val_video_acc": acc, "val_loss": loss, "best_epoch": epoch, "run": str(run)})
+        accs = [r["val_video_acc"] for r in runs]
+        cells.append({"alpha": a, "temperature": t, "val_video_acc": statistics.fmean(accs),
+                      "val_video_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                      "val_loss": statistics.fmean(r["val_loss"] for r in runs), "runs": runs})
+    chosen = max(cells, key=lambda c: (c["val_video_acc"], -c["val_loss"]))
+    best_run = max(chosen["runs"], key=lambda r: (r["val_video_acc"], -r["val_loss"]))
+    return {"chosen": {**chosen, "seed": best_run["seed"], "run": best_run["run"]}, "cells": cells, "seeds": seeds}
+
+
+def completed_seeds(out: Path, cells_at: list[tuple[float, float]], seeds: list[int]) -> list[int]:
+    """The seeds every cell has finished (a time-boxed grid may leave the last seed partial)."""
+    return [s for s in seeds if all((out / KD.stem / f"a{a:g}_T{t:g}" / f"seed{s}" / "summary.json").is_file()
+                                    for a, t in cells_at)]
+
+
+def run_grid_parallel(args: argparse.Namespace, seeds: list[int]) -> None:
+    """Train the grid's (cell, seed) runs as ``--jobs`` concurrent processes (seed-major, so whole
+    seeds finish first), starting none that would end after ``--launch-until`` seconds (judged by the
+    longest finished run); each process is this script's
+    ``grid`` stage for one cell and seed, so run dirs and configs are the sequential ones."""
+    import subprocess
+
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    todo = [(s, a, t) for s in seeds for a, t in args.cells
+            if not (args.out / KD.stem / f"a{a:g}_T{t:g}" / f"seed{s}" / "summary.json").is_file()]
+    running: list[tuple[subprocess.Popen, str, float]] = []
+    t0 = time.monotonic()
+    longest = 0.0   # the longest run finished so far: how long the next one is expected to take
+    while todo or running:
+        for proc, tag, started in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, tag, started))
+                longest = max(longest, time.monotonic() - started)
+                print(f"[{time.monotonic() - t0:.0f} s] {tag} exited {proc.returncode} "
+                      f"after {time.monotonic() - started:.0f} s", flush=True)
+        late = args.launch_until is not None and time.monotonic() - t0 + longest > args.launch_until
+        if late and todo:
+            print(f"[{time.monotonic() - t0:.0f} s] a run started now would end after --launch-until "
+                  f"{args.launch_until:g} s (longest run {longest:.0f} s): {len(todo)} runs not started", flush=True)
+            todo = []
+        while todo and len(running) < args.jobs:
+            s, a, t = todo.pop(0)
+            tag = f"a{a:g}_T{t:g}_seed{s}"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--stages", "grid", "--out", str(args.out),
+                   "--data", str(args.data), "--cells", f"{a:g}:{t:g}", "--seeds", str(s), "--seed", str(args.seed)]
+            for o in args.overrides:
+                if not o.startswith(("data.root=", "data.manifest=")):
+                    cmd += ["--set", o]
+            running.append((subprocess.Popen(cmd, stdout=open(logs / f"{tag}.log", "w"), stderr=subprocess.STDOUT),
+                            tag, time.monotonic()))
+            print(f"[{time.monotonic() - t0:.0f} s] started {tag}", flush=True)
+        time.sleep(1.0)
+
+
+def grid_table(choice: dict[str, Any], out: Path) -> str:
+    """α × T table of mean ± std val video accuracy over the seeds, as markdown; writes ``grid.json``
+    and, where matplotlib is present, a heat map ``grid.png``."""
+    alphas = sorted({c["alpha"] for c in choice["cells"]})
+    temps = sorted({c["temperature"] for c in choice["cells"]})
+    at = {(c["alpha"], c["temperature"]): c for c in choice["cells"]}
+    ch = choice["chosen"]
+    lines = [f"val video accuracy (%), mean ± std over seeds {choice['seeds']}; rows α, columns T; * chosen",
+             "| α \\ T | " + " | ".join(f"{t:g}" for t in temps) + " |", "|---" * (len(temps) + 1) + "|"]
+    for a in alphas:
+        row = []
+        for t in temps:
+            c = at.get((a, t))
+            mark = "*" if c is not None and (a, t) == (ch["alpha"], ch["temperature"]) else ""
+            row.append("—" if c is None else f"{100 * c['val_video_acc']:.1f} ± {100 * c['val_video_acc_std']:.1f}{mark}")
+        lines.append(f"| {a:g} | " + " | ".join(row) + " |")
+    (out / "grid.json").write_text(json.dumps(choice, indent=2) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "\n".join(lines)
+    import numpy as np
+
+    grid = np.full((len(alphas), len(temps)), np.nan)
+    for (a, t), c in at.items():
+        grid[alphas.index(a), temps.index(t)] = 100 * c["val_video_acc"]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(temps), 1.2 + 0.8 * len(alphas)))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
+    ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    ax.set_xlabel("T")
+    ax.set_ylabel("α")
+    for (a, t), c in at.items():
+        star = "*" if (a, t) == (ch["alpha"], ch["temperature"]) else ""
+        ax.text(temps.index(t), alphas.index(a), f"{100 * c['val_video_acc']:.1f}\n±{100 * c['val_video_acc_std']:.1f}{star}",
+                ha="center", va="center", color="w", fontsize=8)
+    fig.colorbar(im, ax=ax, label="val video acc (%)")
+    ax.set_title(f"KD α × T, mean over seeds {choice['seeds']}")
+    fig.tight_layout()
+    fig.savefig(out / "grid.png", dpi=120)
+    plt.close(fig)
+    return "\n".join(lines)
 
 
 def cpu_speed(checkpoint: Path, *, threads: int, batches: tuple[int, ...] = (1, 16), rounds: int = 5) -> dict[str, Any]:
@@ -96,7 +203,8 @@ def cpu_speed(checkpoint: Path, *, threads: int, batches: tuple[int, ...] = (1, 
     return out
 
 
-def ship(out: Path, choice: dict[str, Any], dest: Path, *, threads: int, rounds: int) -> dict[str, Any]:
+def ship(out: Path, choice: dict[str, Any], dest: Path, *, threads: int, rounds: int,
+         teacher_seed: int = 0) -> dict[str, Any]:
     from soccerkd.compact import compact_checkpoint
     from soccerkd.train.checkpoint import load_checkpoint, save_checkpoint, synth_version
 
@@ -116,7 +224,7 @@ def ship(out: Path, choice: dict[str, Any], dest: Path, *, threads: int, rounds:
               "test_video_acc": summary.get("test_video_acc"), "test_clip_acc": summary.get("test_clip_acc"),
               "best_val_video_acc": summary.get("best_val_video_acc"),
               "cpu": cpu_speed(dest, threads=threads, rounds=rounds)}
-    teacher_summary = out / Path(TEACHER).stem / f"seed{choice['seed']}" / "summary.json"
+    teacher_summary = out / Path(TEACHER).stem / f"seed{teacher_seed}" / "summary.json"
     if teacher_summary.is_file():
         t = json.loads(teacher_summary.read_text())
         report["teacher_test_video_acc"] = t.get("test_video_acc")
@@ -125,14 +233,11 @@ def ship(out: Path, choice: dict[str, Any], dest: Path, *, threads: int, rounds:
     return report
 
 
-def print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any], out: Path) -> None:
     c = report["choice"]["chosen"]
-    print("\nα × T grid, val only (seed {}):".format(report["choice"]["seed"]))
-    print("| α | T | best val video acc | val loss | best epoch |\n|---|---|---|---|---|")
-    for cell in report["choice"]["cells"]:
-        mark = " (chosen)" if cell is c or (cell["alpha"], cell["temperature"]) == (c["alpha"], c["temperature"]) else ""
-        print(f"| {cell['alpha']:g} | {cell['temperature']:g} | {100 * cell['val_video_acc']:.1f}{mark} | "
-              f"{cell['val_loss']:.3f} | {cell['best_epoch']} |")
+    print("\nα × T grid, val only:")
+    print(grid_table(report["choice"], out))
+    print(f"chosen: α {c['alpha']:g}, T {c['temperature']:g}; shipped seed {c['seed']} (best val of that cell)")
     cpu = report["cpu"]
     if "teacher_test_video_acc" in report:
         print(f"\nteacher: best val video acc {100 * report['teacher_best_val_video_acc']:.1f}%, "
@@ -151,13 +256,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/demo_v3"))
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", type=Path, default=Path("data/synth_v3_match64"))
+    ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--matches", type=int, default=240)
     ap.add_argument("--version", type=int, default=3, help="generator version of the matches")
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cells", type=_cells, default=[(0.5, 4.0), (0.9, 8.0)], metavar="A:T,A:T",
                     help="the (α, T) cells of the KD sweep (default 0.5:4,0.9:8)")
+    ap.add_argument("--seeds", default=None, metavar="S,S",
+                    help="seeds of the KD grid (default: --seed); the teacher is always --seed's")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="grid runs trained at once, as separate processes (e.g. on one GPU); 1 = in this process")
+    ap.add_argument("--launch-until", type=float, default=None, metavar="S",
+                    help="with --jobs > 1: start no grid run that would end after S seconds from the grid's "
+                         "start, judged by the longest run finished so far (a time-boxed grid; the choice uses "
+                         "the seeds every cell finished)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run (e.g. epochs=1 for a smoke run)")
     ap.add_argument("--ship", type=Path, default=SHIPPED, help="where the compact student goes")
@@ -168,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(stages) - set(STAGES)
     if unknown:
         ap.error(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    seeds = [int(v) for v in args.seeds.split(",") if v] if args.seeds else [args.seed]
+    if args.data != DATA:   # the configs read the default data folder
+        args.overrides = [f"data.root={args.data}", f"data.manifest={args.data / 'manifest.json'}", *args.overrides]
     from soccerkd.train.sweep import run_sweep
 
     out = args.out
@@ -181,11 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     if "teacher" in stages:
         run_sweep([TEACHER], seeds=[args.seed], out=out, overrides=args.overrides)
     if "grid" in stages:
+        if args.jobs > 1:
+            run_grid_parallel(args, seeds)
+            seeds = completed_seeds(out, args.cells, seeds)
+            if not seeds:
+                raise SystemExit("no seed finished every grid cell; see the logs under " + str(out / "logs"))
+        # sequential, or (after the parallel pass) reusing every finished run: one sweep.json for the grid
         for a, t in args.cells:
-            run_sweep([KD], seeds=[args.seed], out=out, alphas=[a], temperatures=[t], overrides=args.overrides)
+            run_sweep([KD], seeds=seeds, out=out, alphas=[a], temperatures=[t], overrides=args.overrides)
     if "ship" in stages:
-        choice = choose_cell(out, args.cells, args.seed)
-        print_report(ship(out, choice, args.ship, threads=args.threads, rounds=args.rounds))
+        seeds = completed_seeds(out, args.cells, seeds) or seeds
+        choice = choose_cell(out, args.cells, seeds)
+        print_report(ship(out, choice, args.ship, threads=args.threads, rounds=args.rounds, teacher_seed=args.seed),
+                     out)
     return 0
 
 

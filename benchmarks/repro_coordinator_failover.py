@@ -32,14 +32,7 @@ from stream.dev.cluster import LocalCluster  # noqa: E402
 
 
 def transaction_coordinator(cluster: LocalCluster, transactional_id: str, partitions: int = 3) -> int:
-    """The node leading the ``__transaction_state`` partition of ``transactional_id`` (Kafka's
-    ``partitionFor``: Java ``String.hashCode``, ``Utils.abs``, modulo the partition count)."""
-    h = 0
-    for ch in transactional_id:
-        h = (31 * h + ord(ch)) & 0xFFFFFFFF
-    h = h - (1 << 32) if h >= 1 << 31 else h
-    part = (0 if h == -(1 << 31) else abs(h)) % partitions
-    return cluster.leaders("__transaction_state")[part]
+    return cluster.transaction_coordinator(transactional_id, partitions=partitions)
 
 
 def probe_transactions(cluster: LocalCluster, topic: str, *, fault: str = "kill", request_timeout_ms: int = 30000,

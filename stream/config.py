@@ -31,10 +31,22 @@ class ModelConfig:
     # The decoded-frame store's budget: frames past it in one poll are dead-lettered
     # (limit_exceeded). 2 GiB is 57,000 frames at 112 px, 14,000 at 224 px.
     frame_store_mb: float = 2048.0
+    # Hot swap (SIGHUP reloads `checkpoint`, stream.app.swap): 0 swaps once the new checkpoint loads
+    # and checks; N > 0 first runs it in shadow on N live windows and swaps only if its top-1
+    # agreement with the serving model is >= canary_agreement within canary_timeout_s.
+    canary_windows: int = 0
+    canary_agreement: float = 0.9
+    canary_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.frame_store_mb > 0:
             raise ConfigError(f"model.frame_store_mb must be > 0, got {self.frame_store_mb!r}")
+        if self.canary_windows < 0:
+            raise ConfigError(f"model.canary_windows must be >= 0, got {self.canary_windows!r}")
+        if not 0.0 <= self.canary_agreement <= 1.0:
+            raise ConfigError(f"model.canary_agreement must be within [0, 1], got {self.canary_agreement!r}")
+        if not self.canary_timeout_s > 0:
+            raise ConfigError(f"model.canary_timeout_s must be > 0, got {self.canary_timeout_s!r}")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from stream.core.wire import UnreadableRecordError
 from stream.errors import FailStop
 from stream.kafka.clients import KafkaClients
 from stream.kafka.consumer import UnreadableRecord, kafka_offsets
-from stream.kafka.publisher import PublishError, TransactionAborted
+from stream.kafka.publisher import ProducerRebuilt, PublishError, TransactionAborted
 
 log = logging.getLogger("soccerkd.serve")
 MAX_ABORTS_IN_A_ROW = 5   # refused exactly-once transactions with no commit between: then fail stop
@@ -66,7 +66,10 @@ class Delivery:
         """
         publisher, consumer = self.kafka.publisher, self.kafka.consumer
         t0 = time.perf_counter()
-        settled = publisher.settle()
+        try:
+            settled = publisher.settle()
+        except TransactionAborted as exc:   # a wedged flush in a transaction: the producer was replaced
+            return self._aborted(exc, in_callback)
         self.metrics.observe_stage("publish", time.perf_counter() - t0)
         if not settled:
             return False
@@ -78,12 +81,7 @@ class Delivery:
             try:
                 publisher.commit_transaction(kafka_offsets(points), consumer.group_metadata())
             except TransactionAborted as exc:
-                self.metrics.commit_failed()
-                if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
-                    publisher.poison(exc)
-                    raise
-                self._refused(exc)
-                return False
+                return self._aborted(exc, in_callback)
             self.aborts_in_a_row = 0
         elif final:
             try:
@@ -96,6 +94,14 @@ class Delivery:
         self.commits += 1
         return True
 
+    def _aborted(self, exc: TransactionAborted, in_callback: bool) -> bool:
+        self.metrics.commit_failed()
+        if in_callback:   # no blocking seeks on kafka-python's IO thread: fail stop instead
+            self.kafka.publisher.poison(exc)
+            raise exc
+        self._refused(exc)
+        return False
+
     def _refused(self, exc: TransactionAborted) -> None:
         """A transaction refused because the group moved on (a stale generation, or a member the
         coordinator no longer knows, e.g. after its session expired while the process was
@@ -104,10 +110,14 @@ class Delivery:
         a row fail stop, so that a restart gets a fresh client."""
         self.aborts_in_a_row += 1
         if self.aborts_in_a_row > MAX_ABORTS_IN_A_ROW:
-            raise FailStop(f"exactly-once: {self.aborts_in_a_row} transactions in a row were refused by the group "
-                           f"coordinator, the last with: {exc}")
-        log.warning("%s; rejoining the group and rewinding every partition to its committed offset", exc)
-        self.kafka.consumer.rejoin(member_unknown="UnknownMemberId" in str(exc))
+            raise FailStop(f"exactly-once: {self.aborts_in_a_row} transactions in a row were refused or timed "
+                           f"out, the last with: {exc}")
+        if isinstance(exc, ProducerRebuilt):   # the group is fine; the producer was the problem
+            self.metrics.producer_rebuilt()
+            log.warning("%s; rewinding every partition to its committed offset", exc)
+        else:
+            log.warning("%s; rejoining the group and rewinding every partition to its committed offset", exc)
+            self.kafka.consumer.rejoin(member_unknown="UnknownMemberId" in str(exc))
         self._rewind()
 
     def after_poll(self, records: list[tuple[SourceRef, Any]]) -> list[tuple[SourceRef, Any]]:

@@ -1,7 +1,8 @@
 """The HTTP endpoint of ``serve`` and ``ingest``: ``/metrics`` serves the registry in the text
 exposition format, ``/healthz`` (liveness) answers 200 while the main loop keeps ticking
 (:class:`LoopHealth`) and 503 once it has stalled longer than its bound, and ``/readyz``
-answers 200 only when the readiness callback says so and 503 with the reason otherwise.
+answers 200 only when the readiness callback says so and 503 with the reason otherwise. Other
+paths may be served by ``routes`` (the live page of ``soccerkd view``), under the same rules.
 
 Hostile or slow clients cannot starve the probes: one thread reads every request with a total
 deadline (not a thread per connection, not a timeout per read), and the probes are answered from
@@ -16,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROBES = ("/healthz", "/readyz")
+# A route answers a request target (path and query) with (status, body, content type).
+Route = Callable[[str], "tuple[int, bytes, str]"]
 
 
 class LoopHealth:
@@ -246,10 +249,15 @@ class _RequestReader:
             self._drops.count(reason)
 
 
-def _response(code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", *, head: bool = False) -> bytes:
+def _response(code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", *, head: bool = False,
+              extra: str = "") -> bytes:
     status = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\n"
-    headers = f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    headers = f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
     return (status + headers).encode("latin-1") + (b"" if head else body)
+
+
+_PAGE_HEADERS = ("Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                 "Content-Security-Policy: default-src 'self'; img-src 'self'; frame-ancestors 'none'\r\n")
 
 
 def _answer_now(conn: socket.socket, code: int, body: bytes) -> None:
@@ -271,14 +279,21 @@ class MetricsServer:
     to take the answer. At most ``max_pending`` connections wait for their request (one more
     closes the one that has waited longest); at most ``max_handlers`` scrapes and, apart from
     them, ``probe_handlers`` probes are answered at once. A request beyond its slots gets a 503 at
-    once. Connections closed without an answer are logged in one line at most every 10 s."""
+    once. Connections closed without an answer are logged in one line at most every 10 s.
+
+    ``routes`` maps further paths to their handler (a key ending in ``/*`` takes every path below
+    it); they share the scrape slots, and their answers are never cached (``Cache-Control:
+    no-store``) and may load nothing from another origin (``Content-Security-Policy``). ``what``
+    and ``flags`` name the endpoint and its options in the error of a port that cannot be bound."""
 
     def __init__(self, metrics: "Metrics | IngestMetrics", *, port: int, host: str = "0.0.0.0",
                  ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
                  alive: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
                  timeout_s: float = 5.0, max_handlers: int = 8, probe_handlers: int = 2,
-                 max_pending: int = 64) -> None:
+                 max_pending: int = 64, routes: Mapping[str, Route] | None = None,
+                 what: str = "metrics", flags: str = "--metrics-port / metrics_port") -> None:
         self.metrics = metrics
+        self.routes = dict(routes or {})
         self.ready = ready
         self.alive = alive
         self.timeout_s = timeout_s
@@ -292,7 +307,7 @@ class MetricsServer:
         except OSError as exc:   # typically EADDRINUSE: name the port, not errno 98
             from stream.errors import StreamError
 
-            raise StreamError(f"cannot serve metrics on {host}:{port} (--metrics-port / metrics_port): "
+            raise StreamError(f"cannot serve {what} on {host}:{port} ({flags}): "
                               f"{exc.strerror or exc}; pick another port or stop what holds it") from exc
         self._reader = _RequestReader(self._listener, self._dispatch, deadline_s=timeout_s, max_pending=max_pending,
                                       drops=self.drops)
@@ -328,15 +343,26 @@ class MetricsServer:
         path = target.split("?", 1)[0]
         if method not in ("GET", "HEAD"):
             _answer_now(conn, 405, b"method not allowed\n")
-        elif path not in PROBES and path != "/metrics":
+        elif path not in PROBES and path != "/metrics" and self._route(path) is None:
             _answer_now(conn, 404, b"not found\n")
-        elif not (self._probes if path in PROBES else self._scrapes).run(self._answer, conn, path, method == "HEAD"):
+        elif not (self._probes if path in PROBES else self._scrapes).run(self._answer, conn, target, method == "HEAD"):
             self.drops.count("all probe slots busy" if path in PROBES else "all scrape slots busy")
             _answer_now(conn, 503, b"busy\n")
 
-    def _answer(self, conn: socket.socket, path: str, head: bool) -> None:
+    def _route(self, path: str) -> Route | None:
+        if path in self.routes:
+            return self.routes[path]
+        return next((fn for key, fn in self.routes.items() if key.endswith("/*") and path.startswith(key[:-1])
+                     and len(path) > len(key) - 1), None)
+
+    def _answer(self, conn: socket.socket, target: str, head: bool) -> None:
+        path = target.split("?", 1)[0]
         try:
-            if path == "/metrics":
+            route = None if path in PROBES or path == "/metrics" else self._route(path)
+            if route is not None:
+                code, body, ctype = route(target)
+                answer = _response(code, body, ctype, head=head, extra=_PAGE_HEADERS)
+            elif path == "/metrics":
                 answer = _response(200, self.metrics.exposition(), CONTENT_TYPE_LATEST, head=head)
             else:
                 ok, why = (self.alive if path == "/healthz" else self.ready)()

@@ -363,9 +363,12 @@ def _shrink(rgb: Any, max_side: int) -> Any:
 
 def frame_batches(opened: OpenedSource, options: IngestOptions, *, anchor_ns: int | None = None,
                   sleep: Callable[[float], None] = time.sleep, now_ns: Callable[[], int] = time.time_ns,
-                  observe: Callable[[str, float], None] | None = None) -> Iterator[FrameBatch]:
+                  observe: Callable[[str, float], None] | None = None,
+                  stop: Callable[[], bool] = lambda: False) -> Iterator[FrameBatch]:
     """Downscale, encode, timestamp, pace and group frames into batches (the last one may be
-    shorter); ``observe("encode", seconds)`` is called per frame when given.
+    shorter); ``observe("encode", seconds)`` is called per frame when given. Once ``stop()``
+    holds no frame is read any more, and the frames already read still come out (a short batch):
+    a camera stopped or removed publishes what it holds.
 
     Downscaling and JPEG encoding run in ``options.encode_threads`` threads (OpenCV releases the
     GIL) while this thread reads the next frames; batches still come out in frame order, up to
@@ -431,6 +434,8 @@ def frame_batches(opened: OpenedSource, options: IngestOptions, *, anchor_ns: in
             if len(buf) >= options.frames_per_batch:
                 close_batch()
             yield from ready(block=len(pending) > 2)
+            if stop():   # here, not before a read: a frame read is a frame sent
+                break
         if buf:
             close_batch()
         yield from ready(block=True)
@@ -493,7 +498,8 @@ def run_camera(options: IngestOptions, producer: Any, stats: IngestStats, *, sto
     sends = Sends()
     observe = None if metrics is None else (lambda stage, sec: metrics.stage.labels(stage=stage).observe(sec))
     try:
-        for batch in frame_batches(opened, options, observe=observe):
+        # a stop ends the reading, not the sending: the frames read by then are all sent
+        for batch in frame_batches(opened, options, observe=observe, stop=lambda: should_stop() or stop.is_set()):
             value = encode_frame_batch(batch)
             t_send = time.perf_counter()
             sends.add(producer.send(options.topic, key=batch.key, value=value))
@@ -510,8 +516,6 @@ def run_camera(options: IngestOptions, producer: Any, stats: IngestStats, *, sto
             if len(sends) > 256:
                 sends.forget_acknowledged()
                 _raise_failed(sends)
-            if should_stop() or stop.is_set():
-                break
     finally:
         stats.seconds = time.perf_counter() - t0
         if bar is not None:
@@ -555,6 +559,7 @@ class CameraResult:
     camera_id: str
     stats: IngestStats = field(default_factory=IngestStats)
     error: str | None = None
+    state: str | None = None   # "removed" or "restarted" by a reload of the cameras file
 
 
 def load_cameras(path: Path, defaults: dict[str, Any]) -> list[IngestOptions]:
@@ -603,12 +608,21 @@ def load_cameras(path: Path, defaults: dict[str, Any]) -> list[IngestOptions]:
 
 def ingest_many(cameras: list[IngestOptions], *, producer: Any = None, metrics: Any = None,
                 stop: threading.Event | None = None, bootstrap: str | None = None,
-                progress: bool = False, kafka: Any = None) -> list[CameraResult]:
+                progress: bool = False, kafka: Any = None,
+                reload: Callable[[], list[IngestOptions]] | None = None,
+                reload_now: threading.Event | None = None) -> list[CameraResult]:
     """Many cameras in one process: a capture-encode-send thread per camera, one shared
     producer. A camera whose source fails is logged and counted (``soccerkd_ingest_errors_total``)
-    and the others go on. Ctrl-C, SIGTERM or ``stop`` ends every camera; all are flushed."""
+    and the others go on. Ctrl-C, SIGTERM or ``stop`` ends every camera; each sends what it holds.
+
+    With ``reload`` (it reads the cameras file again), SIGHUP or ``reload_now`` applies the
+    file to the running set (:class:`stream.app.camera_set.CameraSet`). SIGHUP rather than a
+    watched file: the change takes effect when the operator says the edit is complete, never on
+    an editor's half-written save, and it is the signal daemons reload on (``kill -HUP``,
+    ``docker kill -s HUP``). The process ends when no camera runs any more."""
     import signal
 
+    from stream.app.camera_set import CameraSet
     from stream.kafka.config import KafkaConfig
     from stream.kafka.connection import make_producer
 
@@ -617,38 +631,34 @@ def ingest_many(cameras: list[IngestOptions], *, producer: Any = None, metrics: 
         # kafka: a KafkaConfig with the security settings; else a plaintext one for the bootstrap
         producer = make_producer(kafka or KafkaConfig(bootstrap=bootstrap or cameras[0].bootstrap), client_id="ingest")
     stop = stop or threading.Event()
-    results = [CameraResult(c.camera_id) for c in cameras]
-
-    def run(options: IngestOptions, result: CameraResult) -> None:
-        try:
-            run_camera(options, producer, result.stats, stop=stop, metrics=metrics,
-                       progress=progress and len(cameras) == 1)
-        except Exception as exc:   # one bad source never stops the others
-            result.error = redact_url(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
-            log.error("camera %s stopped: %s", options.camera_id, result.error)
-            if metrics is not None:
-                metrics.errors.labels(camera=options.camera_id).inc()
-
-    threads = [threading.Thread(target=run, args=(c, r), name=f"camera-{c.camera_id}", daemon=True)
-               for c, r in zip(cameras, results)]
+    reload_now = reload_now or threading.Event()
+    cameras_set = CameraSet(producer, metrics=metrics, progress=progress and len(cameras) == 1 and reload is None)
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
+    previous = {}
+    if in_main:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if reload is not None:   # the handler only asks: the reload runs in this thread's loop below
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: reload_now.set())
     try:
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(0.2)
+        for options in cameras:
+            cameras_set.start(options)
+        while cameras_set.alive() and not stop.is_set():
+            if reload_now.is_set() and reload is not None:
+                reload_now.clear()
+                cameras_set.reload(reload)
+            stop.wait(0.2)
+        cameras_set.stop_all()
+        cameras_set.join(30)
     except KeyboardInterrupt:
         stop.set()
-        for r in results:
+        cameras_set.stop_all()
+        for r in cameras_set.results:
             r.stats.interrupted = True
-        for t in threads:
-            t.join(30)
+        cameras_set.join(30)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         producer.flush()
         if own:
             producer.close()
-    return results
+    return cameras_set.results

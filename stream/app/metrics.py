@@ -90,6 +90,8 @@ class Metrics:
                            "partitions assigned), else 0", registry=r)
         self.commit_failures = Counter("soccerkd_commit_failures", "Offset commits the broker refused or "
                                        "that did not complete (each means a longer replay)", registry=r)
+        self.producer_rebuilds = Counter("soccerkd_producer_rebuilds", "Transactional producers replaced in-process "
+                                         "after a transaction step timed out (exactly-once)", registry=r)
         for stage in STAGES:
             self.stage.labels(stage=stage)
         for reason in (envelope_reasons() if dlq_reasons is None else dlq_reasons):
@@ -138,6 +140,9 @@ class Metrics:
     def commit_failed(self) -> None:
         self.commit_failures.inc()
 
+    def producer_rebuilt(self) -> None:
+        self.producer_rebuilds.inc()
+
     def dead_lettered(self, reason: str) -> None:
         self.dlq.labels(reason=reason).inc()
 
@@ -185,8 +190,18 @@ class IngestMetrics:
         self.stage = Histogram("soccerkd_ingest_stage_seconds", "Time per frame in each ingest stage",
                                ["stage"], registry=r, buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
                                                                 0.1, 0.25, 0.5, 1.0))
+        self.cameras = Gauge("soccerkd_ingest_cameras", "Cameras in the running set (ended ones included, "
+                             "removed ones not)", registry=r)
+        self.reloads = Counter("soccerkd_ingest_reloads", "Reloads of the cameras file (SIGHUP): applied, or "
+                               "refused (the file did not load; the running set was kept)", ["outcome"], registry=r)
+        self.camera_changes = Counter("soccerkd_ingest_camera_changes", "Cameras added, removed, or restarted "
+                                      "(options changed) by a reload", ["change"], registry=r)
         for stage in INGEST_STAGES:
             self.stage.labels(stage=stage)
+        for outcome in ("applied", "refused"):
+            self.reloads.labels(outcome=outcome)
+        for change in ("added", "removed", "restarted"):
+            self.camera_changes.labels(change=change)
 
     def add_camera(self, camera: str) -> None:
         for outcome in INGEST_OUTCOMES:
@@ -195,6 +210,15 @@ class IngestMetrics:
         self.errors.labels(camera=camera)
         self.up.labels(camera=camera).set(0)
         self.source_fps.labels(camera=camera).set(0)
+
+    def forget_camera(self, camera: str) -> None:
+        """A removed camera is neither up nor down any more (readiness stops waiting for it); its
+        counters stay, they are history."""
+        for gauge in (self.up, self.source_fps):
+            try:
+                gauge.remove(camera)
+            except KeyError:
+                pass
 
     def cameras_down(self) -> list[str]:
         return sorted(s.labels["camera"] for m in self.up.collect() for s in m.samples if s.value == 0)

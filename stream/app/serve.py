@@ -71,7 +71,8 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
                   received: list[int] | None = None, target: Callable[..., None] = _worker_main) -> ServeOutcome:
     """``workers`` service processes sharing this host (and its GPU), one consumer group.
 
-    A SIGTERM or SIGINT to this process is passed to every worker, and each one runs its
+    A SIGHUP to this process is passed to every worker (each reloads its model). A SIGTERM or
+    SIGINT to this process is passed to every worker, and each one runs its
     waiting windows, publishes and commits before it exits. A worker that fails makes the others
     stop the same way, and this function raise (:class:`FailStop`, exit 1) once they have: the
     process a supervisor watches goes down with it, and the restart replays the failed worker's
@@ -87,7 +88,8 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
     procs = [ctx.Process(target=target, args=(cfg, max_seconds, results, logs.current()), name=f"serve-w{i}")
              for i, cfg in enumerate(worker_configs(config, workers))]
 
-    stopped_by: list[int] = list(received or ())
+    # a SIGHUP before the workers start needs nothing: they read the checkpoint afterwards
+    stopped_by: list[int] = [s for s in received or () if s != signal.SIGHUP]
     stopping: list[str] = []   # why the workers are being stopped: a signal, or a failed worker
 
     def stop_all(why: str) -> None:
@@ -100,7 +102,13 @@ def serve_workers(config: StreamConfig, workers: int, *, max_seconds: float | No
         stopped_by.append(signum)
         stop_all(signal.Signals(signum).name)
 
+    def reload(_signum: int, _frame: Any) -> None:   # every worker reloads its model (stream.app.swap)
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGHUP)
+
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
     try:
         for p in procs:
             if stopped_by:   # a worker started after the signal would never be told to stop

@@ -24,6 +24,7 @@ from stream.app.delivery import Delivery
 from stream.app.http import LoopHealth, MetricsServer
 from stream.app.metrics import Metrics
 from stream.app.signals import install_stop_handlers
+from stream.app.swap import ModelSwapper
 from stream.config import StreamConfig
 from stream.core.ledger import SourceRef
 from stream.core.clocks import ReadingClock
@@ -45,17 +46,19 @@ class StreamService:
 
     ``connect`` makes the Kafka clients (:meth:`connect` calls it; :meth:`run` does so first).
     ``shadow``: the teacher's runner behind the predictor, if any (closed with the service).
-    ``owns_predictor``: close the predictor too when the service closes.
+    ``owns_predictor``: close the predictor too when the service closes. ``swapper``: swaps in a
+    new model on SIGHUP (:mod:`stream.app.swap`), if any.
     """
 
     def __init__(self, config: StreamConfig, *, predictor: Predictor, connect: Callable[[], KafkaClients],
                  metrics: Metrics | None = None, clock: Callable[[], float] = time.time, shadow: Any = None,
-                 owns_predictor: bool = False) -> None:
+                 owns_predictor: bool = False, swapper: ModelSwapper | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.predictor = predictor
         self.shadow = shadow
+        self.swapper = swapper
         self._owns_predictor = owns_predictor
         self._connect = connect
         self.reading_clock = ReadingClock()   # what idle eviction counts: see stream.core.clocks
@@ -81,12 +84,13 @@ class StreamService:
         self._stop.set()
 
     def install_signal_handlers(self, *, received: list[int] | None = None) -> None:
-        """SIGTERM/SIGINT stop the loop cleanly (see :func:`stream.app.signals.install_stop_handlers`)."""
+        """SIGTERM/SIGINT stop the loop cleanly, SIGHUP reloads the model (see
+        :func:`stream.app.signals.install_stop_handlers`)."""
         def on_stop(signum: int) -> None:
             self.stopped_by = signum
             self.stop()
 
-        install_stop_handlers(on_stop, received=received)
+        install_stop_handlers(on_stop, received=received, on_reload=self.swapper and self.swapper.request)
 
     def ready(self) -> tuple[bool, str]:
         if self._missing_topic:
@@ -167,6 +171,8 @@ class StreamService:
         self.reading_clock.tick(reading=self.broker_ok and not consumer.paused and not busy)
         records = self.delivery.after_poll(records)
         self.step_while_decoding(records)
+        if self.swapper is not None:   # between two batches
+            self.publish(self.swapper.poll(self.pipeline))
         self.backpressure()
         now = time.monotonic()
         timers = self._last
@@ -253,14 +259,7 @@ class StreamService:
         return latency if abs(latency) <= self.config.limits.max_clock_skew_s else None
 
     def backpressure(self) -> None:
-        """Pause every assigned partition while too many windows wait; resume once few do."""
-        b, consumer = self.config.batching, self.kafka.consumer
-        if not consumer.paused and self.pipeline.pending >= b.max_pending_windows:
-            consumer.set_paused(True)
-        elif consumer.paused and self.pipeline.pending <= b.resume_pending_windows:
-            consumer.set_paused(False)
-        else:
-            consumer.keep_paused()
+        apply_backpressure(self.kafka.consumer, self.pipeline.pending, self.config.batching)
 
     def check_broker(self) -> None:
         try:
@@ -285,7 +284,19 @@ class StreamService:
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self.shadow is not None:
-            self.shadow.close()
+        for runner in (self.shadow, self.swapper):
+            if runner is not None:
+                runner.close()
         if self._owns_predictor and hasattr(self.predictor, "close"):
             self.predictor.close()
+
+
+def apply_backpressure(consumer: Any, pending: int, b: Any) -> None:
+    """Pause every assigned partition while too many windows wait (``b``: the batching config);
+    resume once few do."""
+    if not consumer.paused and pending >= b.max_pending_windows:
+        consumer.set_paused(True)
+    elif consumer.paused and pending <= b.resume_pending_windows:
+        consumer.set_paused(False)
+    else:
+        consumer.keep_paused()

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.cli.serve",
     "stream.cli.demo",
     "stream.cli.predict",
+    "stream.cli.view",
 )
 
 

@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     secret.add_argument("--source-password-file", type=Path, default=None, metavar="PATH",
                         help="file whose first line is the password of --source rtsp://USER@host/...")
     ing.add_argument("--sources", type=Path, default=None, metavar="CAMERAS_YAML",
-                     help="many cameras in one process, one shared producer; a bad source never stops the others")
+                     help="many cameras in one process, one shared producer; a bad source never stops the others. "
+                          "Edit the file and send SIGHUP (kill -HUP PID) to apply it while running: new cameras "
+                          "start, removed ones send what they hold and stop, changed ones restart, the others are "
+                          "not touched; a file that does not load is refused in one log line and changes nothing")
     ing.add_argument("--metrics-port", type=int, default=None,
                      help="serve /metrics, /healthz and /readyz (ready = every camera connected) here")
     ing.add_argument("--metrics-bind", default="0.0.0.0", metavar="HOST",
@@ -82,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    import signal
     import threading
 
     from stream.kafka import admin as topics
@@ -96,6 +100,10 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.sources is not None and (args.source_password_env or args.source_password_file):
         raise StreamError("--source-password-env and --source-password-file go with --source; in a cameras file "
                           "give each camera its own password_env or password_file")
+    reload_now = threading.Event()
+    if args.sources is not None and threading.current_thread() is threading.main_thread():
+        # a SIGHUP while starting is applied once the cameras run, not the end of the process
+        signal.signal(signal.SIGHUP, lambda *_: reload_now.set())
     kafka, security = kafka_client(args, connect_timeout_s=args.connect_timeout)
     bootstrap = kafka.bootstrap
     shared = dict(bootstrap=bootstrap, topic=args.topic, frames_per_batch=args.frames_per_batch,
@@ -103,14 +111,23 @@ def _ingest(args: argparse.Namespace) -> int:
                   start_seq=args.start_seq, max_frames=args.max_frames, folder_fps=args.folder_fps,
                   max_reconnects=args.max_reconnects, reconnect_backoff_s=args.reconnect_backoff,
                   live_buffer_frames=args.live_buffer)
+
+    def check_topics(cameras: list) -> None:
+        for topic in sorted({c.topic for c in cameras}):
+            if not topics.exists(bootstrap, topic, timeout_s=args.connect_timeout, security=security):
+                raise StreamError(topics.missing_topic_message(topic, bootstrap, "--topic"))
+
+    def load_checked() -> list:   # at start and on each SIGHUP: a topic the file names must exist
+        loaded = load_cameras(args.sources, shared)
+        check_topics(loaded)
+        return loaded
+
     if args.sources is not None:
-        cameras = load_cameras(args.sources, shared)
+        cameras = load_checked()
     else:
         cameras = [IngestOptions(source=args.source, camera_id=args.camera_id, password_env=args.source_password_env,
                                  password_file=args.source_password_file, **shared)]
-    for topic in sorted({c.topic for c in cameras}):
-        if not topics.exists(bootstrap, topic, timeout_s=args.connect_timeout, security=security):
-            raise StreamError(topics.missing_topic_message(topic, bootstrap, "--topic"))
+        check_topics(cameras)
     metrics = IngestMetrics()
     server = None
     if args.metrics_port is not None:
@@ -118,13 +135,14 @@ def _ingest(args: argparse.Namespace) -> int:
                                alive=lambda: (True, "ok")).start()
     try:
         results = ingest_many(cameras, metrics=metrics, stop=threading.Event(), kafka=kafka,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, reload=load_checked if args.sources else None,
+                              reload_now=reload_now)
     finally:
         if server is not None:
             server.stop()
     for r in results:
         s = r.stats
-        state = "failed" if r.error else "interrupted" if s.interrupted else "done"
+        state = "failed" if r.error else r.state or ("interrupted" if s.interrupted else "done")
         print(f"{r.camera_id}: {state}: {s.frames} frames in {s.batches} batches, {s.bytes / 1e6:.1f} MB, "
               f"{s.fps:.1f} fps" + (f", {s.dropped} dropped" if s.dropped else "")
               + (f", {s.reconnects} reconnects" if s.reconnects else "") + (f" ({redact_url(r.error)})" if r.error else ""))

@@ -275,6 +275,17 @@ class Pipeline:
         cam.windows.clear()
         return [_event(cam.key, seg, self.predictor, self.model_id, self.clock()) for seg in cam.smoother.close()]
 
+    def swap_model(self, swap: Callable[[], None]) -> Outputs:
+        """Change the model between two batches: every open segment ends at its last window and is
+        returned as the old model's event (an event is one model's, and its id names that model),
+        then ``swap()`` makes the predictor serve the new model, whose ids the next events carry.
+        Windows still waiting are run by the new model: each window by one model, never a mix."""
+        out = Outputs(events=[_event(cam.key, seg, self.predictor, self.model_id, self.clock())
+                              for cam in self.cameras for seg in cam.smoother.close()])
+        swap()
+        self.model_id = model_id(self.predictor.model_name, self.predictor.checkpoint_sha256)
+        return out
+
     # -- offsets, rebalance -------------------------------------------------------------------
     def commit_points(self) -> CommitPoints:
         """``{(topic, partition): (offset, metadata)}`` safe to commit once outputs are acked

@@ -179,6 +179,15 @@ class LocalCluster:
             counts[leader] = counts.get(leader, 0) + 1
         return min(counts, key=lambda n: (-counts[n], n))
 
+    def transaction_coordinator(self, transactional_id: str, *, partitions: int = 3) -> int:
+        """The node leading the ``__transaction_state`` partition of ``transactional_id`` (3 of them
+        here): Kafka's ``partitionFor``, Java's ``String.hashCode`` made non-negative, modulo the count."""
+        h = 0
+        for ch in transactional_id:
+            h = (31 * h + ord(ch)) & 0xFFFFFFFF
+        h = h - (1 << 32) if h >= 1 << 31 else h
+        return self.leaders("__transaction_state")[(0 if h == -(1 << 31) else abs(h)) % partitions]
+
     def wait_in_sync(self, topics: list[str], *, timeout_s: float = 90.0) -> float:
         """Wait until every partition of ``topics`` has its full replica set in sync; returns the
         seconds it took."""

@@ -331,16 +331,18 @@ class FakeFramesConsumer:
 
 
 def fake_kafka(consumer: FakeFramesConsumer | None = None, producer: Any = None, *, transactional: bool = False,
-               timeout_s: float = 30.0, dlq_topic: str = "frames-dlq") -> Callable[[], Any]:
+               timeout_s: float = 30.0, dlq_topic: str = "frames-dlq",
+               remake: Callable[[], Any] | None = None) -> Callable[[], Any]:
     """A ``connect`` for :class:`~stream.app.service.StreamService` that hands it these fakes
-    (a :class:`FakeFramesConsumer` and a :class:`FakeProducer` behind the real publisher)."""
+    (a :class:`FakeFramesConsumer` and a :class:`FakeProducer` behind the real publisher;
+    ``remake``: the publisher's maker of a new transactional producer)."""
     from stream.kafka.clients import KafkaClients
     from stream.kafka.deadletters import DeadLetters
     from stream.kafka.publisher import Publisher
 
     def connect() -> KafkaClients:
         publisher = Publisher(producer if producer is not None else FakeProducer(), transactional=transactional,
-                              timeout_s=timeout_s)
+                              timeout_s=timeout_s, remake=remake)
         return KafkaClients(consumer if consumer is not None else FakeFramesConsumer(), publisher,
                             DeadLetters(publisher, topic=dlq_topic, group="test", max_request_size=9 << 20))
     return connect

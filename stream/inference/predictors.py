@@ -1,9 +1,9 @@
 """The torch :class:`~stream.core.ports.Predictor`: batched decode, frames stored once, AMP on CUDA.
 
 :class:`TorchPredictor` keeps payloads as slots of a
-:class:`~stream.inference.framestore.FrameStore` on the model's device: with ``decode="gpu"``
-JPEGs are decoded by nvJPEG and never exist on the host as pixels, and a batch is one gather
-from the store, whatever the device.
+:class:`~stream.inference.framestore.FrameStore`: with ``decode="gpu"`` the store is on the GPU and
+JPEGs are decoded by nvJPEG and never exist on the host as pixels; with CPU decode it is in host
+memory. A batch is one gather from the store, whatever the device.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def resolve_device(device: str) -> str:
 class TorchPredictor:
     """Runs an ``nn.Module`` taking ``B×C×T×H×W`` normalised float clips.
 
-    Frames live as ``3×H×W`` uint8 slots of a :class:`FrameStore` on the model's device (4×
-    smaller than float); a batch is gathered in one indexing operation and normalised on the
-    device. ``decode``: ``gpu`` decodes with nvJPEG into a CUDA store, ``cpu`` with OpenCV in
+    Frames live as ``3×H×W`` uint8 slots of a :class:`FrameStore` (4× smaller than float): on
+    the model's device with GPU decode, in host memory with CPU decode; a batch is gathered in one
+    indexing operation and normalised on the model's device. ``decode``: ``gpu`` decodes with nvJPEG into a CUDA store, ``cpu`` with OpenCV in
     ``decode_threads`` threads (at a reduced JPEG draft size where that is lossless enough for the
     resize, unless ``jpeg_draft`` is off: :func:`stream.inference.preprocess.draft_scale`), ``auto`` picks
     ``gpu`` on CUDA. On CUDA the model runs under
@@ -86,7 +86,9 @@ class TorchPredictor:
         self.model = model.to(self.device).eval()
         if self.channels_last:
             self.model = self.model.to(memory_format=self.memory_format)
-        self.store = FrameStore(spec.size, device=self.device,
+        # CPU decode keeps frames in host memory even for a CUDA model: decode threads then write
+        # no device copy per frame, and a batch crosses to the GPU once, as uint8 (4x less than float).
+        self.store = FrameStore(spec.size, device=self.device if decode == "gpu" else "cpu",
                                 max_bytes=None if frame_store_mb is None else int(frame_store_mb * 2**20))
         self.decoder = (NvJpegDecoder(spec, device=self.device) if decode == "gpu"
                         else CpuJpegDecoder(spec, threads=decode_threads, draft=jpeg_draft))
@@ -113,6 +115,19 @@ class TorchPredictor:
         return cls(model, spec, model_name=meta["model_name"], checkpoint_sha256=meta["checkpoint_sha256"],
                    device=device, amp=amp, cpu_threads=cpu_threads, decode=decode, decode_threads=decode_threads,
                    jpeg_draft=jpeg_draft, frame_store_mb=frame_store_mb)
+
+    def adopt_model(self, other: "TorchPredictor") -> None:
+        """Serve ``other``'s model from the next batch on, keeping this predictor's frame store and
+        decoder (the frames that windows already hold stay valid). The caller checks that the
+        input specs match in clip, size and resize (:func:`stream.inference.shadow.check_same_input`)
+        and that the classes are the same, in the same order; normalisation may differ."""
+        if other.device != self.device or other.input_spec.class_names != self.input_spec.class_names:
+            raise ValueError(f"cannot adopt a model on {other.device} with classes {other.input_spec.class_names} "
+                             f"into a predictor on {self.device} with {self.input_spec.class_names}")
+        for name in ("model", "memory_format", "channels_last", "amp", "input_spec", "model_name",
+                     "checkpoint_sha256", "_scale", "_shift"):
+            setattr(self, name, getattr(other, name))
+        self._buffer = None   # its layout follows the model's memory format
 
     # -- frames ---------------------------------------------------------------------------------
     def start_prepare(self, jobs: Sequence[FrameJob]) -> Callable[[], list[Any]]:
@@ -156,9 +171,12 @@ class TorchPredictor:
         import torch
 
         index = torch.tensor([w.frames for w in windows], dtype=torch.long)
-        if self.device.type == "cuda":
-            index = index.pin_memory().to(self.device, non_blocking=True)
-        clips = self.store.gather(index).permute(0, 2, 1, 3, 4)   # B,T,C,H,W -> B,C,T,H,W (a view)
+        if self.store.device.type == "cuda":
+            index = index.pin_memory().to(self.store.device, non_blocking=True)
+        clips = self.store.gather(index)
+        if self.store.device.type != self.device.type:   # a host store (CPU decode) feeding a CUDA model
+            clips = clips.pin_memory().to(self.device, non_blocking=True)
+        clips = clips.permute(0, 2, 1, 3, 4)   # B,T,C,H,W -> B,C,T,H,W (a view)
         # Into a reused float buffer: a fresh 40 MB tensor per batch costs more in page faults
         # than the conversion itself, and the copy also lays the input out as the model wants.
         x = self._input_buffer(tuple(clips.shape))

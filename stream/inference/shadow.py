@@ -172,6 +172,11 @@ class ShadowRunner:
         recent = list(self._recent)
         return sum(recent) / len(recent) if recent else None
 
+    @property
+    def compared(self) -> int:
+        """Windows in the rolling agreement (at most ``agreement_window``)."""
+        return len(self._recent)
+
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until everything queued so far has been compared (for tests and shutdown)."""
         _join_with_timeout(self._queue, timeout)

@@ -24,8 +24,9 @@ def connect(config: KafkaConfig) -> KafkaClients:
     from stream.kafka.connection import make_producer
 
     exactly_once = config.delivery == "exactly_once"
+    remake = (lambda: make_producer(config, transactional=True)) if exactly_once else None
     publisher = Publisher(make_producer(config, transactional=exactly_once), transactional=exactly_once,
-                          timeout_s=config.commit_timeout_s)
+                          timeout_s=config.commit_timeout_s, remake=remake)
     try:
         consumer = FramesConsumer(config)
     except BaseException:

@@ -15,8 +15,12 @@ COLUMNS = (("emitted", 12), ("camera", 12), ("label", 10), ("conf", 5), ("frames
 
 def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, timeout_s: float | None = None,
                  idle_s: float | None = None, should_stop: Callable[[], bool] = lambda: False,
-                 isolation: str = "read_uncommitted", security: dict[str, Any] | None = None) -> Iterator[Any]:
+                 isolation: str = "read_uncommitted", security: dict[str, Any] | None = None,
+                 backlog: int = 0, max_poll_records: int = 500) -> Iterator[Any]:
     """Raw records of every partition of ``topic`` (no consumer group, nothing committed).
+
+    Without ``from_beginning`` it starts at the end of each partition, less ``backlog`` records
+    (never before the partition's first).
 
     Stops after ``timeout_s`` in total or ``idle_s`` without a new record (either may be None).
     ``isolation="read_committed"`` hides records of aborted and open transactions (what a reader
@@ -29,7 +33,7 @@ def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, tim
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
                              max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level=isolation,
-                             **(security or {}))
+                             max_poll_records=max_poll_records, **(security or {}))
     try:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         parts = None
@@ -43,6 +47,10 @@ def iter_records(bootstrap: str, topic: str, *, from_beginning: bool = True, tim
                 time.sleep(0.2)
         consumer.assign(parts)
         (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*parts)
+        if backlog > 0 and not from_beginning:
+            first, end = consumer.beginning_offsets(parts), consumer.end_offsets(parts)
+            for tp in parts:
+                consumer.seek(tp, max(first[tp], end[tp] - backlog))
         last = time.monotonic()
         while not should_stop():
             now = time.monotonic()

@@ -15,7 +15,9 @@ No producer call may block for ever: kafka-python's flush and transaction steps 
 time limit, and a wedged one (a coordinator that never answers, a transaction step retried while
 the group waits for this very member) would leave a process that neither works nor dies. Each
 one runs against ``timeout_s``; past it the publisher fails stop, so the process exits and its
-restart replays from the last commit.
+restart replays from the last commit. The exception: in a transaction, a flush or commit that
+times out with ``remake`` given replaces the producer in-process (:class:`ProducerRebuilt`) and
+the caller rewinds, as for a refused transaction.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class TransactionAborted(PublishError):
 
 class PublishTimeout(PublishError):
     """A flush or transaction step did not finish within the publisher's ``timeout_s``."""
+
+
+class ProducerRebuilt(TransactionAborted):
+    """A transaction step outlived ``timeout_s`` and the transactional producer was replaced by a
+    new one of the same transactional id, which fenced it: its open transaction is aborted (or,
+    if its commit got through, completed) by the coordinator. Like a refused transaction, the
+    caller rewinds to the committed offsets and makes the outputs again in the next one."""
 
 
 def call_within(timeout_s: float, what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -96,10 +105,13 @@ class Sends:
 class Publisher:
     """Wraps a kafka-python ``KafkaProducer`` (or a fake with ``send``/``flush``)."""
 
-    def __init__(self, producer: Any, *, transactional: bool = False, timeout_s: float = 30.0) -> None:
+    def __init__(self, producer: Any, *, transactional: bool = False, timeout_s: float = 30.0,
+                 remake: Callable[[], Any] | None = None) -> None:
         self.producer = producer
         self.transactional = transactional
         self.timeout_s = timeout_s
+        self.remake = remake   # a new transactional producer (init_transactions done), or None: fail stop
+        self.rebuilds = 0
         self._sends = Sends()
         self._in_transaction = False
         self.failure: BaseException | None = None
@@ -126,11 +138,14 @@ class Publisher:
 
     def settle(self) -> bool:
         """Flush, then check every future sent since the last settle. Raises :class:`PublishError`
-        if any failed, now or before (for good); True when all are acknowledged (commit now)."""
+        if any failed, now or before (for good), or :class:`ProducerRebuilt` (see :meth:`_rebuild`);
+        True when all are acknowledged (commit now)."""
         if self.failure is None:
             try:
                 call_within(self.timeout_s, "flush", self.producer.flush)
             except PublishTimeout as exc:
+                if self.transactional and self.remake is not None:   # sends wait on a dead coordinator too
+                    self._rebuild(exc)
                 self.poison(exc)
             else:
                 failure = self._sends.failure()   # after a flush every send is done
@@ -165,6 +180,12 @@ class Publisher:
         except CommitFailedError as exc:   # abortable: the group's generation moved on
             self.discard()
             raise TransactionAborted(f"transaction aborted, the group moved on: {exc}") from exc
+        except PublishTimeout as exc:
+            if self.remake is None or self.failure is not None:
+                self.poison(exc)
+                self.abort()
+                raise
+            self._rebuild(exc)
         except BaseException as exc:
             self.poison(exc)
             self.abort()
@@ -205,6 +226,29 @@ class Publisher:
                 call_within(self.timeout_s, "flush", self.producer.flush)
         finally:
             self.producer.close(timeout=self.timeout_s)
+
+    def _rebuild(self, cause: PublishTimeout) -> None:
+        """Replace a wedged transactional producer. kafka-python 3.0.12 can wait for ever on a
+        transaction coordinator that was killed (``benchmarks/repro_coordinator_failover.py``); a
+        new producer of the same transactional id finds the new coordinator, and its
+        ``init_transactions`` fences the old one. Raises :class:`ProducerRebuilt`, or
+        :class:`PublishError` (fail stop) when the new one cannot be made within ``timeout_s``."""
+        old, self.producer = self.producer, None
+        self._in_transaction = False
+        self._sends.clear()
+        try:   # without waiting: its sender may be stuck; the new producer fences it anyway
+            call_within(1.0, "close", lambda: old.close(timeout=0))
+        except Exception:
+            pass
+        try:
+            self.producer = call_within(self.timeout_s, "rebuild", self.remake)
+        except BaseException as exc:
+            self.producer = old   # closed; kept so that close() has something to close
+            self.poison(exc)
+            raise PublishError(f"{cause}; making a new transactional producer failed too: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        self.rebuilds += 1
+        raise ProducerRebuilt(f"{cause}; replaced the transactional producer (fencing the old one)") from cause
 
     def _begin(self) -> None:
         if self.transactional and not self._in_transaction:

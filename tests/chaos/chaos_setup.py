@@ -168,6 +168,10 @@ class Instance:
             finally:
                 self.proc.send_signal(signal.SIGCONT)
 
+    def log_text(self) -> str:
+        """Every run's log, in order."""
+        return "".join((self.logs / f"{self.name}-{run}.log").read_text() for run in range(1, self.runs + 1))
+
     def fail_stopped(self) -> bool:
         """This run ended in the service's fail-stop (exit 1): a commit that could not finish in
         ``kafka.commit_timeout_s``, as after the broker restart; a supervisor restarts it."""

@@ -6,6 +6,9 @@ in each delivery mode: one long serve + ingest run per mode through three faults
    once every partition is back in sync.
 3. ``pause``: SIGSTOP the node that then leads most frames partitions for longer than
    ``replica.lag.time.max.ms`` (and the broker session timeout), then SIGCONT.
+4. ``coordinator`` (exactly-once only): SIGKILL the transaction coordinator of a serving
+   instance's producer, then start it again. kafka-python 3.0.12 waits on it for ever; the
+   instance must replace its producer in-process (``kafka.commit_timeout_s`` 10 s here), not exit.
 
 Three cameras ingest in real time throughout, with one idempotent producer whose retries are
 counted; two service instances serve under a supervisor that restarts a fail-stop. The oracle is
@@ -19,6 +22,7 @@ partitions' leader changes seen. One cluster serves the module (started once, ~2
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -127,6 +131,8 @@ def test_broker_faults_in_a_cluster_lose_no_event_and_change_no_id(delivery, clu
 
     t_test = time.monotonic()
     cfg = chaos_config(cluster.bootstrap, brightness_checkpoint(tmp_path / "bright.pt"), delivery)
+    # a transaction step stuck this long replaces the producer in-process (the coordinator fault)
+    cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, commit_timeout_s=10.0))
     cluster.create_topic(cfg.kafka.frames_topic, partitions=3)
     cluster.create_topic(cfg.kafka.events_topic)
     cluster.create_topic(cfg.kafka.dlq_topic)
@@ -196,6 +202,19 @@ def test_broker_faults_in_a_cluster_lose_no_event_and_change_no_id(delivery, clu
             cluster.resume(frozen)
         close_phase("pause", node=frozen, in_sync_s=round(cluster.wait_in_sync(topics), 1))
         time.sleep(3)
+        if delivery == "exactly_once":
+            # 4. SIGKILL the transaction coordinator of an instance's producer: kafka-python then waits
+            # on it for ever; the instance replaces its producer in-process (no restart)
+            serving = next(inst for inst in instances if inst.last_consumed() > 0)
+            exits_before = supervisor.restarts
+            coordinator = cluster.transaction_coordinator(f"{cfg.kafka.group_id}-{serving.name}")
+            cluster.kill(coordinator)
+            time.sleep(4)
+            cluster.restart(coordinator)
+            close_phase("coordinator", node=coordinator, in_sync_s=round(cluster.wait_in_sync(topics), 1))
+            time.sleep(cfg.kafka.commit_timeout_s + 3)   # the stuck commit times out and is redone
+            coordinator_exits = supervisor.restarts - exits_before
+            rebuilt = serving.log_text().count("replaced the transactional producer")
         assert all(f.is_alive() for f in feeds) and not feed_errors, \
             f"ingest should run throughout the faults: {feed_errors!r}"
         stop_feeds.set()
@@ -248,6 +267,9 @@ def test_broker_faults_in_a_cluster_lose_no_event_and_change_no_id(delivery, clu
         f"\n[cluster {delivery}] total events={len(expected)} lost={len(lost)} changed={len(changed)} "
         f"duplicates={len(records) - len(published)} producer_retries={retries} producer_errors={errors} "
         f"leader_changes={watch.changes} frames={frames} exit_codes={codes} seconds={seconds:.0f}")
+    if delivery == "exactly_once":
+        report += (f"\n[cluster {delivery}] coordinator fault: instance restarts {coordinator_exits}, "
+                   f"producers replaced in-process {rebuilt}")
     print("\n" + report)
     assert len(expected) >= 3 * 12, f"only {len(expected)} oracle events: the model should switch labels"
     assert errors == 0 and all(frames[f"{c}_{k}"] == 0 for c in CAMERAS
@@ -256,6 +278,8 @@ def test_broker_faults_in_a_cluster_lose_no_event_and_change_no_id(delivery, clu
     assert all(code == 0 or (code in (1, -15) and inst.fail_stopped()) for code, inst in zip(codes, instances)), \
         "every instance should stop on SIGTERM (or fail stop), not hang: " + report
     assert not lost and not changed, report
+    if delivery == "exactly_once":   # the coordinator's death costs no restart
+        assert coordinator_exits == 0, report
     assert {e.event_id for e in seen} >= expected
     assert watch.changes >= 2, "the faults should have moved leadership: " + report
     if delivery == "exactly_once":

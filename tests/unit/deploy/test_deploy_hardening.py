@@ -174,6 +174,7 @@ def test_make_installs_the_tests_under_the_image_constraints() -> None:
     assert re.search(r"^\$\(STAMP\):.*\$\(CONSTRAINTS\)", make, re.M), "a new constraints file must reinstall"
     # Java 17 and Maven come from make too (the README's two commands on a bare Debian machine).
     assert "openjdk-17-jre-headless" in make and "maven" in make
+    assert "openjdk-17-jdk-headless" in make, "javac: the Java Kafka client test compiles its reader"
     assert re.search(r"^jars: .*\bjava\b", make, re.M)
 
 

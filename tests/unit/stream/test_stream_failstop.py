@@ -246,6 +246,40 @@ def test_a_wedged_producer_call_fails_stop_within_the_commit_timeout(wedge):
     producer.release.set()
 
 
+@pytest.mark.parametrize("wedge", ["flush", "commit"])
+def test_a_wedged_transaction_step_replaces_the_producer_and_rewinds_in_process(wedge):
+    """kafka-python 3.0.12 waits for ever on a transaction coordinator that was SIGKILLed
+    (benchmarks/repro_coordinator_failover.py). With a way to make a new transactional producer,
+    the publisher replaces the wedged one (whose transaction the new one fences), the partitions
+    are rewound to their commits, and the next transaction commits: no restart."""
+    wedged, fresh = WedgedTxProducer(wedge), FakeTxProducer(refuse=0)
+    made = []
+    svc = tx_service(wedged, timeout_s=0.3, remake=lambda: made.append(fresh) or fresh)
+    t0 = time.monotonic()
+    assert svc.delivery.commit() is False                               # timed out, replaced, rewound
+    assert time.monotonic() - t0 < 3 and made == [fresh] and wedged.closed
+    publisher = svc.kafka.publisher
+    assert publisher.producer is fresh and not publisher.failed and publisher.rebuilds == 1
+    assert sorted(svc.kafka.consumer.rewinds) == [TP0, TP1] and svc.kafka.consumer.rejoins == []   # the group was fine
+    assert svc.metrics.registry.get_sample_value("soccerkd_producer_rebuilds_total") == 1
+    offer_more(svc, 48, 3)                       # the rewound partitions deliver again, into the new producer
+    assert svc.delivery.commit() is True and fresh.calls[-3:] == ["begin", "offsets", "commit"]
+    assert svc.delivery.aborts_in_a_row == 0
+    wedged.release.set()
+
+
+def test_a_producer_that_cannot_be_replaced_fails_stop():
+    def remake():
+        raise RuntimeError("no coordinator")
+
+    wedged = WedgedTxProducer("commit")
+    svc = tx_service(wedged, timeout_s=0.3, remake=remake)
+    with pytest.raises(PublishError, match="making a new transactional producer failed too: RuntimeError"):
+        svc.delivery.commit()
+    assert svc.kafka.publisher.failed
+    wedged.release.set()
+
+
 def test_no_latency_is_made_up_from_a_skewed_capture_clock():
     svc = service(FakeProducer())
     now = svc.clock()

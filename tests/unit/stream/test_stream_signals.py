@@ -2,6 +2,7 @@
 in which an orchestrator may stop it) ends in a clean exit, code 0, before any broker is
 contacted; not in death by the signal (code -15), which the chaos suite once saw in CI."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,26 @@ def test_a_failed_worker_stops_the_others_and_serve_workers_fails_stop():
     with pytest.raises(FailStop, match=r"worker\(s\) failed: serve-w0 exit 3$"):
         serve_workers(StreamConfig(), 2, target=scripted_worker)
     assert time.monotonic() - t0 < 60
+
+
+def test_a_sighup_before_the_service_runs_is_kept_for_the_reload_and_is_not_a_stop():
+    import signal
+
+    from stream.app.signals import install_stop_handlers, record_stop_signals
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        received = record_stop_signals()
+        os.kill(os.getpid(), signal.SIGHUP)   # would end the process by default: recorded instead
+        stops, reloads = [], []
+        install_stop_handlers(stops.append, received=received, on_reload=lambda: reloads.append(1))
+        assert received == [signal.SIGHUP] and reloads == [1] and stops == []
+        os.kill(os.getpid(), signal.SIGHUP)   # the live handler: a reload
+        assert reloads == [1, 1] and stops == []
+        install_stop_handlers(stops.append, received=[signal.SIGHUP, signal.SIGTERM])   # no reload: ignored
+        assert stops == [signal.SIGTERM]
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert stops == [signal.SIGTERM]
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -1,6 +1,7 @@
 """Hysteresis, minimum and maximum duration of action segments."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from soccerkd.errors import ConfigError
 from stream.core.smoothing import Smoother, SmoothingConfig, WindowRef
@@ -56,3 +57,31 @@ def test_validation():
         SmoothingConfig(on_threshold=0.3, off_threshold=0.5)
     with pytest.raises(ConfigError):
         SmoothingConfig(min_windows=3, max_windows=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.data())
+def test_replay_from_resume_start_gives_the_same_segments(levels, data):
+    """The serve path's property: a smoother rebuilt from the resume point (the windows from
+    resume_start on) closes the same segments as the one that ran through."""
+    probs = [(v / 9, (1 - v / 9) * 0.7, (1 - v / 9) * 0.3) for v in levels]
+    cfg = SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=1, max_windows=6)
+    cut = data.draw(st.integers(0, len(probs) - 1))
+
+    def key(seg):
+        return seg.label, seg.first.start_seq, seg.last.end_seq, seg.num_windows, round(seg.confidence, 9)
+
+    through = Smoother(NAMES, cfg)
+    emitted = []
+    for i, p in enumerate(probs):
+        emitted.append([key(x) for x in through.push(ref(i), p)])
+        if i == cut:
+            start = through.resume_start
+    tail_through = [k for i, ks in enumerate(emitted) if i > cut for k in ks] + [key(x) for x in through.close()]
+    first = cut + 1 if start is None else start // 4
+    replayed = Smoother(NAMES, cfg)
+    out = []
+    for i in range(first, len(probs)):
+        out += [key(x) for x in replayed.push(ref(i), probs[i])]
+    out += [key(x) for x in replayed.close()]
+    assert out == tail_through
