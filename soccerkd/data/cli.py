@@ -22,13 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
     synth.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
     synth.add_argument("--workers", type=int, default=1, help="processes rendering in parallel (default 1)")
-    synth.add_argument("--version", type=int, default=3, choices=(2, 3),
-                       help="generator version (default 3: classes need time; 2: the demo's older clips)")
+    synth.add_argument("--version", type=int, default=3, choices=(2, 3, 4),
+                       help="generator version (default 3: classes need time; 4: v3's motion with a broadcast "
+                            "look: textured grass, crowd, boards, wide to close shots, blur, score bug, JPEG; "
+                            "2: the demo's older clips)")
     synth.set_defaults(handler=_synth)
 
     probe = sub.add_parser("probe", help="how much one frame of procedural clips gives away: a single-frame "
                                          "probe against a same-budget clip model (no rendering)")
-    probe.add_argument("--version", type=int, default=3, choices=(2, 3), help="generator version (default 3)")
+    probe.add_argument("--version", type=int, default=3, choices=(2, 3, 4),
+                       help="generator version (default 3; the probe reads the simulated scene, so v4's look "
+                            "does not enter it, only its motion and ball)")
     probe.add_argument("--size", default="128x96", help="frame size WIDTHxHEIGHT (default 128x96)")
     probe.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
     probe.add_argument("--train-per-class", type=int, default=150, help="training clips per class (default 150)")
@@ -36,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     probe.add_argument("--seed", type=int, default=0, help="generator and probe seed (default 0)")
     probe.add_argument("--hidden", type=int, default=64, help="width of both MLPs' 2 hidden layers (default 64)")
     probe.add_argument("--steps", type=int, default=1500, help="Adam steps of batch 256 per MLP (default 1500)")
+    probe.add_argument("--json", type=Path, default=None, metavar="PATH",
+                       help="also write the result (with per-class accuracies) to this JSON file")
     probe.set_defaults(handler=_probe)
 
     split = sub.add_parser("split", help="write a seeded, stratified train/val/test manifest for a dataset")
@@ -85,8 +91,18 @@ def _probe(args: argparse.Namespace) -> int:
     res = run_probe(SynthConfig(width=w, height=h, num_frames=args.frames, version=args.version),
                     train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed,
                     hidden=args.hidden, steps=args.steps)
-    print(json.dumps({"version": args.version, "seed": args.seed, "hidden": args.hidden, "steps": args.steps,
-                      **res.as_dict()}))
+    record = {"version": args.version, "seed": args.seed, "hidden": args.hidden, "steps": args.steps,
+              "train_per_class": args.train_per_class, **res.as_dict()}
+    print(json.dumps(record))
+    print(f"single frame: {res.frame_acc:.1%} per frame, {res.frame_video_acc:.1%} per video; "
+          f"clip model: {res.clip_video_acc:.1%} per video")
+    print("per class (video)   " + "  ".join(f"{c:>8}" for c in res.frame_video_per_class))
+    print("  single frame      " + "  ".join(f"{v:>8.1%}" for v in res.frame_video_per_class.values()))
+    print("  clip model        " + "  ".join(f"{v:>8.1%}" for v in res.clip_video_per_class.values()))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 

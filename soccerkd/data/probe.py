@@ -16,7 +16,7 @@ from 11 per-frame features); ``soccerkd data probe --version 2`` measures it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -35,9 +35,12 @@ class ProbeResult:
     clip_video_acc: float
     train_videos: int
     test_videos: int
+    # per-class video accuracy of the frame probe and of the clip model (class name -> 0..1)
+    frame_video_per_class: dict[str, float] = field(default_factory=dict)
+    clip_video_per_class: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, float | int]:
-        return dict(self.__dict__)
+    def as_dict(self) -> dict[str, object]:
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.__dict__.items()}
 
 
 def _clip_frames(n: int, frames: int, stride: int) -> np.ndarray:
@@ -110,9 +113,15 @@ def run_probe(cfg: SynthConfig, *, train_per_class: int = 150, test_per_class: i
     frame = _fit_mlp(norm(xf).reshape(-1, f), np.repeat(y, t), classes=k, hidden=hidden, steps=steps, seed=seed)
     pf = frame(norm(tf).reshape(-1, f)).reshape(len(ty), t, k)
     frame_acc = float((pf.argmax(2) == ty[:, None]).mean())
-    frame_video_acc = float((pf.mean(1).argmax(1) == ty).mean())
+    frame_pred = pf.mean(1).argmax(1)
+    frame_video_acc = float((frame_pred == ty).mean())
     # clip model: the same features of all frames at once, plus the displacement
     flat = lambda a, m: np.concatenate([norm(a), (m - mmu) / msd], 2).reshape(len(a), -1)  # noqa: E731
     clip = _fit_mlp(flat(xf, xm), y, classes=k, hidden=hidden, steps=steps, seed=seed)
-    clip_video_acc = float((clip(flat(tf, tm)).argmax(1) == ty).mean())
-    return ProbeResult(frame_acc, frame_video_acc, clip_video_acc, int(n), int(len(ty)))
+    clip_pred = clip(flat(tf, tm)).argmax(1)
+    clip_video_acc = float((clip_pred == ty).mean())
+    def per_class(pred: np.ndarray) -> dict[str, float]:
+        return {c: float((pred[ty == i] == i).mean()) for i, c in enumerate(SOCCERDB1_CLASSES)}
+
+    return ProbeResult(frame_acc, frame_video_acc, clip_video_acc, int(n), int(len(ty)),
+                       per_class(frame_pred), per_class(clip_pred))

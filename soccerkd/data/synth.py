@@ -35,6 +35,20 @@ and cadence, touches locked to the stride, the plant and the ball leaving at the
 the version its student was trained on (the checkpoint's ``synth`` record,
 ``soccerkd.train.checkpoint.synth_version``).
 
+v4 (``--version 4``; issue 25) keeps v3's motion and changes what a frame looks like: domain
+randomisation toward real broadcast (:mod:`soccerkd.data.broadcast`: textured grass with mowing
+stripes, crowd and lettered ad boards, wide shots to close-ups, zoom drift, pan wobble, motion blur,
+palette kits, lighting and sun shadows, a score bug with a running clock, resolution loss and JPEG).
+It also closes the single-frame leaks that a stronger probe found in v3 (10x the data: 42-48% per
+video, mostly kicks): v3 drew a feint and the ball's leaving together and redrew both until they were
+apart, which pushed feints to the ends of the window while a kick's contact is uniform in it (how
+many of a clip's frames sat in the swing then told kicks apart); a v3 kick blended two gait draws
+(more average poses); and a leaving ball moved at an absolute speed, so a runner overtook it ("ball
+behind" meant run) and a kicker who planted fell back from it. In v4 a feint is timed exactly as a
+kick's contact, a kick keeps one pose draw, the ball leaves *relative* to the target
+(``LEAVE_SPEED_V4``), and it may leave just before a feint (a swing at a ball already rolling away)
+but never at or just after one (``NO_LEAVE_AFTER_FEINT_S_V4``): swing then ball is a kick's order.
+
 Determinism: each clip draws from :func:`clip_rng` (v3 mixes the frame size, length, fps and version
 into the seed; v2 used ``[seed, class_index, clip_index]``) and is rendered with fixed-order
 numpy/OpenCV calls, so the same seed and arguments give byte-identical decoded frames.
@@ -98,7 +112,15 @@ LEAVE_T_V3 = (0.4, 0.62)
 # ... and never within this many seconds of a non-kick clip's feint, so that a swing that sends the
 # ball away is always a kick.
 LEAVE_GAP_S_V3 = 0.16
-VERSIONS = (2, 3)
+# v4: the ball that leaves (any class) rolls off relative to the target at this speed (m/s), so
+# where it lies in one frame does not depend on how fast the target moves (a v3 runner overtook a
+# slow ball, a v3 kicker stopped behind it: "ball behind" meant run).
+LEAVE_SPEED_V4 = (3.0, 16.0)
+# v4, non-kick clips: the ball may leave shortly before the feint (the swing misses a ball already
+# rolling away), never at it or within this window after it (s); so the follow-through with the ball
+# going away is in every class's frames, and only the order (swing, then ball) marks a kick.
+NO_LEAVE_AFTER_FEINT_S_V4 = (0.0, 0.12)
+VERSIONS = (2, 3, 4)
 DEFAULT_VERSION = 3
 # render_match's default: matches rendered before the version was selectable were v2, and a call
 # that does not name a version still renders those bytes.
@@ -125,8 +147,8 @@ class SynthConfig:
     height: int = 120
     num_frames: int = 32
     fps: float = 25.0
-    # Generator version: 3 (default) needs time to tell the classes apart; 2 is kept for the demo
-    # and for reproducing older datasets (module docstring).
+    # Generator version: 3 (default) needs time to tell the classes apart; 4 is v3 with a broadcast
+    # look and fewer single-frame cues; 2 is kept for reproducing older datasets (module docstring).
     version: int = DEFAULT_VERSION
 
     def __post_init__(self) -> None:
@@ -270,6 +292,10 @@ def _simulate_target(segments: Sequence[Segment], fps: float, rng: np.random.Gen
         if seg.label == "kick":
             approach, after = _sample_gait("approach", rng, version), _sample_gait("walk", rng, version)
             after[_G["speed"]] = _u(rng, 0.6, 1.6)
+            if version >= 4:  # one pose for the clip, as every other class keeps (v3 blended two
+                # draws, whose mean is narrower than one draw: a kick's frames were more average)
+                for key in ("hip", "knee", "lean", "arm", "elbow", "bob"):
+                    after[_G[key]] = approach[_G[key]]
             tc = seg.kick_at * n * dt
             mix = _smoothstep((t - (tc - 0.35)) / 0.6)[:, None]
             target = (1 - mix) * approach + mix * after
@@ -379,6 +405,22 @@ def _leave(ball: np.ndarray, frame: int, heading: np.ndarray, rng: np.random.Gen
                               len(ball) - frame, dt)
 
 
+def _leave_v4(ball: np.ndarray, frame: int, pos: np.ndarray, heading: np.ndarray, rng: np.random.Generator,
+              dt: float) -> None:
+    """v4: as :func:`_leave`, but the ball rolls away *relative to the target* (in its body frame, at
+    ``LEAVE_SPEED_V4``, slowing as a rolling ball does), so one frame of a ball going away looks the
+    same whether a runner, a walker or a kicker who plants sent it."""
+    frame = min(max(frame, 1), len(ball) - 1)
+    f = np.stack([np.cos(heading), np.sin(heading)], 1)
+    lv = np.stack([-f[:, 1], f[:, 0]], 1)
+    rel0 = ball[frame - 1, :2] - pos[frame - 1]
+    start = np.array([rel0 @ f[frame - 1], rel0 @ lv[frame - 1], 0.11])
+    ang, speed = _u(rng, -0.35, 0.35), _u(rng, *LEAVE_SPEED_V4)
+    rel = _free_ball(start, np.array([speed * math.cos(ang), speed * math.sin(ang), 0.0]), len(ball) - frame, dt)
+    ball[frame:, :2] = pos[frame:] + rel[:, :1] * f[frame:] + rel[:, 1:2] * lv[frame:]
+    ball[frame:, 2] = rel[:, 2]
+
+
 def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarray, phase: np.ndarray,
                  kicks: list[tuple[int, int]], dt: float, rng: np.random.Generator,
                  ball0: np.ndarray | None, version: int = 2) -> np.ndarray:
@@ -404,7 +446,10 @@ def _target_ball(segments: Sequence[Segment], pos: np.ndarray, heading: np.ndarr
             if version >= 3:  # dribbled in (as a dribble's ball, knock-ons included), struck along the ground
                 # with the kicking foot, so the ball is on the swinging leg's side (as at a feint)
                 want = _dribble_ball(pos, heading, phase, rng, frames, rng.random() < KNOCK_ON_P_V3, foot=side)
-                _leave(want, max(k, 1), heading[f0:f0 + n], rng, dt)
+                if version >= 4:
+                    _leave_v4(want, max(k, 1), pos[f0:f0 + n], heading[f0:f0 + n], rng, dt)
+                else:
+                    _leave(want, max(k, 1), heading[f0:f0 + n], rng, dt)
             else:
                 fwd = np.array([math.cos(heading[frame]), math.sin(heading[frame])])
                 lat = np.array([-fwd[1], fwd[0]]) * (0.1 if side == 0 else -0.1)
@@ -627,10 +672,49 @@ def _draw_player(img: np.ndarray, uv: np.ndarray, ppm: float, track: Track, near
     cv2.circle(img, (p(2)[0], p(2)[1] - r // 3), max(1, int(r * 0.8)), k["hair"], -1, aa, 2)
 
 
+def _draw_players_and_ball(img: np.ndarray, camera: Camera, i: int, players: list[Track], ball: np.ndarray,
+                           prev_ball_uv: np.ndarray | None, grass: Any, cv2: Any) -> np.ndarray:
+    """Players (with a contact shadow in ``grass`` colour) and the ball, far to near, at frame ``i``;
+    returns the ball's pixel position (the next frame draws a streak from it when it moved fast)."""
+    aa = cv2.LINE_AA
+    items = []
+    for tr in players:
+        jw = _joints(tr, i)
+        uv, depth = camera.project(jw, i)
+        items.append((float(depth[0]), "p", tr, jw, uv, depth))
+    buv, bdepth = camera.project(ball[i:i + 1], i)
+    items.append((float(bdepth[0]), "b", None, None, buv, bdepth))
+    for depth, kind, tr, jw, uv, _ in sorted(items, key=lambda it: -it[0]):
+        ppm = camera.focal[i] / depth
+        if kind == "p":
+            foot = np.r_[tr.pos[i], 0.0][None]
+            fuv = camera.project(foot, i)[0][0]
+            cv2.ellipse(img, (int(fuv[0] * 4), int(fuv[1] * 4)), (max(1, int(ppm * 0.45 * 4)), max(1, int(ppm * 0.15 * 4))),
+                        0, 0, 360, tuple(int(c * 0.55) for c in grass), -1, aa, 2)
+            cam_dir = camera.centre[:2] - tr.pos[i]
+            lv = np.array([-math.sin(tr.heading[i]), math.cos(tr.heading[i])])
+            _draw_player(img, uv, ppm, tr, bool(lv @ cam_dir > 0), cv2)
+        else:
+            sh = camera.project(np.array([[ball[i, 0], ball[i, 1], 0.0]]), i)[0][0]
+            r = max(1, int(round(0.11 * ppm * 4)))
+            cv2.circle(img, (int(sh[0] * 4), int(sh[1] * 4)), r, tuple(int(c * 0.5) for c in grass), -1, aa, 2)
+            c = (int(uv[0, 0] * 4), int(uv[0, 1] * 4))
+            if prev_ball_uv is not None and np.linalg.norm(uv[0] - prev_ball_uv) > 3:
+                cv2.line(img, (int(prev_ball_uv[0] * 4), int(prev_ball_uv[1] * 4)), c, (205, 205, 205), max(1, r // 4), aa, 2)
+            cv2.circle(img, c, r, (240, 240, 240), -1, aa, 2)
+    return buv[0]
+
+
 def _render_frames(cfg: SynthConfig, camera: Camera, players: list[Track], ball: np.ndarray, look: Look,
                    rng: np.random.Generator) -> Iterable[np.ndarray]:
     """Yield BGR uint8 frames."""
     import cv2
+
+    if cfg.version >= 4:  # the broadcast look (soccerkd.data.broadcast)
+        from soccerkd.data import broadcast
+
+        yield from broadcast.render_frames(cfg, camera, players, ball, look, rng)  # type: ignore[arg-type]
+        return
 
     W, H = cfg.width, cfg.height
     aa = cv2.LINE_AA
@@ -659,33 +743,7 @@ def _render_frames(cfg: SynthConfig, camera: Camera, players: list[Track], ball:
             mask = np.zeros((H, W), np.uint8)
             cv2.fillConvexPoly(mask, proj(look.shadow), 1, aa, 2)
             img[mask.astype(bool)] = (img[mask.astype(bool)] * 0.7).astype(np.uint8)
-        # players and ball, far to near
-        items = []
-        for tr in players:
-            jw = _joints(tr, i)
-            uv, depth = camera.project(jw, i)
-            items.append((float(depth[0]), "p", tr, jw, uv, depth))
-        buv, bdepth = camera.project(ball[i:i + 1], i)
-        items.append((float(bdepth[0]), "b", None, None, buv, bdepth))
-        for depth, kind, tr, jw, uv, _ in sorted(items, key=lambda it: -it[0]):
-            ppm = camera.focal[i] / depth
-            if kind == "p":
-                foot = np.r_[tr.pos[i], 0.0][None]
-                fuv = camera.project(foot, i)[0][0]
-                cv2.ellipse(img, (int(fuv[0] * 4), int(fuv[1] * 4)), (max(1, int(ppm * 0.45 * 4)), max(1, int(ppm * 0.15 * 4))),
-                            0, 0, 360, tuple(int(c * 0.55) for c in look.grass[0]), -1, aa, 2)
-                cam_dir = camera.centre[:2] - tr.pos[i]
-                lv = np.array([-math.sin(tr.heading[i]), math.cos(tr.heading[i])])
-                _draw_player(img, uv, ppm, tr, bool(lv @ cam_dir > 0), cv2)
-            else:
-                sh = camera.project(np.array([[ball[i, 0], ball[i, 1], 0.0]]), i)[0][0]
-                r = max(1, int(round(0.11 * ppm * 4)))
-                cv2.circle(img, (int(sh[0] * 4), int(sh[1] * 4)), r, tuple(int(c * 0.5) for c in look.grass[0]), -1, aa, 2)
-                c = (int(uv[0, 0] * 4), int(uv[0, 1] * 4))
-                if prev_ball_uv is not None and np.linalg.norm(uv[0] - prev_ball_uv) > 3:
-                    cv2.line(img, (int(prev_ball_uv[0] * 4), int(prev_ball_uv[1] * 4)), c, (205, 205, 205), max(1, r // 4), aa, 2)
-                cv2.circle(img, c, r, (240, 240, 240), -1, aa, 2)
-        prev_ball_uv = buv[0]
+        prev_ball_uv = _draw_players_and_ball(img, camera, i, players, ball, prev_ball_uv, look.grass[0], cv2)
         if look.scorebug is not None:
             right, bottom, c1, c2 = look.scorebug
             w, h = max(8, W // 5), max(4, H // 16)
@@ -753,7 +811,12 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     start = np.array([_u(rng, 20, PITCH_L - 20), _u(rng, 12, PITCH_W - 12)])
     pos, heading, angles, kicks, _ = _simulate_target(segments, cfg.fps, rng, start, heading0, version=cfg.version)
     target = Track(pos, heading, angles, _random_kit(rng), height=_u(rng, 0.92, 1.08))
-    look = _sample_look(rng, cfg)
+    if cfg.version >= 4:
+        from soccerkd.data import broadcast
+
+        look: Any = broadcast.sample_look(rng, cfg, n)
+    else:
+        look = _sample_look(rng, cfg)
     n_dis = int(rng.integers(3, 8))
     dis = _distractors(rng, pos, heading, n, cfg.fps, n_dis, occlude=rng.random() < 0.3)
     # keep the target's team colours shared with some distractors so colour does not mark it
@@ -764,8 +827,13 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     label = segments[0].label
     v3_clip = clip_mode and cfg.version >= 3
     feint_at = leave_at = -1
+    feint_t: float | None = None
     if v3_clip and label != "kick":  # when the dummy swing comes, and when the ball leaves (apart)
-        feint_at, leave_at = _feint_and_leave_frames(n, cfg.fps, rng)
+        if cfg.version >= 4:
+            feint_t, leave_at = _feint_and_leave_v4(n, cfg.fps, rng)
+            feint_at = min(n - 1, int(round(feint_t * cfg.fps)))
+        else:
+            feint_at, leave_at = _feint_and_leave_frames(n, cfg.fps, rng)
     if clip_mode and label in ("walk", "run"):
         if cfg.version >= 3:  # a ball at the feet, as every dribble and kick shows one
             mode = "near"
@@ -784,11 +852,17 @@ def _scene(segments: Sequence[Segment], cfg: SynthConfig, rng: np.random.Generat
     else:
         ball0 = None if clip_mode else np.r_[pos[0] + rng.normal(0, 15, 2), 0.11]
         ball = _target_ball(segments, pos, heading, angles["phase"], kicks, dt, rng, ball0, version=cfg.version)
-    if leave_at >= 0:
+    if leave_at >= 0 and cfg.version >= 4:
+        _leave_v4(ball, leave_at, pos, heading, rng, dt)
+    elif leave_at >= 0:
         _leave(ball, leave_at, heading, rng, dt)
     if feint_at >= 0 and rng.random() < FEINT_P_V3:
-        _feint(target, ball, feint_at, rng, dt)
-    camera = _make_camera(pos, cfg, rng, player_frac=_u(rng, PLAYER_FRAC[0], PLAYER_FRAC[1]))
+        _feint(target, ball, feint_at, rng, dt, feint_t)
+    if cfg.version >= 4:
+        camera = broadcast.make_camera(pos, cfg, rng)
+        broadcast.recolour_kits(rng, [target] + dis)
+    else:
+        camera = _make_camera(pos, cfg, rng, player_frac=_u(rng, PLAYER_FRAC[0], PLAYER_FRAC[1]))
     return camera, [target] + dis, ball, look
 
 
@@ -805,7 +879,25 @@ def _feint_and_leave_frames(n: int, fps: float, rng: np.random.Generator) -> tup
     return feint, leave
 
 
-def _feint(target: Track, ball: np.ndarray, frame: int, rng: np.random.Generator, dt: float) -> None:
+def _feint_and_leave_v4(n: int, fps: float, rng: np.random.Generator) -> tuple[float, int]:
+    """v4, non-kick clips: the feint's time (s) and the frame the ball leaves. The feint is timed
+    exactly as a kick's contact (uniform in ``LEAVE_T_V3`` of the clip; v3's draw, which redrew both
+    until they were apart, pushed feints late: a frame's place in the swing then told kick from the
+    rest). The leave is drawn as a kick's, redrawn only while it falls at the feint or within
+    ``NO_LEAVE_AFTER_FEINT_S_V4`` after it (that order, swing then ball, is a kick's); just before it
+    is allowed (the swing misses a ball already rolling away)."""
+    feint_t = _u(rng, *LEAVE_T_V3) * n / fps
+    feint = min(n - 1, int(round(feint_t * fps)))
+    lo, hi = (round(x * fps) for x in NO_LEAVE_AFTER_FEINT_S_V4)
+    for _ in range(50):
+        leave = min(n - 1, int(round(_u(rng, *LEAVE_T_V3) * n)))
+        if not lo <= leave - feint <= hi:
+            break
+    return feint_t, leave
+
+
+def _feint(target: Track, ball: np.ndarray, frame: int, rng: np.random.Generator, dt: float,
+           t_swing: float | None = None) -> None:
     """v3: the kicking swing with no strike (a dummy), at ``frame`` (drawn as a kick's contact is)
     with the leg on the ball's side, so swing pose plus a ball at the feet is not a kick by itself;
     a kick also plants (brakes) and sends the ball away at the swing, which only a sequence shows."""
@@ -813,7 +905,7 @@ def _feint(target: Track, ball: np.ndarray, frame: int, rng: np.random.Generator
     f = np.array([math.cos(target.heading[frame]), math.sin(target.heading[frame])])
     rel = ball[frame, :2] - target.pos[frame]
     side = 0 if rel[0] * -f[1] + rel[1] * f[0] > 0 else 1
-    _apply_kick(target.angles, np.arange(n) * dt, frame * dt, side, rng, 3)
+    _apply_kick(target.angles, np.arange(n) * dt, frame * dt if t_swing is None else t_swing, side, rng, 3)
 
 
 def _clip_segments(label: str, cfg: SynthConfig, rng: np.random.Generator) -> list[Segment]:
