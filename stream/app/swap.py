@@ -46,13 +46,15 @@ class SwapMetrics:
         self.info = Gauge("soccerkd_model_info", "1 for the model serving now, by name and checkpoint sha256",
                           ["model_name", "checkpoint_sha256"], registry=r)
         self.swaps = Counter("soccerkd_model_swaps", "Models swapped in without a restart", registry=r)
-        self.refusals = Counter("soccerkd_model_swap_refusals",
-                                "Reload requests refused, the old model kept serving, by reason", ["reason"], registry=r)
+        self.refusals = Counter("soccerkd_model_swap_refusals", "Reload requests refused, the old model kept "
+                                "serving, by reason", ["reason"], registry=r)
         self.seconds = Gauge("soccerkd_model_swap_seconds", "The last swap's time by phase: load (read, check and "
-                             "warm up, off the serve loop), canary, switch (the serve loop's pause)", ["phase"],
-                             registry=r)
+                             "warm up, off the serve loop), canary, switch (the serve loop's pause); 0 before the "
+                             "first", ["phase"], registry=r)
         for reason in REFUSALS:
             self.refusals.labels(reason=reason)
+        for phase in ("load", "canary", "switch"):   # 0 until the first swap
+            self.seconds.labels(phase=phase)
 
     def serving(self, model_name: str, checkpoint_sha256: str) -> None:
         self.info.clear()

@@ -347,6 +347,10 @@ def exported_sample_names() -> set[str]:
             import stream.inference.shadow
 
             stream.inference.shadow.ShadowMetrics(registry)
+        if has_module("stream.app.swap"):   # the model hot-swap's
+            import stream.app.swap
+
+            stream.app.swap.SwapMetrics(registry)
         families = [(f.type, f.name) for f in registry.collect()]
     else:
         families = [(kind, name) for kind, names in ISSUE_METRICS.items() for name in names]
@@ -405,12 +409,14 @@ def exported_families() -> set[str]:
     from prometheus_client import CollectorRegistry
 
     import stream.app.metrics
+    import stream.app.swap
     import stream.inference.shadow
 
     registry = CollectorRegistry()
     stream.app.metrics.Metrics(registry=registry)
     stream.app.metrics.IngestMetrics(registry)
     stream.inference.shadow.ShadowMetrics(registry)
+    stream.app.swap.SwapMetrics(registry)
     return {f.name for f in registry.collect()}
 
 

@@ -111,7 +111,8 @@ def test_a_bad_checkpoint_is_refused_and_the_old_model_keeps_serving(tmp_path):
     rig = Rig(a)
     sha_a = rig.live.checkpoint_sha256
     cases = [("unchanged", a),
-             ("incompatible", checkpoint(tmp_path / "order.pt", [0, 3, 0, 0], classes=("run", "kick", "walk", "dribble"))),
+             ("incompatible", checkpoint(tmp_path / "order.pt", [0, 3, 0, 0],
+                                         classes=("run", "kick", "walk", "dribble"))),
              ("incompatible", checkpoint(tmp_path / "frames.pt", [3, 0, 0, 0], frames=8)),
              ("load_error", tmp_path / "missing.pt")]
     (tmp_path / "torn.pt").write_bytes(a.read_bytes()[:1000])
