@@ -168,7 +168,8 @@ class Publisher:
         """Exactly-once commit: the consumed ``offsets`` join the open transaction (one is begun
         if nothing was sent since the last), which then commits, outputs and offsets together.
         Call after :meth:`settle` returned True. On any error the transaction is aborted and the
-        publisher poisoned, so nothing is committed after it."""
+        publisher poisoned, so nothing is committed after it; except a step that timed out with
+        ``remake`` given, which replaces the producer (:meth:`_rebuild`)."""
         from kafka.errors import CommitFailedError
 
         try:
@@ -180,13 +181,9 @@ class Publisher:
         except CommitFailedError as exc:   # abortable: the group's generation moved on
             self.discard()
             raise TransactionAborted(f"transaction aborted, the group moved on: {exc}") from exc
-        except PublishTimeout as exc:
-            if self.remake is None or self.failure is not None:
-                self.poison(exc)
-                self.abort()
-                raise
-            self._rebuild(exc)
         except BaseException as exc:
+            if isinstance(exc, PublishTimeout) and self.remake is not None and self.failure is None:
+                self._rebuild(exc)   # raises ProducerRebuilt, or PublishError if that failed too
             self.poison(exc)
             self.abort()
             raise PublishError(f"transaction commit failed, aborted it: {type(exc).__name__}: {exc}") from exc
