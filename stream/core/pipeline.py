@@ -273,6 +273,10 @@ class Pipeline:
         """Close a camera epoch's open segment at its last window and drop its state."""
         self.cameras.remove(cam)
         cam.windows.clear()
+        return self._close_segment(cam)
+
+    def _close_segment(self, cam: Camera) -> list[EmittedEvent]:
+        """End the camera epoch's open segment at its last window: its event, if long enough."""
         return [_event(cam.key, seg, self.predictor, self.model_id, self.clock()) for seg in cam.smoother.close()]
 
     def swap_model(self, swap: Callable[[], None]) -> Outputs:
@@ -280,8 +284,7 @@ class Pipeline:
         returned as the old model's event (an event is one model's, and its id names that model),
         then ``swap()`` makes the predictor serve the new model, whose ids the next events carry.
         Windows still waiting are run by the new model: each window by one model, never a mix."""
-        out = Outputs(events=[_event(cam.key, seg, self.predictor, self.model_id, self.clock())
-                              for cam in self.cameras for seg in cam.smoother.close()])
+        out = Outputs(events=[e for cam in self.cameras for e in self._close_segment(cam)])
         swap()
         self.model_id = model_id(self.predictor.model_name, self.predictor.checkpoint_sha256)
         return out

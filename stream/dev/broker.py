@@ -116,9 +116,9 @@ def free_port() -> int:
     binding to port 0 gives) can be taken by the local end of any outgoing connection between
     this pick and the JVM's bind, or while a node is down for a restart: a 3-node cluster once
     failed to start so ("Address already in use")."""
-    rng = random.SystemRandom()
+    rng, below = random.SystemRandom(), _ephemeral_low()
     for _ in range(200):
-        port = rng.randrange(10000, _ephemeral_low())
+        port = rng.randrange(10000, below)
         if port_free(port):
             return port
     with socket.socket() as sock:   # no luck below the range: any free port
