@@ -100,8 +100,12 @@ def test_a_swap_under_load_loses_no_window_and_changes_no_id(kafka_broker, tmp_p
         for sig, handler in saved.items():
             signal.signal(sig, handler)
 
-    events = [dataclasses.asdict(e) for e in read_events(kafka.bootstrap, kafka.events_topic, timeout_s=10,
-                                                         idle_s=2, isolation="read_committed")]
+    def covered(evs) -> bool:   # every camera's committed events reach its last closed segment
+        return all(WINDOWS_PER_CAMERA - sum(e.num_windows for e in evs if e.camera_id == cam) < 4 for cam in CAMERAS)
+
+    # no idle cut-off: on a busy machine a 2 s lull in the reader ended the read early
+    events = [dataclasses.asdict(e) for e in read_events(kafka.bootstrap, kafka.events_topic, timeout_s=60,
+                                                         idle_s=None, isolation="read_committed", until=covered)]
     sha_new = service.swapper.live.checkpoint_sha256
     assert sha_new != sha_old and windows() == total
     ids = [e["event_id"] for e in events]
