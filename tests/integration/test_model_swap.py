@@ -107,7 +107,9 @@ def test_a_swap_under_load_loses_no_window_and_changes_no_id(kafka_broker, tmp_p
     events = [dataclasses.asdict(e) for e in read_events(kafka.bootstrap, kafka.events_topic, timeout_s=60,
                                                          idle_s=None, isolation="read_committed", until=covered)]
     sha_new = service.swapper.live.checkpoint_sha256
-    assert sha_new != sha_old and windows() == total
+    # >=: a transaction aborted under load (a rebalance, a slow commit) replays its windows; what
+    # counts is the published, read_committed events, checked below for loss and repeats
+    assert sha_new != sha_old and windows() >= total
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids)), "an event was published twice"
     # every event is wholly one model's: its label, its checkpoint, its id
@@ -138,5 +140,5 @@ def test_a_swap_under_load_loses_no_window_and_changes_no_id(kafka_broker, tmp_p
     print(f"\nswap under load: SIGHUP at {swapped_at:.0f} of {total} windows; load {load:.3f} s (off the loop), "
           f"switch {switch * 1000:.2f} ms; events {len(events)} (old model "
           f"{sum(e['checkpoint_sha256'] == sha_old for e in events)}, new "
-          f"{sum(e['checkpoint_sha256'] == sha_new for e in events)}); windows lost 0, served twice 0, "
+          f"{sum(e['checkpoint_sha256'] == sha_new for e in events)}); windows lost 0, published twice 0 ({windows() - total:.0f} run again after an abort), "
           f"ids changed {len(changed)}, segments cut by the swap {len(cut)}")
