@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soccerkd.kd.cache import TeacherLogitCache, clip_digests
 from soccerkd.kd.loss import kd_loss, validate_kd_params
 
 
@@ -23,13 +24,16 @@ class DistillationTask(nn.Module):
     ``torch.no_grad()``. Without a teacher (``teacher=None``) it is plain training: ``total = task``
     (cross-entropy) and ``distill`` is a zero tensor, so logging code sees the same keys.
 
-    ``cache_teacher=True`` keeps teacher logits (on CPU) per clip id passed to :meth:`forward`; only
-    use it when an id always denotes the identical input tensor (no random augmentation), since a
-    cached id is never recomputed. Optimise ``task.student.parameters()`` (or :meth:`trainable_parameters`).
+    ``cache_teacher=True`` keeps teacher logits (on CPU) per clip: per clip id passed to
+    :meth:`forward` (only when an id always denotes the identical input tensor, since a cached id is
+    never recomputed), else per digest of the clip's content (:mod:`soccerkd.kd.cache`, always safe).
+    ``cache`` passes a :class:`TeacherLogitCache` of one's own (e.g. file-backed, shared between runs).
+    Optimise ``task.student.parameters()`` (or :meth:`trainable_parameters`).
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None, *, alpha: float = 0.5,
-                 temperature: float = 4.0, cache_teacher: bool = False, kl_reduction: str = "batchmean") -> None:
+                 temperature: float = 4.0, cache_teacher: bool = False, kl_reduction: str = "batchmean",
+                 cache: TeacherLogitCache | None = None) -> None:
         super().__init__()
         if teacher is not None:
             validate_kd_params(alpha=alpha, temperature=temperature, reduction=kl_reduction)
@@ -40,8 +44,8 @@ class DistillationTask(nn.Module):
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.kl_reduction = kl_reduction
-        self.cache_teacher = cache_teacher
-        self._cache: dict[Hashable, torch.Tensor] = {}
+        self.cache_teacher = cache_teacher or cache is not None
+        self.cache = cache if cache is not None else TeacherLogitCache()
 
     def train(self, mode: bool = True) -> "DistillationTask":
         super().train(mode)
@@ -55,25 +59,29 @@ class DistillationTask(nn.Module):
 
     @property
     def cache_size(self) -> int:
-        return len(self._cache)
+        return len(self.cache)
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        self.cache.clear()
 
     def teacher_logits(self, clips: torch.Tensor, clip_ids: Sequence[Hashable] | None = None) -> torch.Tensor:
         """Teacher logits for ``clips`` (fp32, no grad), from the cache where ids were seen before."""
         if self.teacher is None:
             raise RuntimeError("this task has no teacher")
-        if not (self.cache_teacher and clip_ids is not None):
+        if not self.cache_teacher:
             return self._run_teacher(clips)
+        if clip_ids is None:
+            clip_ids = clip_digests(clips)
         if len(clip_ids) != clips.shape[0]:
             raise ValueError(f"got {len(clip_ids)} clip ids for a batch of {clips.shape[0]} clips")
-        todo = [i for i, cid in enumerate(clip_ids) if cid not in self._cache]
+        rows: list[torch.Tensor | None] = [self.cache.get(cid) if cid in self.cache else None for cid in clip_ids]
+        todo = [i for i, row in enumerate(rows) if row is None]
         if todo:
             fresh = self._run_teacher(clips[todo]).cpu()
-            for row, i in enumerate(todo):
-                self._cache[clip_ids[i]] = fresh[row]
-        return torch.stack([self._cache[cid] for cid in clip_ids]).to(clips.device)
+            for j, i in enumerate(todo):
+                rows[i] = fresh[j]
+                self.cache.put(clip_ids[i], fresh[j])
+        return torch.stack(rows).to(clips.device)  # type: ignore[arg-type]
 
     def _run_teacher(self, clips: torch.Tensor) -> torch.Tensor:
         assert self.teacher is not None

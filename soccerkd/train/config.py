@@ -142,6 +142,11 @@ class KDConfig:
     # the student's val/test videos). A manifest with the same val and test splits but other (e.g.
     # more) training videos is accepted: see soccerkd.data.splits.heldout_sha256.
     allow_mismatch: bool = False
+    # Teacher logits looked up by the content of the clip instead of recomputed (soccerkd.kd.cache):
+    # null = off; "memory" = within this run; a file path (may hold {sweep}, {seed}) = shared by every
+    # run of the same teacher, e.g. an alpha x T grid. Pays off without augmentation only (a clip then
+    # recurs every epoch); cached logits equal a fresh pass up to float rounding.
+    teacher_cache: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.kl_reduction in ("batchmean", "mean"), "kd.kl_reduction", self.kl_reduction,
@@ -197,6 +202,12 @@ class TrainConfig:
         if self.kd.teacher_checkpoint is None:
             return None
         return Path(self.kd.teacher_checkpoint.replace("{seed}", str(self.seed)))
+
+    def teacher_cache_path(self) -> Path | None:
+        """``kd.teacher_cache`` as a file path (``{seed}`` resolved); None when off or "memory"."""
+        if self.kd.teacher_cache in (None, "memory"):
+            return None
+        return Path(self.kd.teacher_cache.replace("{seed}", str(self.seed)))
 
 
 def config_sha256(cfg: TrainConfig) -> str:

@@ -376,8 +376,14 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                                                      heldout_sha256=heldout_hash, log=log)
         if renorm is not None:
             teacher = nn.Sequential(renorm, teacher)
+        cache = None
+        if cfg.kd.teacher_cache is not None:
+            from soccerkd.kd.cache import TeacherLogitCache
+
+            cache = TeacherLogitCache(teacher_sha256=teacher_meta.get("checkpoint_sha256"),
+                                      path=cfg.teacher_cache_path(), log=log)
         task = DistillationTask(model, teacher, alpha=cfg.kd.alpha, temperature=cfg.kd.temperature,
-                                kl_reduction=cfg.kd.kl_reduction)
+                                kl_reduction=cfg.kd.kl_reduction, cache=cache)
     else:
         task = DistillationTask(model)
     from soccerkd.data.transforms import DeviceNormalize
@@ -424,6 +430,9 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None,
                              max_steps=cfg.max_steps_per_epoch, progress=cfg.progress,
                              desc=f"epoch {epoch + 1}/{cfg.epochs}")
         scheduler.step()
+        if task.cache_teacher:
+            tr["teacher_cache_hit_rate"] = task.cache.take_hit_rate()
+            task.cache.sync()
         va = evaluate(model, val_loader, class_names=names, device=device, amp=use_amp,
                       frames_per_clip=spec.clip.num_frames, progress=cfg.progress, prepare=prepare, desc="val")
         row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in tr.items()},

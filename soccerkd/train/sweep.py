@@ -42,7 +42,7 @@ def plan_cells(configs: Sequence[str | Path], *, alphas: Sequence[float] = (), t
                overrides: Iterable[str] = (), out: Path) -> list[SweepCell]:
     """Expand each config into cells; KD configs get one cell per (α, T) (their own values if none given).
 
-    ``{sweep}`` in ``kd.teacher_checkpoint`` becomes ``out`` (``{seed}`` is kept for the run), so a
+    ``{sweep}`` in ``kd.teacher_checkpoint`` and ``kd.teacher_cache`` becomes ``out`` (``{seed}`` is kept for the run), so a
     KD config can point at the teachers this same sweep trains, e.g.
     ``{sweep}/synth_teacher/seed{seed}/best.pt``.
     """
@@ -50,9 +50,10 @@ def plan_cells(configs: Sequence[str | Path], *, alphas: Sequence[float] = (), t
     for path in configs:
         cfg = load_config(TrainConfig, path, list(overrides))
         name = Path(path).stem
-        if cfg.kd.teacher_checkpoint and "{sweep}" in cfg.kd.teacher_checkpoint:
-            cfg = dataclasses.replace(cfg, kd=dataclasses.replace(
-                cfg.kd, teacher_checkpoint=cfg.kd.teacher_checkpoint.replace("{sweep}", str(out))))
+        paths = {k: v.replace("{sweep}", str(out)) for k in ("teacher_checkpoint", "teacher_cache")
+                 if "{sweep}" in (v := getattr(cfg.kd, k) or "")}
+        if paths:
+            cfg = dataclasses.replace(cfg, kd=dataclasses.replace(cfg.kd, **paths))
         if cfg.run != "kd":
             cells.append(SweepCell(name, cfg))
             continue

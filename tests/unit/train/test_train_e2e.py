@@ -74,6 +74,15 @@ progress: false
                       "--set", "kd.allow_mismatch=true"]) == 0
     assert load_checkpoint(tmp_path / "kd_ok" / "best.pt")["teacher"]["mismatch"]
 
+    # a teacher logit file shared by two runs: the second run's teacher answers from it
+    shared = tmp_path / "teacher_logits.pt"
+    kdc = kd + ["--set", "data.augment=false", "--set", f"kd.teacher_cache={shared}"]
+    assert main(kdc + ["--out", str(tmp_path / "kd_c1")]) == 0
+    assert main(kdc + ["--out", str(tmp_path / "kd_c2")]) == 0
+    first, second = (json.loads((tmp_path / r / "metrics.json").read_text())[0] for r in ("kd_c1", "kd_c2"))
+    assert first["train_teacher_cache_hit_rate"] == 0.0 and second["train_teacher_cache_hit_rate"] == 1.0
+    assert second["train_loss"] == pytest.approx(first["train_loss"], rel=1e-4)
+
     # issue 25: evaluate refuses a split that holds the checkpoint's training videos
     from soccerkd.data.splits import SplitManifest, write_manifest
 
