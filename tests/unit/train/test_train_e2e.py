@@ -107,17 +107,19 @@ def test_sweep_tabulates_seeds(tmp_path, monkeypatch):
     from soccerkd.train.sweep import run_sweep
 
     cfg = tmp_path / "kd.yaml"
-    cfg.write_text("run: kd\nkd: {teacher_checkpoint: '{sweep}/t/seed{seed}/best.pt'}\n")
+    cfg.write_text("run: kd\nkd: {teacher_checkpoint: '{sweep}/t/seed{seed}/best.pt', "
+                   "teacher_cache: '{sweep}/t/seed{seed}/logits.pt'}\n")
     seen = []
 
     def fake_train(c):
-        seen.append((c.seed, c.kd.alpha, c.kd.temperature, str(c.teacher_path())))
+        seen.append((c.seed, c.kd.alpha, c.kd.temperature, str(c.teacher_path()), str(c.teacher_cache_path())))
         return {"seed": c.seed, "test_video_acc": 0.5 + 0.1 * c.seed, "test_clip_acc": 0.5,
                 "test_frame_acc": 0.5, "best_val_video_acc": 0.6}
 
     report = run_sweep([cfg], seeds=[0, 1], out=tmp_path / "sw", alphas=[0.5, 0.9], temperatures=[4],
                        train=fake_train, log=lambda *_: None)
     assert len(seen) == 4 and seen[1][3] == str(tmp_path / "sw" / "t" / "seed1" / "best.pt")
+    assert seen[1][4] == str(tmp_path / "sw" / "t" / "seed1" / "logits.pt")
     row = report["rows"][0]
     assert row["cell"] == "kd/a0.5_T4" and row["n"] == 2
     assert row["test_video_acc"]["mean"] == pytest.approx(0.55)
