@@ -1,7 +1,7 @@
 """The shipped demo student (``stream/assets/demo_student.pt``), end to end: teacher, KD with α and T
 chosen on val, int8 compact, size and CPU speed (issue 25, item 1). docs/results.md has the figures.
 
-    python benchmarks/demo_student.py --out runs/demo_v3
+    python benchmarks/demo_student.py --out runs/demo_v3 --seeds 0,1,2 --jobs 2
 
 Stages (``--stages``, default all, in this order; finished runs are reused, as in ``soccerkd sweep``):
 
@@ -9,10 +9,10 @@ Stages (``--stages``, default all, in this order; finished runs are reused, as i
    ``soccerkd.data.synth.generate_match_clips``), cut into 24-frame labelled clips, split by match,
    into ``--data`` (skipped when its manifest exists). The demo's windows come from such a match.
 1. ``teacher``: ``configs/train/demo_v3_teacher.yaml`` (seed ``--seed``), on the whole training split.
-2. ``grid``: ``configs/train/demo_v3_kd.yaml`` for each (α, T) of ``--cells`` (default α 0.5, T 4 and
-   α 0.9, T 8: the old demo's cell and the CPU recipe's choice) and each of ``--seeds``, distilled
-   from that teacher; ``--jobs N`` trains N runs at once as processes (``--launch-until`` time-boxes
-   it). The cell with the best **mean** val video accuracy over the seeds (ties: lower mean val loss)
+2. ``grid``: ``configs/train/demo_v3_kd.yaml`` for each (α, T) of ``--cells`` (default α ∈ {0.5, 0.7,
+   0.9} × T ∈ {2, 4, 8}) and each of ``--seeds``, distilled from that teacher; ``--jobs N`` trains N
+   runs at once as processes (``--launch-until`` time-boxes it). The runs share one file of the
+   teacher's logits (``kd.teacher_cache``), so the teacher runs once per distinct clip for the grid. The cell with the best **mean** val video accuracy over the seeds (ties: lower mean val loss)
    is chosen, then its seed with the best val accuracy; test is not read for the choice.
 3. ``ship``: the chosen run's ``best.pt`` compacted to int8 (``soccerkd.compact``) and written to
    ``--ship`` (default the shipped asset); its test figures (read once, after the choice), its size
@@ -43,6 +43,7 @@ KD = ROOT / "configs" / "train" / "demo_v3_kd.yaml"
 SHIPPED = ROOT / "stream" / "assets" / "demo_student.pt"
 STAGES = ("data", "teacher", "grid", "ship")
 DATA = Path("data/synth_v3_match64")
+GRID = "0.5:2,0.5:4,0.5:8,0.7:2,0.7:4,0.7:8,0.9:2,0.9:4,0.9:8"
 
 
 def _floats(text: str) -> list[float]:
@@ -252,7 +253,7 @@ def print_report(report: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--out", type=Path, default=Path("runs/demo_v3"))
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     ap.add_argument("--seed", type=int, default=0)
@@ -261,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", type=int, default=3, help="generator version of the matches")
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--cells", type=_cells, default=[(0.5, 4.0), (0.9, 8.0)], metavar="A:T,A:T",
-                    help="the (α, T) cells of the KD sweep (default 0.5:4,0.9:8)")
+    ap.add_argument("--cells", type=_cells, default=_cells(GRID), metavar="A:T,A:T",
+                    help=f"the (α, T) cells of the KD sweep (default {GRID})")
     ap.add_argument("--seeds", default=None, metavar="S,S",
                     help="seeds of the KD grid (default: --seed); the teacher is always --seed's")
     ap.add_argument("--jobs", type=int, default=1,

@@ -364,3 +364,29 @@ def scripted_worker(config: Any, max_seconds: float | None, results: Any, log_se
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait(120)
     results.put({"messages": 0})
+
+
+def reloading_worker(config: Any, max_seconds: float | None, results: Any, log_setup: tuple[str, str]) -> None:
+    """A stand-in for ``serve --workers``' worker that counts the SIGHUPs it gets until SIGTERM, then
+    reports ``{"reloads": n}`` and exits 0. In ``$SOCCERKD_WORKER_DIR`` it touches
+    ``<instance>.ready`` once its handlers are in and ``<instance>.hup<k>`` at its k-th SIGHUP, so a
+    test knows when to signal the parent and when the signal has arrived."""
+    import os
+    import signal
+    import threading
+    from pathlib import Path
+
+    marks = Path(os.environ["SOCCERKD_WORKER_DIR"])
+    name = str(config.kafka.group_instance_id)
+    reloads = [0]
+    stop = threading.Event()
+
+    def hup(*_: Any) -> None:
+        reloads[0] += 1
+        (marks / f"{name}.hup{reloads[0]}").touch()
+
+    signal.signal(signal.SIGHUP, hup)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    (marks / f"{name}.ready").touch()
+    stop.wait(120)
+    results.put({"reloads": reloads[0]})

@@ -90,3 +90,41 @@ def test_a_sighup_before_the_service_runs_is_kept_for_the_reload_and_is_not_a_st
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_a_sighup_to_serve_workers_reaches_every_worker(tmp_path, monkeypatch):
+    """``serve --workers 2``: one SIGHUP to the parent makes each worker reload once (the parent
+    itself neither stops nor dies by it), and a SIGTERM afterwards still stops both cleanly."""
+    import signal
+    import threading
+    import time
+
+    from stream.app.serve import serve_workers
+    from stream.config import StreamConfig
+    from stream.dev.testing import reloading_worker
+
+    monkeypatch.setenv("SOCCERKD_WORKER_DIR", str(tmp_path))
+
+    def wait_for(pattern: str, n: int) -> bool:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len(list(tmp_path.glob(pattern))) >= n:
+                return True
+            time.sleep(0.05)
+        return False
+
+    seen = {}
+
+    def operator() -> None:   # signals the parent as an operator (or kubectl exec kill -HUP) would
+        seen["ready"] = wait_for("*.ready", 2)
+        os.kill(os.getpid(), signal.SIGHUP)
+        seen["reloaded"] = wait_for("*.hup1", 2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    driver = threading.Thread(target=operator, daemon=True)
+    driver.start()
+    outcome = serve_workers(StreamConfig(), 2, target=reloading_worker)
+    driver.join(5)
+    assert seen == {"ready": True, "reloaded": True}
+    assert outcome.counts == {"reloads": 2} and not outcome.interrupted
+    assert not list(tmp_path.glob("*.hup2"))   # one SIGHUP, one reload each
