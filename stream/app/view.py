@@ -56,9 +56,9 @@ class ViewMetrics:
 
 def windows_total(text: str) -> float:
     """The sum of ``soccerkd_windows_total`` in a Prometheus text exposition (ValueError if absent)."""
-    from prometheus_client.parser import text_string_to_metric_families
+    from stream.app.metrics import parse_metrics
 
-    found = [s.value for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == WINDOWS_METRIC]
+    found = [value for (name, _), value in parse_metrics(text).items() if name == WINDOWS_METRIC]
     if not found:
         raise ValueError(f"no {WINDOWS_METRIC} in the exposition: is this a soccerkd serve /metrics?")
     return float(sum(found))

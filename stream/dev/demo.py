@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from stream.app.metrics import parse_metrics
 from stream.app.outputs import plot_timeline, predicted_segments, write_events, write_overlay
 from stream.core.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments
 from stream.errors import StreamError
@@ -231,17 +232,6 @@ class EventTail:
         if self.error is not None:
             raise StreamError(f"reading the events topic failed: {self.error!r}") from self.error
         return list(self.events)
-
-
-def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Samples of a Prometheus text exposition: ``{(name, sorted label pairs): value}``."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = float(sample.value)
-    return out
 
 
 def latency_quantiles(samples: dict, name: str = "soccerkd_event_latency_seconds",
