@@ -8,7 +8,8 @@ windows, preprocessing and model as ``soccerkd serve``) recording every window's
 then replays :class:`stream.core.smoothing.Smoother` over a grid of ``on_threshold`` ×
 ``off_threshold`` × ``min_windows`` and scores each against the ground truth (segment F1 at IoU ≥ 0.5,
 frame accuracy), as the demo scores. Prints the table, best (mean F1, then mean frame accuracy)
-first, and writes JSON.
+first, and writes JSON. Matches already rendered in ``--work`` (same timeline, size, seed and
+version in their ground-truth JSON) are reused, so scoring another student takes seconds.
 
     python benchmarks/demo_smoothing.py --checkpoint stream/assets/demo_student.pt --out runs/demo_v3/smoothing.json
 """
@@ -105,19 +106,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{video.name}: {gt['num_frames']} frames, {len(predictor.records)} windows", file=sys.stderr)
         return truth, gt["num_frames"], list(predictor.records)
 
+    def rendered(video: Path, timeline: list, size: tuple[int, int], seed: int) -> dict:
+        """The match's ground truth, rendering it unless ``--work`` already holds the same match (its
+        ground truth names the same timeline, size, seed and version)."""
+        gt_path = video.with_suffix(".json")
+        if video.is_file() and gt_path.is_file():
+            gt = json.loads(gt_path.read_text())
+            same = (gt.get("version") == version and gt.get("seed") == seed
+                    and [[s["label"], s["end_frame"] - s["start_frame"]] for s in gt["segments"]]
+                    == [[label, n] for label, n in timeline] and [gt.get("width"), gt.get("height")] == list(size))
+            if same:
+                return gt
+        return render_match(video, timeline, size=size, seed=seed, version=version)
+
     matches = []
     for i in range(args.matches):
         seed = args.seed + i
         timeline = random_timeline(np.random.default_rng([seed, 5555]), args.segments)
         video = args.work / f"val_v{version}_{seed}.mp4"
-        matches.append(record(video, render_match(video, timeline, size=parse_size(args.size), seed=seed,
-                                                  version=version)))
+        matches.append(record(video, rendered(video, list(timeline), parse_size(args.size), seed)))
     demo = None
     if args.demo_match:
         from stream.dev.demo import DEFAULT_TIMELINE
 
         video = args.work / f"demo_v{version}_7.mp4"
-        demo = record(video, render_match(video, list(DEFAULT_TIMELINE), size=(320, 240), seed=7, version=version))
+        demo = record(video, rendered(video, list(DEFAULT_TIMELINE), (320, 240), 7))
     predictor.close()
     if args.dump_records is not None:   # every window's probabilities, to replay other smoothers offline
         import pickle
