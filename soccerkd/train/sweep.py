@@ -42,8 +42,8 @@ def plan_cells(configs: Sequence[str | Path], *, alphas: Sequence[float] = (), t
                overrides: Iterable[str] = (), out: Path) -> list[SweepCell]:
     """Expand each config into cells; KD configs get one cell per (α, T) (their own values if none given).
 
-    ``{sweep}`` in ``kd.teacher_checkpoint`` and ``kd.teacher_cache`` becomes ``out`` (``{seed}`` is kept for the run), so a
-    KD config can point at the teachers this same sweep trains, e.g.
+    ``{sweep}`` in ``kd.teacher_checkpoint`` and ``kd.teacher_cache`` becomes ``out`` (``{seed}`` is
+    kept for the run), so a KD config can point at the teachers this same sweep trains, e.g.
     ``{sweep}/synth_teacher/seed{seed}/best.pt``.
     """
     cells = []
