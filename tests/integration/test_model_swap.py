@@ -140,5 +140,6 @@ def test_a_swap_under_load_loses_no_window_and_changes_no_id(kafka_broker, tmp_p
     print(f"\nswap under load: SIGHUP at {swapped_at:.0f} of {total} windows; load {load:.3f} s (off the loop), "
           f"switch {switch * 1000:.2f} ms; events {len(events)} (old model "
           f"{sum(e['checkpoint_sha256'] == sha_old for e in events)}, new "
-          f"{sum(e['checkpoint_sha256'] == sha_new for e in events)}); windows lost 0, published twice 0 ({windows() - total:.0f} run again after an abort), "
+          f"{sum(e['checkpoint_sha256'] == sha_new for e in events)}); windows lost 0, published twice 0 "
+          f"({windows() - total:.0f} run again after an abort), "
           f"ids changed {len(changed)}, segments cut by the swap {len(cut)}")
