@@ -97,13 +97,16 @@ class _DropLog:
                     self._every_s)
 
 
-class _Slots:
-    """At most ``size`` calls running at once, each on a thread of its own; a call beyond them is refused."""
+PROBE_GRACE_S = 0.25   # how long a probe waits for a busy probe slot before its 503
 
-    def __init__(self, size: int) -> None:
+class _Slots:
+    """At most ``size`` calls running at once, each on a thread of its own; a call beyond them is
+    refused, after waiting up to ``grace_s`` for a slot to come free."""
+
+    def __init__(self, size: int, grace_s: float = 0.0) -> None:
         if size < 1:
             raise ValueError(f"a handler pool needs at least 1 slot, got {size!r}")
-        self.size = size
+        self.size, self.grace_s = size, grace_s
         self._free = threading.BoundedSemaphore(size)
 
     @property
@@ -111,7 +114,7 @@ class _Slots:
         return self.size - self._free._value   # type: ignore[attr-defined]
 
     def run(self, fn: Callable[..., None], *args: object) -> bool:
-        if not self._free.acquire(blocking=False):
+        if not (self._free.acquire(timeout=self.grace_s) if self.grace_s > 0 else self._free.acquire(blocking=False)):
             return False
 
         def body() -> None:
@@ -299,7 +302,10 @@ class MetricsServer:
         self.timeout_s = timeout_s
         self.max_handlers = max_handlers
         self._scrapes = _Slots(max_handlers)
-        self._probes = _Slots(probe_handlers)
+        # A probe's handler frees its slot only after its client has the answer, so on a loaded
+        # host a prober that asks again at once can find both slots still held: it waits briefly
+        # for one (the reader thread stalls at most that long per probe) instead of getting a 503.
+        self._probes = _Slots(probe_handlers, grace_s=PROBE_GRACE_S)
         self.drops = _DropLog()
         try:
             self._listener = socket.create_server((host, port), backlog=128,

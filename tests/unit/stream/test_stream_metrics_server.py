@@ -157,6 +157,46 @@ def test_probes_have_slots_of_their_own_and_a_scrape_beyond_its_slots_gets_503()
     assert server.drops.totals == {"all scrape slots busy": 1}
 
 
+def test_a_probe_waits_briefly_for_a_probe_slot_still_held_before_its_503():
+    """Under CPU load a probe's handler can still hold its slot after its client has the answer; a
+    prober asking again at once must not get a 503 for that (it did, in a loaded CI run)."""
+    from stream.app.http import PROBE_GRACE_S
+
+    entered, release = threading.Semaphore(0), threading.Event()
+
+    def slow_ready() -> tuple[bool, str]:
+        entered.release()
+        release.wait(10)
+        return True, "ready"
+
+    server = MetricsServer(Metrics(CollectorRegistry()), port=0, host="127.0.0.1", ready=slow_ready).start()
+    held = [threading.Thread(target=get, args=(server.port, "/readyz", 20)) for _ in range(2)]
+    try:
+        for t in held:
+            t.start()
+        for _ in range(2):
+            assert entered.acquire(timeout=5)
+        threading.Timer(0.08, release.set).start()   # a slot frees within the grace (0.25 s)
+        assert get(server.port, "/healthz") == (200, b"ok\n")
+        for t in held:
+            t.join(10)
+        release.clear()
+        held = [threading.Thread(target=get, args=(server.port, "/readyz", 20)) for _ in range(2)]
+        for t in held:
+            t.start()
+        for _ in range(2):
+            assert entered.acquire(timeout=5)
+        t0 = time.monotonic()
+        assert get(server.port, "/healthz") == (503, b"busy\n")   # held past the grace: refused
+        assert time.monotonic() - t0 >= PROBE_GRACE_S * 0.9
+    finally:
+        release.set()
+        for t in held:
+            t.join(10)
+        server.stop()
+    assert server.drops.totals == {"all probe slots busy": 1}
+
+
 def test_garbage_and_oversized_requests_are_answered_or_closed_without_a_traceback(capfd, monkeypatch):
     import logging
 
