@@ -5,8 +5,8 @@ Renders ``--matches`` procedural matches of the student's generator version with
 demo's match, ``render_match(seed=7)``, nor the training matches, ``[seed, 7777, m]``, use),
 runs each once through the service's own pipeline (``stream.app.predict.run_video``: the same
 windows, preprocessing and model as ``soccerkd serve``) recording every window's probabilities,
-then replays :class:`stream.core.smoothing.Smoother` over a grid of ``on_threshold`` ×
-``off_threshold`` × ``min_windows`` and scores each against the ground truth (segment F1 at IoU ≥ 0.5,
+then replays :class:`stream.core.smoothing.Smoother` over a grid of ``average_windows`` ×
+``on_threshold`` × ``off_threshold`` × ``min_windows`` and scores each against the ground truth (segment F1 at IoU ≥ 0.5,
 frame accuracy), as the demo scores. Prints the table, best (mean F1, then mean frame accuracy)
 first, and writes JSON. Matches already rendered in ``--work`` (same timeline, size, seed and
 version in their ground-truth JSON) are reused, so scoring another student takes seconds.
@@ -47,11 +47,12 @@ class RecordingPredictor:
         return probs
 
 
-def replay(records, class_names, on: float, off: float, min_windows: int) -> list:
+def replay(records, class_names, on: float, off: float, min_windows: int, average: int = 1) -> list:
     from stream.core.evaluation import Segment
     from stream.core.smoothing import Smoother, SmoothingConfig
 
-    sm = Smoother(class_names, SmoothingConfig(on_threshold=on, off_threshold=off, min_windows=min_windows))
+    sm = Smoother(class_names, SmoothingConfig(on_threshold=on, off_threshold=off, min_windows=min_windows,
+                                               average_windows=average))
     segs = []
     for ref, probs in sorted(records, key=lambda r: r[0].start_seq):
         segs += sm.push(ref, probs)
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--on", default="0.5,0.6,0.7")
     ap.add_argument("--off", default="0.25,0.4")
     ap.add_argument("--min-windows", default="2,3,4,6")
+    ap.add_argument("--average", default="1",
+                    help="average_windows values: each window decided on the mean of it and the next N-1")
     ap.add_argument("--dump-records", type=Path, default=None, metavar="FILE",
                     help="also pickle every window's (WindowRef, probabilities) and the ground truth to FILE")
     ap.add_argument("--demo-match", action="store_true",
@@ -138,39 +141,39 @@ def main(argv: list[str] | None = None) -> int:
         args.dump_records.parent.mkdir(parents=True, exist_ok=True)
         args.dump_records.write_bytes(pickle.dumps({"names": names, "matches": matches, "demo": demo}))
 
-    def score(match, on, off, mw):
+    def score(match, on, off, mw, avg):
         truth, n, records = match
-        pred = replay(records, names, on, off, mw)
+        pred = replay(records, names, on, off, mw, avg)
         return match_segments(pred, truth, iou=0.5).f1, frame_accuracy(pred, truth, n), {p.label for p in pred}
 
     rows = []
-    grid = itertools.product([float(v) for v in args.on.split(",")], [float(v) for v in args.off.split(",")],
-                             [int(v) for v in args.min_windows.split(",")])
-    for on, off, mw in grid:
+    grid = itertools.product([int(v) for v in args.average.split(",")], [float(v) for v in args.on.split(",")],
+                             [float(v) for v in args.off.split(",")], [int(v) for v in args.min_windows.split(",")])
+    for avg, on, off, mw in grid:
         if off > on:
             continue
         f1s, accs, labels = [], [], set()
         for match in matches:
-            f1, acc, got = score(match, on, off, mw)
+            f1, acc, got = score(match, on, off, mw, avg)
             f1s.append(f1)
             accs.append(acc)
             labels |= got
-        row = {"on_threshold": on, "off_threshold": off, "min_windows": mw,
+        row = {"average_windows": avg, "on_threshold": on, "off_threshold": off, "min_windows": mw,
                "f1": statistics.fmean(f1s), "frame_accuracy": statistics.fmean(accs), "f1_per_match": f1s,
                "frame_accuracy_per_match": accs, "labels_predicted": sorted(labels)}
         if demo is not None:
-            f1, acc, got = score(demo, on, off, mw)
+            f1, acc, got = score(demo, on, off, mw, avg)
             row["demo_match"] = {"f1": f1, "frame_accuracy": acc, "labels_predicted": sorted(got)}
         rows.append(row)
     rows.sort(key=lambda r: (-r["f1"], -r["frame_accuracy"]))
     print(f"{args.matches} validation matches (v{version}, seeds {args.seed}..{args.seed + args.matches - 1}), "
           f"checkpoint {ckpt}" + ("; the demo's match beside them, not used for the ranking" if demo else ""))
-    head = "| on | off | min windows | mean F1 (IoU ≥ 0.5) | mean frame acc | F1 per match |"
+    head = "| average | on | off | min windows | mean F1 (IoU ≥ 0.5) | mean frame acc | F1 per match |"
     if demo is not None:
         head += " demo match F1 | demo frame acc | demo classes |"
     print(head + "\n" + "|---" * (head.count("|") - 1) + "|")
     for r in rows:
-        line = (f"| {r['on_threshold']:g} | {r['off_threshold']:g} | {r['min_windows']} | "
+        line = (f"| {r['average_windows']} | {r['on_threshold']:g} | {r['off_threshold']:g} | {r['min_windows']} | "
                 f"{r['f1']:.2f} | {r['frame_accuracy']:.2f} | {', '.join(f'{v:.2f}' for v in r['f1_per_match'])} |")
         if demo is not None:
             d = r["demo_match"]

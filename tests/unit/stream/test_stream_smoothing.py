@@ -1,4 +1,4 @@
-"""Hysteresis, minimum and maximum duration of action segments."""
+"""Hysteresis, minimum and maximum duration of action segments, and averaging over windows."""
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -57,15 +57,53 @@ def test_validation():
         SmoothingConfig(on_threshold=0.3, off_threshold=0.5)
     with pytest.raises(ConfigError):
         SmoothingConfig(min_windows=3, max_windows=2)
+    with pytest.raises(ConfigError, match="average_windows must be >= 1, got 0"):
+        SmoothingConfig(average_windows=0)
+
+
+def test_averaging_bridges_a_one_window_misreading_and_reports_the_centred_span():
+    pk = [0.9, 0.9, 0.1, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1]
+    segs, _ = run(pk)
+    assert [x[1:3] for x in segs] == [(0, 11), (12, 27)]   # alone, the blip at w2 splits the kick
+    s = Smoother(NAMES, SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=2, average_windows=3))
+    closed_at = {}
+    for i, p in enumerate(pk):
+        for x in s.push(ref(i), (p, (1 - p) / 2, (1 - p) / 2)):
+            closed_at[(x.label, x.first.start_seq, x.last.end_seq, x.num_windows)] = i
+    # decided on the means of w0..w2, w1..w3, ...: w0..w4 are kick (>= 0.63), w5's mean 0.37 closes
+    # it once w7 has come; reported one window on (w1..w5), the windows those means centre on
+    assert closed_at == {("kick", 4, 27, 5): 7}
+    assert s.close() == [] and s.resume_start is None
+
+
+def test_averaging_waits_for_later_windows_and_close_decides_them():
+    s = Smoother(NAMES, SmoothingConfig(min_windows=1, average_windows=3))
+    assert s.push(ref(0), (0.9, 0.05, 0.05)) == [] and s.push(ref(1), (0.9, 0.05, 0.05)) == []
+    assert not s.active and s.resume_start == 0   # nothing decided yet: a replay starts at w0
+    (seg,) = s.close()
+    assert (seg.label, seg.num_windows, seg.first.start_seq, seg.last.end_seq) == ("kick", 2, 4, 11)
+
+
+def test_no_mean_reaches_across_a_gap():
+    gap = 1_000
+    s = Smoother(NAMES, SmoothingConfig(min_windows=1, average_windows=3), max_gap_ns=gap)
+    kick, run_ = (0.9, 0.05, 0.05), (0.05, 0.9, 0.05)
+    assert s.push(ref(0), kick) == [] and s.push(ref(1), kick) == []
+    late = WindowRef(start_seq=8, end_seq=15, start_capture_ts_ns=10 * gap, end_capture_ts_ns=10 * gap + 7,
+                     newest_capture_ts_ns=10 * gap + 7)
+    (seg,) = s.push(late, run_)   # w0, w1 decided on their own means, the kick closed before the gap
+    assert (seg.label, seg.num_windows, seg.last.end_seq) == ("kick", 2, 11)
+    assert s.resume_start == 8 and not s.active
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.data())
-def test_replay_from_resume_start_gives_the_same_segments(levels, data):
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.sampled_from([1, 2, 3, 5]), st.data())
+def test_replay_from_resume_start_gives_the_same_segments(levels, average, data):
     """The serve path's property: a smoother rebuilt from the resume point (the windows from
     resume_start on) closes the same segments as the one that ran through."""
     probs = [(v / 9, (1 - v / 9) * 0.7, (1 - v / 9) * 0.3) for v in levels]
-    cfg = SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=1, max_windows=6)
+    cfg = SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=1, max_windows=6,
+                          average_windows=average)
     cut = data.draw(st.integers(0, len(probs) - 1))
 
     def key(seg):
