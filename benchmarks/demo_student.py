@@ -11,8 +11,10 @@ Stages (``--stages``, default all, in this order; finished runs are reused, as i
 1. ``teacher``: ``configs/train/demo_v3_teacher.yaml`` (seed ``--seed``), on the whole training split.
 2. ``grid``: ``configs/train/demo_v3_kd.yaml`` for each (α, T) of ``--cells`` (default α ∈ {0.5, 0.7,
    0.9} × T ∈ {2, 4, 8}) and each of ``--seeds``, distilled from that teacher; ``--jobs N`` trains N
-   runs at once as processes (``--launch-until`` time-boxes it). The runs share one file of the
-   teacher's logits (``kd.teacher_cache``), so the teacher runs once per distinct clip for the grid.
+   runs at once as processes (``--launch-until`` time-boxes it). Without augmentation the runs can
+   share one file of the teacher's logits (``--set kd.teacher_cache=...``, see the KD config), so
+   the teacher runs once per distinct clip for the grid; the configs now augment, so it runs on
+   every batch.
    The cell with the best **mean** val video accuracy over the seeds (ties: lower mean val loss) is
    chosen, then its seed with the best val accuracy; test is not read for the choice.
 3. ``ship``: the chosen run's ``best.pt`` compacted to int8 (``soccerkd.compact``) and written to

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from soccerkd.config import load_config
 from stream.app.metrics import parse_metrics
 from stream.app.outputs import plot_timeline, predicted_segments, write_events, write_overlay
+from stream.config import StreamConfig
 from stream.core.evaluation import Segment, frame_accuracy, histogram_quantile, match_segments
 from stream.errors import StreamError
 from stream.inference.artifacts import find_file, resolve_checkpoint
@@ -111,6 +113,10 @@ def run_demo(out_dir: str | Path, *, checkpoint: str | Path | None = None, sourc
                 raise StreamError(f"soccerkd ingest failed ({ingest.returncode}): {ingest.stderr[-2000:]}")
             log("      ingest done; waiting for the service to drain ...")
             _wait_drained(metrics_port, num_frames, settle_s)
+            idle_s = load_config(StreamConfig, config, []).windows.idle_timeout_s
+            if idle_s <= settle_s:   # the camera has stopped: its last segment is published on its idle close
+                log(f"      waiting up to {idle_s + 5:g} s for the idle close (windows.idle_timeout_s) ...")
+                _wait_idle_close(metrics_port, idle_s + 5)
             metrics_text = _scrape(metrics_port)
         except BaseException:
             tail.stop()
@@ -184,6 +190,16 @@ def _wait_drained(port: int, num_frames: int, settle_s: float) -> None:
         if (frames, windows) != last:
             last, stable_since = (frames, windows), time.monotonic()
         elif frames >= num_frames and inflight == 0 and time.monotonic() - stable_since > 2.0:
+            return
+        time.sleep(0.5)
+
+
+def _wait_idle_close(port: int, timeout_s: float) -> None:
+    """Until the service has closed an idle camera (its open segment ends at its last window)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if parse_metrics(_scrape(port)).get(("soccerkd_idle_evictions_total", ()), 0.0) >= 1:
+            time.sleep(1.0)   # the closed segment's event is published in the same poll round
             return
         time.sleep(0.5)
 
