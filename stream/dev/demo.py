@@ -282,6 +282,7 @@ def summarize(result: DemoResult) -> dict[str, Any]:
         "inference_seconds_total": infer_sum,
         "model_windows_per_second": windows / infer_sum if infer_sum else None,
         "generator_version": result.synth_version,
+        "idle_closes": samples.get(("soccerkd_idle_evictions_total", ()), 0.0),
     }
     if result.truth:
         score = match_segments(predicted, result.truth, iou=0.5)
@@ -307,7 +308,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         + (f"  (model: {speed:.1f} windows/s of inference time)" if speed else ""),
         f"events                      : {summary['events']}  "
         + ", ".join(f"{k}={v}" for k, v in sorted(summary["events_per_label"].items())),
-        f"event latency (histogram)   : p50 {lat['p50']}, p95 {lat['p95']}, p99 {lat['p99']}",
+        f"event latency (histogram)   : p50 {lat['p50']}, p95 {lat['p95']}, p99 {lat['p99']}"
+        + ("  (with the camera's last event, published at its idle close)" if summary.get("idle_closes") else ""),
     ]
     if "timeline" in summary:
         t = summary["timeline"]
