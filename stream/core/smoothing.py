@@ -129,7 +129,8 @@ class Smoother:
         if self.max_gap_ns is not None:
             if window.max_frame_gap_ns > self.max_gap_ns:   # the window straddles an outage
                 return self.close()
-            if self._received is not None and window.start_capture_ts_ns - self._received.end_capture_ts_ns > self.max_gap_ns:
+            prev = self._received
+            if prev is not None and window.start_capture_ts_ns - prev.end_capture_ts_ns > self.max_gap_ns:
                 out.extend(self.close())
         self._received = window
         self._waiting.append((window, probs))
