@@ -96,12 +96,19 @@ def test_no_mean_reaches_across_a_gap():
     assert s.resume_start == 8 and not s.active
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.sampled_from([1, 2, 3, 5]), st.data())
-def test_replay_from_resume_start_gives_the_same_segments(levels, average, data):
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=40),
+       st.sampled_from([1, 2, 3, 5]), st.data())
+def test_replay_from_resume_start_gives_the_same_segments(windows, average, data):
     """The serve path's property: a smoother rebuilt from the resume point (the windows from
-    resume_start on) closes the same segments as the one that ran through."""
-    probs = [(v / 9, (1 - v / 9) * 0.7, (1 - v / 9) * 0.3) for v in levels]
+    resume_start on) closes the same segments as the one that ran through; with capture-time
+    gaps before some windows (kind 0) and windows that straddle an outage (kind 1) too."""
+    probs = [(v / 9, (1 - v / 9) * 0.7, (1 - v / 9) * 0.3) for v, _ in windows]
+    gap, refs, t = 1_000, [], 0
+    for i, (_, kind) in enumerate(windows):
+        t += 10 * gap if kind == 0 else 10
+        refs.append(WindowRef(start_seq=i * 4, end_seq=i * 4 + 7, start_capture_ts_ns=t, end_capture_ts_ns=t + 7,
+                              newest_capture_ts_ns=t + 7, max_frame_gap_ns=5 * gap if kind == 1 else 1))
     cfg = SmoothingConfig(on_threshold=0.6, off_threshold=0.4, min_windows=1, max_windows=6,
                           average_windows=average)
     cut = data.draw(st.integers(0, len(probs) - 1))
@@ -109,17 +116,17 @@ def test_replay_from_resume_start_gives_the_same_segments(levels, average, data)
     def key(seg):
         return seg.label, seg.first.start_seq, seg.last.end_seq, seg.num_windows, round(seg.confidence, 9)
 
-    through = Smoother(NAMES, cfg)
+    through = Smoother(NAMES, cfg, max_gap_ns=gap)
     emitted = []
     for i, p in enumerate(probs):
-        emitted.append([key(x) for x in through.push(ref(i), p)])
+        emitted.append([key(x) for x in through.push(refs[i], p)])
         if i == cut:
             start = through.resume_start
     tail_through = [k for i, ks in enumerate(emitted) if i > cut for k in ks] + [key(x) for x in through.close()]
     first = cut + 1 if start is None else start // 4
-    replayed = Smoother(NAMES, cfg)
+    replayed = Smoother(NAMES, cfg, max_gap_ns=gap)
     out = []
     for i in range(first, len(probs)):
-        out += [key(x) for x in replayed.push(ref(i), probs[i])]
+        out += [key(x) for x in replayed.push(refs[i], probs[i])]
     out += [key(x) for x in replayed.close()]
     assert out == tail_through
