@@ -99,6 +99,7 @@ class _DropLog:
 
 PROBE_GRACE_S = 0.25   # how long a probe waits for a busy probe slot before its 503
 
+
 class _Slots:
     """At most ``size`` calls running at once, each on a thread of its own; a call beyond them is
     refused, after waiting up to ``grace_s`` for a slot to come free."""
