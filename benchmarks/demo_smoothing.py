@@ -7,11 +7,13 @@ runs each once through the service's own pipeline (``stream.app.predict.run_vide
 windows, preprocessing and model as ``soccerkd serve``) recording every window's probabilities,
 then replays :class:`stream.core.smoothing.Smoother` over a grid of ``average_windows`` ×
 ``on_threshold`` × ``off_threshold`` × ``min_windows`` and scores each against the ground truth
-(segment F1 at IoU ≥ 0.5, frame accuracy), as the demo scores. Prints the table, best (mean F1, then mean frame accuracy)
-first, and writes JSON. Matches already rendered in ``--work`` (same timeline, size, seed and
-version in their ground-truth JSON) are reused, so scoring another student takes seconds.
+(segment F1 at IoU ≥ 0.5, frame accuracy), as the demo scores. Prints the table, best (mean F1,
+then mean frame accuracy) first, and writes JSON. Matches already rendered in ``--work`` (same
+timeline, size, seed and version in their ground-truth JSON) are reused, so scoring another
+student takes seconds.
 
-    python benchmarks/demo_smoothing.py --checkpoint demo --matches 8 --average 1,3,5,7,9 --out runs/demo_v3/smoothing.json
+    python benchmarks/demo_smoothing.py --checkpoint demo --matches 8 --average 1,3,5,7,9 \
+        --out runs/demo_v3/smoothing.json
 """
 
 from __future__ import annotations

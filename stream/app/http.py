@@ -115,7 +115,7 @@ class _Slots:
         return self.size - self._free._value   # type: ignore[attr-defined]
 
     def run(self, fn: Callable[..., None], *args: object) -> bool:
-        if not (self._free.acquire(timeout=self.grace_s) if self.grace_s > 0 else self._free.acquire(blocking=False)):
+        if not self._free.acquire(timeout=self.grace_s):   # timeout 0: do not wait at all
             return False
 
         def body() -> None:
